@@ -1,0 +1,29 @@
+#!/usr/bin/env bash
+# Installs what is missing, configures, builds and runs the whole test suite with CTest.
+#   scripts/run-tests.sh              Release build in build/
+#   scripts/run-tests.sh --sanitize   AddressSanitizer + UBSan build in build-sanitize/
+set -euo pipefail
+cd "$(dirname "$0")/.."
+source scripts/deps.sh
+
+sanitize=0
+for arg in "$@"; do
+  case "$arg" in
+    --sanitize) sanitize=1 ;;
+    -h|--help) sed -n '2,4p' "$0"; exit 0 ;;
+    *) echo "run-tests.sh: unknown option '$arg' (use --sanitize or --help)" >&2; exit 2 ;;
+  esac
+done
+
+ensure_packages "${EXSAL_BUILD_PACKAGES[@]}"
+jobs=$(nproc)
+if ((sanitize)); then
+  dir=build-sanitize
+  cmake -S . -B "$dir" -DCMAKE_BUILD_TYPE=RelWithDebInfo -DEXSAL_SANITIZE=ON -DEXSAL_BUILD_BENCHMARKS=OFF >/dev/null
+  export ASAN_OPTIONS=detect_leaks=1:abort_on_error=0 UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1
+else
+  dir=build
+  cmake -S . -B "$dir" -DCMAKE_BUILD_TYPE=Release >/dev/null
+fi
+cmake --build "$dir" -j "$jobs"
+ctest --test-dir "$dir" --output-on-failure -j "$jobs"
