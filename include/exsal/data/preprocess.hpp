@@ -1,0 +1,536 @@
+#ifndef EXSAL_DATA_PREPROCESS_HPP
+#define EXSAL_DATA_PREPROCESS_HPP
+
+// The reference preprocessing of METHOD.md section 1, one named function per step:
+//   1. split_train_validation   shuffle the cells once with the seed, hold out the last fraction;
+//   2. filter_genes_by_max      keep genes whose value exceeds the threshold (2) in at least one cell;
+//   3. upper_case_genes         upper-case the gene symbols;
+//   4. restrict_to_gene_sets    keep genes that belong to at least one set of the collection;
+//   5. Preprocessor::fit        fit the input transform on the training cells only.
+// prepare() runs them in this order. The transform produces the network INPUT only: the Poisson
+// target of the reconstruction loss always stays the untransformed values.
+// A fitted Preprocessor is stored with the model (serialize / deserialize) so that new cells are
+// aligned to the model's genes (align) and transformed identically (transform).
+
+#include "exsal/core/error.hpp"
+#include "exsal/core/random.hpp"
+#include "exsal/core/serialize.hpp"
+#include "exsal/core/types.hpp"
+#include "exsal/io/expression_matrix.hpp"
+#include "exsal/io/gene_set.hpp"
+
+#include <algorithm>
+#include <cmath>
+#include <cstdint>
+#include <limits>
+#include <string>
+#include <string_view>
+#include <unordered_map>
+#include <unordered_set>
+#include <utility>
+#include <vector>
+
+namespace exsal {
+
+namespace detail::prep {
+
+// ASCII upper case; gene symbols are ASCII.
+inline std::string upper(std::string s) {
+    for (char& ch : s)
+        if (ch >= 'a' && ch <= 'z') ch = static_cast<char>(ch - 'a' + 'A');
+    return s;
+}
+
+// "A, B, C, ..." with at most `n` entries, for error messages.
+inline std::string first_few(const std::vector<std::string>& v, std::size_t n = 5) {
+    std::string s;
+    for (std::size_t i = 0; i < v.size() && i < n; ++i) s += (i ? ", " : "") + v[i];
+    if (v.size() > n) s += ", ...";
+    return s.empty() ? "(none)" : s;
+}
+
+// Throws ArgumentError(where, ...) when two symbols are equal after upper-casing.
+inline void check_unique_upper(const std::vector<std::string>& genes, const std::string& where) {
+    std::unordered_map<std::string, std::size_t> seen;
+    seen.reserve(genes.size());
+    for (std::size_t i = 0; i < genes.size(); ++i) {
+        auto [it, inserted] = seen.emplace(upper(genes[i]), i);
+        if (!inserted)
+            throw ArgumentError(where, "gene symbols '" + genes[it->second] + "' (row " +
+                                           std::to_string(it->second + 1) + ") and '" + genes[i] + "' (row " +
+                                           std::to_string(i + 1) + ") are the same symbol after upper-casing");
+    }
+}
+
+} // namespace detail::prep
+
+// ---------------------------------------------------------------------------------------------
+// Step 1: train / validation split.
+
+// Column indices of the training and validation cells, each in the order of the shuffled cells.
+struct Split {
+    std::vector<Index> train;      // first n - n_validation entries of the permutation
+    std::vector<Index> validation; // last n_validation = round(fraction * n) entries
+};
+
+// Shuffles 0..n_cells-1 once with Rng(seed).permutation and holds out the last
+// round(validation_fraction * n_cells) cells (reference: 0.05). A fraction of 0 gives no validation
+// cells. Throws ArgumentError when n_cells < 1, the fraction is outside [0, 1), or a side would be
+// empty although the fraction is > 0.
+inline Split split_train_validation(Index n_cells, double validation_fraction, std::uint64_t seed) {
+    const std::string where = "split_train_validation";
+    if (n_cells < 1) throw ArgumentError(where, "need at least one cell, got " + std::to_string(n_cells));
+    if (!(validation_fraction >= 0.0 && validation_fraction < 1.0))
+        throw ArgumentError(where, "validation fraction must be in [0, 1), got " + std::to_string(validation_fraction));
+    const Index n_validation = static_cast<Index>(std::llround(validation_fraction * static_cast<double>(n_cells)));
+    const Index n_train = n_cells - n_validation;
+    if (validation_fraction > 0.0 && (n_validation == 0 || n_train == 0))
+        throw ArgumentError(where, "a validation fraction of " + std::to_string(validation_fraction) + " of " +
+                                       std::to_string(n_cells) + " cells leaves " + std::to_string(n_train) +
+                                       " training and " + std::to_string(n_validation) +
+                                       " validation cells; both sides need at least one (use fraction 0 for no validation)");
+    Rng rng(seed);
+    const std::vector<std::int64_t> perm = rng.permutation(static_cast<std::int64_t>(n_cells));
+    Split split;
+    split.train.assign(perm.begin(), perm.begin() + n_train);
+    split.validation.assign(perm.begin() + n_train, perm.end());
+    return split;
+}
+
+// ---------------------------------------------------------------------------------------------
+// Row and column subsets.
+
+// The given rows (genes), in the given order; cells and groups unchanged.
+inline ExpressionMatrix select_genes(const ExpressionMatrix& m, const std::vector<Index>& rows) {
+    m.check_consistent("select_genes");
+    for (Index r : rows)
+        if (r < 0 || r >= m.n_genes())
+            throw ArgumentError("select_genes", "row " + std::to_string(r) + " outside 0.." + std::to_string(m.n_genes() - 1));
+    ExpressionMatrix out;
+    out.values.resize(static_cast<Index>(rows.size()), m.n_cells());
+    out.genes.reserve(rows.size());
+    for (std::size_t i = 0; i < rows.size(); ++i) {
+        out.values.row(static_cast<Index>(i)) = m.values.row(rows[i]); // out(i, :) = m(rows[i], :)
+        out.genes.push_back(m.genes[static_cast<std::size_t>(rows[i])]);
+    }
+    out.cells = m.cells;
+    out.groups = m.groups;
+    return out;
+}
+
+// The given columns (cells), in the given order, with their ids and group labels.
+inline ExpressionMatrix select_cells(const ExpressionMatrix& m, const std::vector<Index>& columns) {
+    m.check_consistent("select_cells");
+    for (Index c : columns)
+        if (c < 0 || c >= m.n_cells())
+            throw ArgumentError("select_cells", "column " + std::to_string(c) + " outside 0.." + std::to_string(m.n_cells() - 1));
+    ExpressionMatrix out;
+    out.values.resize(m.n_genes(), static_cast<Index>(columns.size()));
+    out.genes = m.genes;
+    for (std::size_t j = 0; j < columns.size(); ++j) {
+        const auto c = static_cast<std::size_t>(columns[j]);
+        out.values.col(static_cast<Index>(j)) = m.values.col(columns[j]); // out(:, j) = m(:, columns[j])
+        out.cells.push_back(m.cells[c]);
+        if (m.has_groups()) out.groups.push_back(m.groups[c]);
+    }
+    return out;
+}
+
+// ---------------------------------------------------------------------------------------------
+// Step 2: gene filter.
+
+// Rows (ascending) whose value is strictly greater than `threshold` in at least one cell
+// (reference threshold 2). Throws ArgumentError when no gene survives.
+inline std::vector<Index> filter_genes_by_max(const ExpressionMatrix& m, float threshold = 2.0f) {
+    const std::string where = "filter_genes_by_max";
+    m.check_consistent(where);
+    std::vector<Index> kept;
+    float largest = -std::numeric_limits<float>::infinity();
+    for (Index g = 0; g < m.n_genes(); ++g) {
+        bool keep = false;
+        for (Index c = 0; c < m.n_cells(); ++c) {
+            const float v = m.values(g, c);
+            if (v > largest) largest = v;
+            if (v > threshold) keep = true;
+        }
+        if (keep) kept.push_back(g);
+    }
+    if (kept.empty())
+        throw ArgumentError(where, "no gene has a value > " + std::to_string(threshold) + " in any cell (" +
+                                       std::to_string(m.n_genes()) + " genes, " + std::to_string(m.n_cells()) +
+                                       " cells, largest value " + (m.values.size() ? std::to_string(largest) : "none") +
+                                       "); the reference filter expects counts, lower the threshold for scaled or log data");
+    return kept;
+}
+
+// ---------------------------------------------------------------------------------------------
+// Step 3: upper-case symbols.
+
+// Upper-cases every gene symbol in place (ASCII). Throws ArgumentError, leaving `m` unchanged,
+// when two symbols become equal.
+inline void upper_case_genes(ExpressionMatrix& m) {
+    m.check_consistent("upper_case_genes");
+    detail::prep::check_unique_upper(m.genes, "upper_case_genes");
+    for (auto& g : m.genes) g = detail::prep::upper(g);
+}
+
+// ---------------------------------------------------------------------------------------------
+// Step 4: restriction to a gene-set collection.
+
+// Rows (ascending) whose symbol, upper-cased, is a member of at least one set of `sets`
+// (set members upper-cased too). Throws ArgumentError when the collection is empty or no gene
+// overlaps, showing the first symbols of each side so that a case or identifier mismatch shows.
+inline std::vector<Index> restrict_to_gene_sets(const std::vector<std::string>& genes, const GeneSetCollection& sets) {
+    const std::string where = "restrict_to_gene_sets";
+    if (sets.empty()) throw ArgumentError(where, "the gene-set collection is empty");
+    std::unordered_set<std::string> members;
+    std::vector<std::string> first_members;
+    for (const auto& s : sets)
+        for (const auto& g : s.genes) {
+            if (members.insert(detail::prep::upper(g)).second && first_members.size() < 6) first_members.push_back(g);
+        }
+    std::vector<Index> kept;
+    for (std::size_t i = 0; i < genes.size(); ++i)
+        if (members.count(detail::prep::upper(genes[i]))) kept.push_back(static_cast<Index>(i));
+    if (kept.empty())
+        throw ArgumentError(where, "none of the " + std::to_string(genes.size()) + " genes of the data is in any of the " +
+                                       std::to_string(sets.size()) + " gene sets (" + std::to_string(members.size()) +
+                                       " distinct genes); data genes: " + detail::prep::first_few(genes) +
+                                       "; set genes: " + detail::prep::first_few(first_members) +
+                                       " (check species, identifier type and symbol case)");
+    return kept;
+}
+
+inline std::vector<Index> restrict_to_gene_sets(const ExpressionMatrix& m, const GeneSetCollection& sets) {
+    m.check_consistent("restrict_to_gene_sets");
+    return restrict_to_gene_sets(m.genes, sets);
+}
+
+// ---------------------------------------------------------------------------------------------
+// Step 5: input transforms.
+
+enum class InputTransform : std::uint32_t {
+    none = 0,     // y = x (the reference fed the values unscaled)
+    log1p = 1,    // y = log(1 + x)
+    minmax = 2,   // y = (x - min_g) / (max_g - min_g), min/max of the raw values over the training cells; 0 if max_g == min_g
+    cpm_log1p = 3 // y = log(1 + x * scale / sum_g x), scale 1e4 (counts per 10k), per cell over the model genes
+};
+
+inline const char* input_transform_name(InputTransform t) {
+    switch (t) {
+    case InputTransform::none: return "none";
+    case InputTransform::log1p: return "log1p";
+    case InputTransform::minmax: return "minmax";
+    case InputTransform::cpm_log1p: return "cpm_log1p";
+    }
+    return "unknown";
+}
+
+// "none", "log1p", "minmax", "cpm_log1p" (case-insensitive); throws ArgumentError otherwise.
+inline InputTransform parse_input_transform(const std::string& name) {
+    const std::string u = detail::prep::upper(name);
+    for (InputTransform t : {InputTransform::none, InputTransform::log1p, InputTransform::minmax, InputTransform::cpm_log1p})
+        if (u == detail::prep::upper(input_transform_name(t))) return t;
+    throw ArgumentError("parse_input_transform", "unknown input transform '" + name +
+                                                     "' (expected none, log1p, minmax or cpm_log1p)");
+}
+
+// The fitted preprocessing state stored with a model: the model's genes in order, the input
+// transform and its parameters, and for the record the filter threshold and gene-set label.
+//   minmax:    per gene min and max of the raw training values; new values outside the training
+//              range map outside [0, 1] (not clipped); genes constant in training map to 0.
+//   cpm_log1p: the library size is the sum over the model genes of the cell (genes zero-filled by
+//              align count as 0); cells with library size 0 map to 0.
+class Preprocessor {
+public:
+    static constexpr double default_cpm_scale = 1e4;
+
+    Preprocessor() = default;
+
+    // Fits `transform` on the training cells (genes x cells, raw values, genes already filtered,
+    // upper-cased and in model order). Throws ArgumentError on empty or duplicate genes, on no
+    // training cells for minmax, or on a non-positive cpm scale.
+    static Preprocessor fit(const ExpressionMatrix& train_cells, InputTransform transform,
+                            double cpm_scale = default_cpm_scale) {
+        const std::string where = "Preprocessor::fit";
+        train_cells.check_consistent(where);
+        if (train_cells.n_genes() == 0) throw ArgumentError(where, "no genes");
+        detail::prep::check_unique_upper(train_cells.genes, where);
+        if (!(cpm_scale > 0.0 && std::isfinite(cpm_scale)))
+            throw ArgumentError(where, "cpm scale must be positive and finite, got " + std::to_string(cpm_scale));
+        Preprocessor p;
+        p.m_genes.reserve(train_cells.genes.size());
+        for (const auto& g : train_cells.genes) p.m_genes.push_back(detail::prep::upper(g));
+        p.m_transform = transform;
+        p.m_cpm_scale = cpm_scale;
+        if (transform == InputTransform::minmax) {
+            if (train_cells.n_cells() == 0) throw ArgumentError(where, "minmax needs at least one training cell");
+            if (!train_cells.values.allFinite()) throw ArgumentError(where, "minmax needs finite values");
+            p.m_min = train_cells.values.rowwise().minCoeff(); // G, min over training cells
+            p.m_max = train_cells.values.rowwise().maxCoeff(); // G, max over training cells
+        }
+        return p;
+    }
+
+    // Network input from raw values (genes x cells, genes in model order). Throws ArgumentError
+    // when the row count differs, or for log1p / cpm_log1p when a value is negative or not finite.
+    MatrixF transform(ConstMatrixRef<float> values) const {
+        const std::string where = "Preprocessor::transform";
+        if (values.rows() != n_genes())
+            throw ArgumentError(where, "expected " + std::to_string(n_genes()) + " genes (rows) in model order, got " +
+                                           std::to_string(values.rows()));
+        if (m_transform == InputTransform::log1p || m_transform == InputTransform::cpm_log1p) {
+            for (Index c = 0; c < values.cols(); ++c)
+                for (Index g = 0; g < values.rows(); ++g) {
+                    const float v = values(g, c);
+                    if (!(v >= 0.0f && std::isfinite(v)))
+                        throw ArgumentError(where, std::string(input_transform_name(m_transform)) +
+                                                       " needs finite non-negative values; gene " + m_genes[static_cast<std::size_t>(g)] +
+                                                       " of cell " + std::to_string(c + 1) + " is " + std::to_string(v));
+                }
+        }
+        MatrixF out(values.rows(), values.cols());
+        const Index n_cells = values.cols(), n = values.rows();
+        switch (m_transform) {
+        case InputTransform::none:
+            out = values;
+            break;
+        case InputTransform::log1p:
+#pragma omp parallel for schedule(static)
+            for (Index c = 0; c < n_cells; ++c)
+                for (Index g = 0; g < n; ++g) out(g, c) = std::log1p(values(g, c)); // y = log(1 + x)
+            break;
+        case InputTransform::minmax:
+#pragma omp parallel for schedule(static)
+            for (Index c = 0; c < n_cells; ++c)
+                for (Index g = 0; g < n; ++g) {
+                    const float range = m_max(g) - m_min(g);
+                    out(g, c) = range > 0.0f ? (values(g, c) - m_min(g)) / range : 0.0f; // y = (x - min) / (max - min)
+                }
+            break;
+        case InputTransform::cpm_log1p:
+#pragma omp parallel for schedule(static)
+            for (Index c = 0; c < n_cells; ++c) {
+                double library = 0.0; // sum over model genes of the cell
+                for (Index g = 0; g < n; ++g) library += values(g, c);
+                const double f = library > 0.0 ? m_cpm_scale / library : 0.0;
+                for (Index g = 0; g < n; ++g)
+                    out(g, c) = static_cast<float>(std::log1p(static_cast<double>(values(g, c)) * f)); // y = log(1 + x scale / lib)
+            }
+            break;
+        }
+        return out;
+    }
+
+    // New cells' raw values reordered to the model's genes.
+    struct Aligned {
+        MatrixF values;                         // model genes x new cells, raw (not transformed); missing genes are 0
+        Index genes_missing = 0;                // model genes the new data lacks (zero-filled)
+        Index genes_extra = 0;                  // genes of the new data the model does not know (ignored)
+        std::vector<std::string> missing_genes; // their symbols, in model order
+    };
+
+    // Matches new cells' genes to the model's by upper-cased symbol. Throws ArgumentError when the
+    // new data has duplicate symbols (after upper-casing) or shares no gene with the model.
+    Aligned align(const ExpressionMatrix& new_cells) const {
+        const std::string where = "Preprocessor::align";
+        new_cells.check_consistent(where);
+        if (n_genes() == 0) throw ArgumentError(where, "the preprocessor is not fitted (no genes)");
+        detail::prep::check_unique_upper(new_cells.genes, where);
+        std::unordered_map<std::string, Index> row_of;
+        row_of.reserve(new_cells.genes.size());
+        for (std::size_t i = 0; i < new_cells.genes.size(); ++i)
+            row_of.emplace(detail::prep::upper(new_cells.genes[i]), static_cast<Index>(i));
+        Aligned a;
+        a.values = MatrixF::Zero(n_genes(), new_cells.n_cells());
+        Index matched = 0;
+        for (Index g = 0; g < n_genes(); ++g) {
+            const auto it = row_of.find(m_genes[static_cast<std::size_t>(g)]);
+            if (it == row_of.end()) {
+                a.missing_genes.push_back(m_genes[static_cast<std::size_t>(g)]);
+                continue;
+            }
+            a.values.row(g) = new_cells.values.row(it->second); // model row g = new row of the same symbol
+            ++matched;
+        }
+        if (matched == 0)
+            throw ArgumentError(where, "none of the model's " + std::to_string(n_genes()) + " genes is among the " +
+                                           std::to_string(new_cells.n_genes()) + " genes of the new cells; model genes: " +
+                                           detail::prep::first_few(m_genes) + "; new genes: " +
+                                           detail::prep::first_few(new_cells.genes));
+        a.genes_missing = static_cast<Index>(a.missing_genes.size());
+        a.genes_extra = new_cells.n_genes() - matched;
+        return a;
+    }
+
+    // Binary state: magic "EXSALPRE", u32 version, fields, u64 FNV-1a of everything before it.
+    std::string serialize() const {
+        detail::ByteWriter w;
+        for (char ch : std::string_view(magic, 8)) w.u8(static_cast<std::uint8_t>(ch));
+        w.u32(format_version);
+        w.strings(m_genes);
+        w.u32(static_cast<std::uint32_t>(m_transform));
+        w.f64(m_cpm_scale);
+        w.f64(m_filter_threshold);
+        w.str(m_gene_sets);
+        w.f64s(m_min);
+        w.f64s(m_max);
+        const std::uint64_t checksum = detail::fnv1a64(w.bytes());
+        w.u64(checksum);
+        return w.take();
+    }
+
+    // Reads serialize()'s bytes; anything malformed (bad magic, version, checksum, sizes, values,
+    // trailing bytes) throws FileError(origin, ...).
+    static Preprocessor deserialize(std::string_view bytes, const std::string& origin) {
+        const auto fail = [&](const std::string& msg) -> void { throw FileError(origin, "preprocessor state: " + msg); };
+        if (bytes.size() < 8 || bytes.substr(0, 8) != std::string_view(magic, 8))
+            fail("missing magic 'EXSALPRE' (not exsal preprocessing state)");
+        if (bytes.size() < 8 + 4 + 8) fail("truncated (" + std::to_string(bytes.size()) + " bytes)");
+        {
+            detail::ByteReader tail(bytes.substr(bytes.size() - 8), origin);
+            if (tail.u64() != detail::fnv1a64(bytes.substr(0, bytes.size() - 8)))
+                fail("checksum mismatch (corrupt or truncated)");
+        }
+        detail::ByteReader r(bytes.substr(0, bytes.size() - 8), origin);
+        for (int i = 0; i < 8; ++i) r.u8();
+        const std::uint32_t version = r.u32();
+        if (version != format_version)
+            fail("unsupported version " + std::to_string(version) + " (this build reads " + std::to_string(format_version) + ")");
+        Preprocessor p;
+        p.m_genes = r.strings();
+        const std::uint32_t t = r.u32();
+        if (t > static_cast<std::uint32_t>(InputTransform::cpm_log1p)) fail("unknown input transform " + std::to_string(t));
+        p.m_transform = static_cast<InputTransform>(t);
+        p.m_cpm_scale = r.f64();
+        p.m_filter_threshold = r.f64();
+        p.m_gene_sets = r.str();
+        const std::vector<double> mins = r.f64s(), maxs = r.f64s();
+        if (r.remaining() != 0) fail(std::to_string(r.remaining()) + " unexpected trailing bytes");
+        if (p.m_genes.empty()) fail("no genes");
+        std::unordered_set<std::string> seen;
+        for (const auto& g : p.m_genes)
+            if (g.empty() || g != detail::prep::upper(g) || !seen.insert(g).second)
+                fail("invalid or duplicate gene symbol '" + g + "'");
+        if (!(p.m_cpm_scale > 0.0 && std::isfinite(p.m_cpm_scale))) fail("invalid cpm scale");
+        const std::size_t expected = p.m_transform == InputTransform::minmax ? p.m_genes.size() : 0;
+        if (mins.size() != expected || maxs.size() != expected)
+            fail("minmax parameters for " + std::to_string(mins.size()) + " genes, expected " + std::to_string(expected));
+        p.m_min.resize(static_cast<Index>(expected));
+        p.m_max.resize(static_cast<Index>(expected));
+        for (std::size_t i = 0; i < expected; ++i) {
+            if (!(std::isfinite(mins[i]) && std::isfinite(maxs[i]) && mins[i] <= maxs[i])) fail("invalid minmax parameters");
+            p.m_min(static_cast<Index>(i)) = static_cast<float>(mins[i]);
+            p.m_max(static_cast<Index>(i)) = static_cast<float>(maxs[i]);
+        }
+        return p;
+    }
+
+    Index n_genes() const noexcept { return static_cast<Index>(m_genes.size()); }
+    const std::vector<std::string>& genes() const noexcept { return m_genes; }
+    InputTransform input_transform() const noexcept { return m_transform; }
+    double cpm_scale() const noexcept { return m_cpm_scale; }
+    const VectorF& minimum() const noexcept { return m_min; } // minmax only, else empty
+    const VectorF& maximum() const noexcept { return m_max; } // minmax only, else empty
+    // Provenance, for reports only (not used by transform or align).
+    double filter_threshold() const noexcept { return m_filter_threshold; }
+    const std::string& gene_sets() const noexcept { return m_gene_sets; }
+    void set_filter_threshold(double t) { m_filter_threshold = t; }
+    void set_gene_sets(std::string label) { m_gene_sets = std::move(label); }
+
+private:
+    static constexpr const char* magic = "EXSALPRE";
+    static constexpr std::uint32_t format_version = 1;
+
+    std::vector<std::string> m_genes;                   // G model genes, upper case, in input order
+    InputTransform m_transform = InputTransform::none;  // kind of input transform
+    double m_cpm_scale = default_cpm_scale;             // cpm_log1p: counts per `scale`
+    double m_filter_threshold = std::numeric_limits<double>::quiet_NaN(); // NaN = not recorded
+    std::string m_gene_sets;                            // label of the gene-set collection, "" = none
+    VectorF m_min;                                      // G (minmax only), min over training cells
+    VectorF m_max;                                      // G (minmax only), max over training cells
+};
+
+// ---------------------------------------------------------------------------------------------
+// The whole reference pipeline.
+
+struct PreprocessOptions {
+    double validation_fraction = 0.05;        // step 1, held out after one seeded shuffle
+    std::uint64_t seed = 1;                   // step 1
+    bool filter = true;                       // step 2 on/off
+    float filter_threshold = 2.0f;            // step 2, keep genes with max > threshold over all cells
+    InputTransform transform = InputTransform::none; // step 5
+    double cpm_scale = Preprocessor::default_cpm_scale; // step 5, cpm_log1p only
+    std::string gene_sets_label;              // stored in the Preprocessor for reports (e.g. a file name)
+};
+
+// What each step did, for run reports.
+struct PreprocessReport {
+    Index cells_input = 0, cells_train = 0, cells_validation = 0;
+    Index genes_input = 0;
+    Index genes_removed_by_filter = 0;    // max <= threshold in every cell
+    Index genes_removed_by_gene_sets = 0; // in no set of the collection (0 without one)
+    Index genes_kept = 0;
+};
+
+struct PreparedData {
+    ExpressionMatrix train;      // model genes x training cells, raw values = Poisson targets
+    ExpressionMatrix validation; // model genes x validation cells, raw values
+    MatrixF train_input;         // preprocessor.transform(train.values): network input
+    MatrixF validation_input;    // preprocessor.transform(validation.values)
+    Split split;                 // columns of the input data behind train / validation
+    Preprocessor preprocessor;   // fitted on the training cells only
+    PreprocessReport report;
+};
+
+namespace detail::prep {
+
+inline PreparedData prepare(const ExpressionMatrix& data, const GeneSetCollection* sets, const PreprocessOptions& opt) {
+    data.check_consistent("prepare");
+    PreparedData out;
+    out.report.cells_input = data.n_cells();
+    out.report.genes_input = data.n_genes();
+    // 1. split (columns into `data`)
+    out.split = split_train_validation(data.n_cells(), opt.validation_fraction, opt.seed);
+    // 2. filter genes on all cells (as the reference did), 3. upper-case, 4. restrict to the sets
+    ExpressionMatrix genes_kept =
+        opt.filter ? select_genes(data, filter_genes_by_max(data, opt.filter_threshold)) : data;
+    out.report.genes_removed_by_filter = data.n_genes() - genes_kept.n_genes();
+    upper_case_genes(genes_kept);
+    if (sets) {
+        const Index before = genes_kept.n_genes();
+        genes_kept = select_genes(genes_kept, restrict_to_gene_sets(genes_kept, *sets));
+        out.report.genes_removed_by_gene_sets = before - genes_kept.n_genes();
+    }
+    out.report.genes_kept = genes_kept.n_genes();
+    out.train = select_cells(genes_kept, out.split.train);
+    out.validation = select_cells(genes_kept, out.split.validation);
+    out.report.cells_train = out.train.n_cells();
+    out.report.cells_validation = out.validation.n_cells();
+    // 5. fit the transform on the training cells only
+    out.preprocessor = Preprocessor::fit(out.train, opt.transform, opt.cpm_scale);
+    out.preprocessor.set_filter_threshold(opt.filter ? static_cast<double>(opt.filter_threshold)
+                                                     : std::numeric_limits<double>::quiet_NaN());
+    out.preprocessor.set_gene_sets(opt.gene_sets_label);
+    out.train_input = out.preprocessor.transform(out.train.values);
+    out.validation_input = out.preprocessor.transform(out.validation.values);
+    return out;
+}
+
+} // namespace detail::prep
+
+// Runs the reference pipeline: split, filter (over all cells), upper-case, restrict to the gene
+// sets, fit the transform on the training cells. Any step's error propagates with its name.
+inline PreparedData prepare(const ExpressionMatrix& data, const GeneSetCollection& gene_sets,
+                            const PreprocessOptions& options = {}) {
+    return detail::prep::prepare(data, &gene_sets, options);
+}
+
+// The same without step 4 (no gene-set collection).
+inline PreparedData prepare(const ExpressionMatrix& data, const PreprocessOptions& options = {}) {
+    return detail::prep::prepare(data, nullptr, options);
+}
+
+} // namespace exsal
+
+#endif // EXSAL_DATA_PREPROCESS_HPP
