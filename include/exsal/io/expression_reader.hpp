@@ -1,0 +1,505 @@
+#ifndef EXSAL_IO_EXPRESSION_READER_HPP
+#define EXSAL_IO_EXPRESSION_READER_HPP
+
+// Reads an expression table (CSV or TSV, plain or gzip) into an ExpressionMatrix (genes x cells).
+//
+// Layouts:
+//   cells as rows (default, the reference layout)   genes as rows (options.genes_in_rows)
+//     sample,cluster,GENE1,GENE2,...                  gene,CELL1,CELL2,...
+//     cell1,0h,1.5,0,...                              GENE1,1.5,0,...
+// In the cells-as-rows layout the id and group columns are found by name anywhere in the header;
+// the group column may be absent (no groups). In the genes-as-rows layout the first header field
+// names the gene column and is ignored; a header one field shorter than the rows (R's
+// write.table without col.names=NA) is taken as cell ids only.
+//
+// Fields: comma or tab separated (detected from the header unless forced); "double quoted"
+// fields may hold separators and "" for a quote, but not line breaks; spaces around a field are
+// ignored; CR LF line ends and a UTF-8 BOM are fine; empty lines are skipped. Numbers are decimal
+// (integers, decimals, exponents, a leading + or -), read with std::from_chars into float.
+// Values too small for a float become 0.
+//
+// Every problem is a FileError "path:line:field: message" quoting the offending text; the
+// reader stops at the first one and returns nothing.
+
+#include "exsal/io/byte_source.hpp"
+#include "exsal/io/expression_matrix.hpp"
+
+#include <algorithm>
+#include <charconv>
+#include <cmath>
+#include <cstdint>
+#include <cstring>
+#include <string>
+#include <string_view>
+#include <system_error>
+#include <unordered_map>
+#include <vector>
+
+namespace exsal {
+
+struct ExpressionReadOptions {
+    bool genes_in_rows = false;            // false: one row per cell; true: one row per gene
+    char separator = 0;                    // 0: detect ',' or '\t' from the header; else this one
+    std::string id_column = "sample";      // cells as rows: header name of the cell id column (required)
+    std::string group_column = "cluster";  // cells as rows: header name of the group column ("" or absent: no groups)
+    bool upper_case_genes = true;          // upper-case gene symbols (ASCII letters)
+    bool sum_duplicates = false;           // add up genes whose symbols coincide, instead of failing
+    bool allow_negative = false;           // accept values < 0 (the Poisson loss needs counts >= 0)
+};
+
+namespace detail {
+
+enum class FieldStatus : unsigned char { ok, unterminated_quote, text_after_quote };
+
+// Splits the field starting at p (p <= end): on return `field` is its content (quotes removed,
+// "" turned into ", surrounding spaces dropped; unescaping happens in place) and p points at the
+// separator after it or at end.
+inline FieldStatus next_field(char*& p, char* end, char sep, std::string_view& field) noexcept {
+    char* b = p;
+    while (b < end && *b == ' ') ++b;
+    if (b < end && *b == '"') {
+        char* r = b + 1;
+        char* w = r;
+        for (;;) {
+            if (r == end) {
+                field = std::string_view(b, static_cast<std::size_t>(end - b));
+                p = end;
+                return FieldStatus::unterminated_quote;
+            }
+            if (*r == '"') {
+                if (r + 1 < end && r[1] == '"') {
+                    *w++ = '"';
+                    r += 2;
+                    continue;
+                }
+                break;
+            }
+            *w++ = *r++;
+        }
+        field = std::string_view(b + 1, static_cast<std::size_t>(w - (b + 1)));
+        ++r; // past the closing quote
+        while (r < end && *r == ' ') ++r;
+        p = r;
+        if (r < end && *r != sep) {
+            field = std::string_view(r, static_cast<std::size_t>(end - r));
+            return FieldStatus::text_after_quote;
+        }
+        return FieldStatus::ok;
+    }
+    char* e = b;
+    while (e < end && *e != sep) ++e;
+    p = e;
+    while (e > b && e[-1] == ' ') --e;
+    field = std::string_view(b, static_cast<std::size_t>(e - b));
+    return FieldStatus::ok;
+}
+
+// Number of fields of [p, end) under the grammar of next_field, without modifying the text.
+inline std::size_t count_fields(const char* p, const char* end, char sep) noexcept {
+    std::size_t n = 0;
+    for (;;) {
+        ++n;
+        while (p < end && *p == ' ') ++p;
+        if (p < end && *p == '"') {
+            ++p;
+            for (;;) {
+                if (p >= end) return n;
+                if (*p == '"') {
+                    if (p + 1 < end && p[1] == '"') {
+                        p += 2;
+                        continue;
+                    }
+                    ++p;
+                    break;
+                }
+                ++p;
+            }
+        }
+        while (p < end && *p != sep) ++p;
+        if (p == end) return n;
+        ++p;
+    }
+}
+
+// ',' or '\t', whichever separates more fields of the header line; 0 when neither occurs.
+inline char detect_separator(const char* p, const char* end) noexcept {
+    const std::size_t commas = count_fields(p, end, ',') - 1;
+    const std::size_t tabs = count_fields(p, end, '\t') - 1;
+    if (tabs == 0 && commas == 0) return 0;
+    return tabs >= commas ? '\t' : ',';
+}
+
+enum class NumberStatus : unsigned char { ok, empty, not_a_number, not_finite, overflow, negative };
+
+// Clinger's fast path: [-]digits[.digits] with at most 9 digits, a mantissa m <= 2^24 and k <= 10
+// decimals is exactly float(m) / 10^k (both operands exact, one correctly rounded division), the
+// same float std::from_chars gives. False for anything else (left to from_chars).
+inline bool parse_simple_decimal(const char* b, const char* e, float& out) noexcept {
+    static constexpr float pow10[11] = {1e0f, 1e1f, 1e2f, 1e3f, 1e4f, 1e5f, 1e6f, 1e7f, 1e8f, 1e9f, 1e10f};
+    const bool negative = *b == '-';
+    if (negative) ++b;
+    std::uint32_t m = 0;
+    int digits = 0, decimals = -1; // decimals < 0: no point seen
+    for (; b < e; ++b) {
+        const auto d = static_cast<unsigned>(static_cast<unsigned char>(*b) - '0');
+        if (d < 10) {
+            if (++digits > 9) return false;
+            m = m * 10 + d;
+            if (decimals >= 0) ++decimals;
+        } else if (*b == '.' && decimals < 0) {
+            decimals = 0;
+        } else {
+            return false;
+        }
+    }
+    if (digits == 0 || m > (std::uint32_t(1) << 24) || decimals > 10) return false;
+    const float v = decimals > 0 ? static_cast<float>(m) / pow10[decimals] : static_cast<float>(m);
+    out = negative ? -v : v;
+    return true;
+}
+
+// Parses a whole field as a finite float: decimal, optional sign and exponent. Magnitudes below
+// the float range become (signed) zero; above it they are an overflow.
+inline NumberStatus parse_value(std::string_view f, bool allow_negative, float& out) noexcept {
+    if (f.empty()) return NumberStatus::empty;
+    const char* b = f.data();
+    const char* const e = b + f.size();
+    if (*b == '+') {
+        ++b;
+        if (b == e || *b == '-' || *b == '+') return NumberStatus::not_a_number;
+    }
+    if (parse_simple_decimal(b, e, out)) {
+        if (out < 0.0f && !allow_negative) return NumberStatus::negative;
+        return NumberStatus::ok;
+    }
+    auto res = std::from_chars(b, e, out);
+    if (res.ec == std::errc::result_out_of_range) {
+        if (res.ptr != e) return NumberStatus::not_a_number;
+        // Too large or too small for a float: tell them apart through double, or the exponent's sign.
+        double d = 0.0;
+        const auto rd = std::from_chars(b, e, d);
+        bool tiny;
+        if (rd.ec == std::errc()) {
+            tiny = std::fabs(d) < 1.0;
+        } else {
+            const char* x = std::find_if(b, e, [](char c) { return c == 'e' || c == 'E'; });
+            tiny = x + 1 < e && x[1] == '-';
+        }
+        if (!tiny) return NumberStatus::overflow;
+        out = (*b == '-') ? -0.0f : 0.0f;
+    } else if (res.ec != std::errc() || res.ptr != e) {
+        return NumberStatus::not_a_number;
+    }
+    if (!std::isfinite(out)) return NumberStatus::not_finite;
+    if (out < 0.0f && !allow_negative) return NumberStatus::negative;
+    return NumberStatus::ok;
+}
+
+[[noreturn]] inline void throw_number_error(const std::string& path, std::size_t line, std::size_t column,
+                                            NumberStatus status, std::string_view text, const std::string& where) {
+    const std::string q = quote_excerpt(text);
+    std::string msg;
+    switch (status) {
+    case NumberStatus::empty: msg = "empty field where a number was expected"; break;
+    case NumberStatus::not_finite: msg = q + " is not a finite number (NaN and infinity are not allowed)"; break;
+    case NumberStatus::overflow: msg = q + " is out of the range of a 32-bit float (overflow)"; break;
+    case NumberStatus::negative:
+        msg = q + " is negative (expression counts must be >= 0; set ExpressionReadOptions::allow_negative to accept it)";
+        break;
+    default: msg = q + " is not a number"; break;
+    }
+    throw FileError(path, line, column, msg + " (" + where + ")");
+}
+
+[[noreturn]] inline void throw_field_error(const std::string& path, std::size_t line, std::size_t column,
+                                           FieldStatus status, std::string_view text) {
+    if (status == FieldStatus::unterminated_quote)
+        throw FileError(path, line, column,
+                        "unterminated quoted field " + quote_excerpt(text) + " (quoted fields cannot span lines)");
+    throw FileError(path, line, column, "unexpected text " + quote_excerpt(text) + " after a closing quote");
+}
+
+[[noreturn]] inline void throw_field_count(const std::string& path, std::size_t line, std::size_t column,
+                                           std::size_t expected, std::size_t found, bool at_least = false) {
+    throw FileError(path, line, column,
+                    "expected " + std::to_string(expected) + " fields as in the header, found " +
+                        (at_least ? "at least " : "") + std::to_string(found));
+}
+
+// All fields of a header line as strings.
+inline std::vector<std::string> split_header(const TextLineReader& in, char* line, char sep) {
+    std::vector<std::string> names;
+    char* p = line;
+    char* const end = line + std::strlen(line);
+    std::string_view f;
+    for (;;) {
+        const FieldStatus fs = next_field(p, end, sep, f);
+        if (fs != FieldStatus::ok) throw_field_error(in.path(), in.line_number(), names.size() + 1, fs, f);
+        names.emplace_back(f);
+        if (p == end) break;
+        ++p;
+    }
+    return names;
+}
+
+// Fields after the expected ones, for the "found" count of a too-long row (p at a separator).
+inline std::size_t count_extra_fields(char* p, char* end, char sep) noexcept {
+    return count_fields(p + 1, end, sep);
+}
+
+inline std::string field_list_excerpt(const std::vector<std::string>& names, std::size_t count = 3) {
+    std::string s;
+    for (std::size_t i = 0; i < std::min(count, names.size()); ++i) s += (i ? ", " : "") + quote_excerpt(names[i]);
+    if (names.size() > count) s += ", ...";
+    return s;
+}
+
+// rows x cols row-major `src` into column-major `dst` (rows x cols), in cache-sized tiles.
+inline void transpose_into(const float* src, Index rows, Index cols, MatrixF& dst) {
+    dst.resize(rows, cols);
+    constexpr Index tile = 64;
+    for (Index r0 = 0; r0 < rows; r0 += tile)
+        for (Index c0 = 0; c0 < cols; c0 += tile) {
+            const Index r1 = std::min(rows, r0 + tile), c1 = std::min(cols, c0 + tile);
+            for (Index c = c0; c < c1; ++c)
+                for (Index r = r0; r < r1; ++r) dst(r, c) = src[r * cols + c];
+        }
+}
+
+// Cells as rows: parses every row straight into its column of a genes x cells matrix, whose
+// capacity grows by realloc (Eigen's conservativeResize keeps column-major data in place).
+inline ExpressionMatrix read_cells_in_rows(TextLineReader& in, char* header, char sep,
+                                           const ExpressionReadOptions& opt) {
+    const std::string& path = in.path();
+    const std::size_t header_line = in.line_number();
+    const std::vector<std::string> names = split_header(in, header, sep);
+    const std::size_t nf = names.size();
+    constexpr std::size_t none = static_cast<std::size_t>(-1);
+    std::size_t id_field = none, group_field = none;
+    for (std::size_t k = 0; k < nf; ++k) {
+        if (id_field == none && names[k] == opt.id_column)
+            id_field = k;
+        else if (group_field == none && !opt.group_column.empty() && names[k] == opt.group_column)
+            group_field = k;
+    }
+    if (id_field == none)
+        throw FileError(path, header_line, 0,
+                        "the header has no cell id column " + quote_excerpt(opt.id_column) + " (its fields start with " +
+                            field_list_excerpt(names) +
+                            "); set ExpressionReadOptions::id_column, or genes_in_rows for a genes x cells table");
+
+    // role[k]: row of field k's gene, or one of the two negative roles.
+    constexpr Index role_id = -1, role_group = -2;
+    std::vector<Index> role(nf);
+    std::vector<std::string> genes;
+    genes.reserve(nf);
+    std::unordered_map<std::string, std::size_t> first_field; // symbol -> header field of its first column
+    first_field.reserve(nf);
+    bool has_duplicates = false;
+    for (std::size_t k = 0; k < nf; ++k) {
+        if (k == id_field) {
+            role[k] = role_id;
+            continue;
+        }
+        if (k == group_field) {
+            role[k] = role_group;
+            continue;
+        }
+        std::string symbol = names[k];
+        if (symbol.empty())
+            throw FileError(path, header_line, k + 1,
+                            "empty gene symbol in header field " + std::to_string(k + 1) + " (a row-names column?)");
+        if (opt.upper_case_genes) upper_case_ascii(symbol);
+        const auto [it, inserted] = first_field.try_emplace(symbol, k);
+        if (inserted) {
+            role[k] = static_cast<Index>(genes.size());
+            genes.push_back(std::move(symbol));
+        } else if (opt.sum_duplicates) {
+            role[k] = role[it->second];
+            has_duplicates = true;
+        } else {
+            throw FileError(path, header_line, k + 1,
+                            "duplicate gene symbol " + quote_excerpt(symbol) + " in header fields " +
+                                std::to_string(it->second + 1) + " and " + std::to_string(k + 1) +
+                                (opt.upper_case_genes ? " (after upper-casing)" : "") +
+                                "; set ExpressionReadOptions::sum_duplicates to add them up");
+        }
+    }
+    const Index n_genes = static_cast<Index>(genes.size());
+    if (n_genes == 0)
+        throw FileError(path, header_line, 0, "the header has no gene columns (fields: " + field_list_excerpt(names) + ")");
+
+    ExpressionMatrix m;
+    Index capacity = 64;
+    m.values.resize(n_genes, capacity);
+    std::vector<std::string> cells, groups;
+    Index n = 0;
+    std::string_view f;
+    while (char* line = in.next_line()) {
+        if (*line == '\0') continue; // blank line
+        const std::size_t line_no = in.line_number();
+        const std::size_t length = std::strlen(line);
+        char* p = line;
+        char* const end = line + length;
+        if (n == capacity) {
+            capacity *= 2;
+            m.values.conservativeResize(n_genes, capacity);
+        }
+        float* const col = m.values.data() + n * n_genes; // column n: this cell's genes
+        if (has_duplicates) std::fill(col, col + n_genes, 0.0f);
+        for (std::size_t k = 0; k < nf; ++k) {
+            if (k > 0) {
+                if (p == end) throw_field_count(path, line_no, 0, nf, k);
+                ++p;
+            }
+            const FieldStatus fs = next_field(p, end, sep, f);
+            if (fs != FieldStatus::ok) throw_field_error(path, line_no, k + 1, fs, f);
+            const Index r = role[k];
+            if (r >= 0) {
+                float v;
+                const NumberStatus ns = parse_value(f, opt.allow_negative, v);
+                if (ns != NumberStatus::ok)
+                    throw_number_error(path, line_no, k + 1, ns, f, "gene " + quote_excerpt(names[k]));
+                if (has_duplicates)
+                    col[r] += v;
+                else
+                    col[r] = v;
+            } else if (r == role_id) {
+                if (f.empty()) throw FileError(path, line_no, k + 1, "empty cell id");
+                cells.emplace_back(f);
+            } else {
+                groups.emplace_back(f);
+            }
+        }
+        if (p != end) throw_field_count(path, line_no, nf + 1, nf, nf + count_extra_fields(p, end, sep));
+        ++n;
+        if (n == 1 && !in.is_gzip() && in.file_size() > 0) {
+            // Pre-size from the file size and the first row's length (10 % slack).
+            const auto estimate = static_cast<Index>(in.file_size() / (length + 1) * 11 / 10 + 16);
+            if (estimate > capacity) {
+                capacity = estimate;
+                m.values.conservativeResize(n_genes, capacity);
+            }
+        }
+    }
+    if (n == 0) throw FileError(path, header_line, 0, "no data rows: the file has a header only");
+    m.values.conservativeResize(n_genes, n);
+    m.genes = std::move(genes);
+    m.cells = std::move(cells);
+    if (group_field != none) m.groups = std::move(groups);
+    return m;
+}
+
+// Genes as rows: parses rows into a row-major genes x cells buffer and transposes it once.
+inline ExpressionMatrix read_genes_in_rows(TextLineReader& in, char* header, char sep,
+                                           const ExpressionReadOptions& opt) {
+    const std::string& path = in.path();
+    const std::size_t header_line = in.line_number();
+    std::vector<std::string> names = split_header(in, header, sep);
+
+    char* line = in.next_line();
+    while (line && *line == '\0') line = in.next_line();
+    if (!line) throw FileError(path, header_line, 0, "no data rows: the file has a header only");
+
+    // A first row one field longer than the header: the header holds cell ids only.
+    const bool corner_missing = count_fields(line, line + std::strlen(line), sep) == names.size() + 1;
+    const std::size_t nf = corner_missing ? names.size() + 1 : names.size(); // fields per row
+    std::vector<std::string> cells(names.begin() + (corner_missing ? 0 : 1), names.end());
+    const Index n_cells = static_cast<Index>(cells.size());
+    if (n_cells == 0)
+        throw FileError(path, header_line, 0, "the header has no cell columns (genes_in_rows expects gene, cell ids...)");
+    for (std::size_t c = 0; c < cells.size(); ++c)
+        if (cells[c].empty())
+            throw FileError(path, header_line, c + (corner_missing ? 1 : 2), "empty cell id in the header");
+
+    std::vector<float> buffer; // genes x cells, row-major
+    if (in.file_size() > 0 && !in.is_gzip()) {
+        const std::size_t est_rows = in.file_size() / (std::strlen(line) + 1) * 11 / 10 + 16;
+        buffer.reserve(std::min<std::size_t>(est_rows, std::size_t(1) << 22) * static_cast<std::size_t>(n_cells));
+    }
+    std::vector<float> scratch(static_cast<std::size_t>(n_cells)); // a duplicate gene's row before adding
+    std::vector<std::string> genes;
+    std::unordered_map<std::string, std::pair<Index, std::size_t>> seen; // symbol -> (row, line)
+    std::string_view f;
+    for (; line; line = in.next_line()) {
+        if (*line == '\0') continue;
+        const std::size_t line_no = in.line_number();
+        char* p = line;
+        char* const end = line + std::strlen(line);
+        FieldStatus fs = next_field(p, end, sep, f);
+        if (fs != FieldStatus::ok) throw_field_error(path, line_no, 1, fs, f);
+        std::string symbol(f);
+        if (symbol.empty()) throw FileError(path, line_no, 1, "empty gene symbol");
+        if (opt.upper_case_genes) upper_case_ascii(symbol);
+        const auto [it, inserted] = seen.try_emplace(symbol, static_cast<Index>(genes.size()), line_no);
+        float* dst;
+        if (inserted) {
+            buffer.resize(buffer.size() + static_cast<std::size_t>(n_cells));
+            dst = buffer.data() + buffer.size() - static_cast<std::size_t>(n_cells);
+        } else if (opt.sum_duplicates) {
+            dst = scratch.data();
+        } else {
+            throw FileError(path, line_no, 1,
+                            "duplicate gene symbol " + quote_excerpt(symbol) + " on lines " +
+                                std::to_string(it->second.second) + " and " + std::to_string(line_no) +
+                                (opt.upper_case_genes ? " (after upper-casing)" : "") +
+                                "; set ExpressionReadOptions::sum_duplicates to add them up");
+        }
+        for (std::size_t k = 1; k < nf; ++k) {
+            if (p == end) throw_field_count(path, line_no, 0, nf, k);
+            ++p;
+            fs = next_field(p, end, sep, f);
+            if (fs != FieldStatus::ok) throw_field_error(path, line_no, k + 1, fs, f);
+            const NumberStatus ns = parse_value(f, opt.allow_negative, dst[k - 1]);
+            if (ns != NumberStatus::ok)
+                throw_number_error(path, line_no, k + 1, ns, f,
+                                   "gene " + quote_excerpt(symbol) + ", cell " + quote_excerpt(cells[k - 1]));
+        }
+        if (p != end) throw_field_count(path, line_no, nf + 1, nf, nf + count_extra_fields(p, end, sep));
+        if (inserted) {
+            genes.push_back(std::move(symbol));
+        } else {
+            float* row = buffer.data() + static_cast<std::size_t>(it->second.first) * static_cast<std::size_t>(n_cells);
+            for (Index c = 0; c < n_cells; ++c) row[c] += scratch[static_cast<std::size_t>(c)];
+        }
+    }
+    ExpressionMatrix m;
+    transpose_into(buffer.data(), static_cast<Index>(genes.size()), n_cells, m.values);
+    m.genes = std::move(genes);
+    m.cells = std::move(cells);
+    return m;
+}
+
+} // namespace detail
+
+// Reads the expression table at `path` (plain or gzip, CSV or TSV) as genes x cells.
+// Throws ArgumentError("read_expression", ...) for invalid options and FileError
+// "path:line:field: ..." for anything wrong with the file.
+inline ExpressionMatrix read_expression(const std::string& path, const ExpressionReadOptions& options = {}) {
+    const char s = options.separator;
+    if (s == '"' || s == ' ' || s == '\n' || s == '\r')
+        throw ArgumentError("read_expression", "separator cannot be a quote, space or line break");
+    if (!options.genes_in_rows) {
+        if (options.id_column.empty()) throw ArgumentError("read_expression", "id_column is empty");
+        if (options.id_column == options.group_column)
+            throw ArgumentError("read_expression", "id_column and group_column are both \"" + options.id_column + "\"");
+    }
+    TextLineReader in(path);
+    char* header = in.next_line();
+    while (header && *header == '\0') header = in.next_line();
+    if (!header) throw FileError(path, "empty file (no header line)");
+    char sep = s;
+    if (sep == 0) {
+        sep = detail::detect_separator(header, header + std::strlen(header));
+        if (sep == 0)
+            throw FileError(path, in.line_number(), 0,
+                            "cannot detect the separator: the header line " + detail::quote_excerpt(header) +
+                                " has neither commas nor tabs");
+    }
+    return options.genes_in_rows ? detail::read_genes_in_rows(in, header, sep, options)
+                                 : detail::read_cells_in_rows(in, header, sep, options);
+}
+
+} // namespace exsal
+
+#endif // EXSAL_IO_EXPRESSION_READER_HPP
