@@ -1,0 +1,555 @@
+// Report layer: CSV and JSON writers, SVG builder, heatmap, scatter plot, PCA.
+
+#include "exsal/core/random.hpp"
+#include "exsal/interpret/pca.hpp"
+#include "exsal/report/csv_table.hpp"
+#include "exsal/report/heatmap.hpp"
+#include "exsal/report/json.hpp"
+#include "exsal/report/scatter.hpp"
+#include "exsal/report/svg.hpp"
+
+#include <doctest/doctest.h>
+
+#include <Eigen/SVD>
+#include <charconv>
+#include <cstdlib>
+#include <cstring>
+#include <filesystem>
+#include <fstream>
+#include <limits>
+#include <regex>
+#include <set>
+#include <sstream>
+
+namespace fs = std::filesystem;
+using exsal::Index;
+
+namespace {
+
+// A fresh, empty output folder for one test case under the build tree.
+fs::path fresh_dir(const std::string& name) {
+    const fs::path dir = fs::path(EXSAL_BINARY_DIR) / "test_report_out" / name;
+    fs::remove_all(dir);
+    fs::create_directories(dir);
+    return dir;
+}
+
+std::string read_text(const fs::path& path) {
+    std::ifstream in(path, std::ios::binary);
+    std::ostringstream s;
+    s << in.rdbuf();
+    return s.str();
+}
+
+std::set<std::string> file_names(const fs::path& dir) {
+    std::set<std::string> names;
+    for (const auto& e : fs::directory_iterator(dir)) names.insert(e.path().filename().string());
+    return names;
+}
+
+// RFC 4180 reader used as the oracle for the writer: records of unquoted fields.
+std::vector<std::vector<std::string>> parse_csv(const std::string& text) {
+    std::vector<std::vector<std::string>> records;
+    std::vector<std::string> record;
+    std::string field;
+    bool quoted = false, after_quote = false;
+    for (std::size_t i = 0; i < text.size(); ++i) {
+        const char c = text[i];
+        if (quoted) {
+            if (c == '"') {
+                if (i + 1 < text.size() && text[i + 1] == '"') {
+                    field += '"';
+                    ++i;
+                } else {
+                    quoted = false;
+                    after_quote = true;
+                }
+            } else {
+                field += c;
+            }
+        } else if (c == '"') {
+            REQUIRE(field.empty());
+            REQUIRE_FALSE(after_quote);
+            quoted = true;
+        } else if (c == ',') {
+            record.push_back(field);
+            field.clear();
+            after_quote = false;
+        } else if (c == '\n') {
+            record.push_back(field);
+            records.push_back(record);
+            record.clear();
+            field.clear();
+            after_quote = false;
+        } else {
+            REQUIRE_FALSE(after_quote);
+            field += c;
+        }
+    }
+    REQUIRE_FALSE(quoted);
+    REQUIRE(record.empty()); // the last record ends with a newline
+    return records;
+}
+
+bool have_xmllint() { return std::system("xmllint --version > /dev/null 2>&1") == 0; }
+
+// xmllint's verdict on a file: true when it parses as well-formed XML.
+bool xml_well_formed(const fs::path& path) {
+    const std::string command = "xmllint --noout '" + path.string() + "' 2>&1";
+    return std::system(command.c_str()) == 0;
+}
+
+std::size_t count(const std::string& text, const std::string& what) {
+    std::size_t n = 0;
+    for (std::size_t pos = text.find(what); pos != std::string::npos; pos = text.find(what, pos + what.size())) ++n;
+    return n;
+}
+
+// Random impacts (sets x units) with a few constant rows and a block of strong set-unit pairs.
+exsal::MatrixD random_impacts(Index sets, Index units, std::uint64_t seed) {
+    exsal::Rng rng(seed);
+    exsal::MatrixD m(sets, units);
+    for (Index s = 0; s < sets; ++s)
+        for (Index u = 0; u < units; ++u) m(s, u) = 1e-3 * rng.gamma(2.0, 1.0);
+    for (Index s = 0; s < sets; s += 5) {
+        const Index u = static_cast<Index>(rng.below(static_cast<std::uint64_t>(units)));
+        m(s, u) += 0.02;
+    }
+    m.row(3).setConstant(0.004); // constant rows scale to zeros
+    m.row(sets - 1).setZero();
+    return m;
+}
+
+std::vector<std::string> hallmark_like_names(Index n) {
+    const char* stems[] = {"HALLMARK_REACTIVE_OXIGEN_SPECIES_PATHWAY", "HALLMARK_MYOGENESIS", "HALLMARK_E2F_TARGETS",
+                           "HALLMARK_EPITHELIAL_MESENCHYMAL_TRANSITION", "HALLMARK_TNFA_SIGNALING_VIA_NFKB"};
+    std::vector<std::string> names;
+    for (Index i = 0; i < n; ++i) names.push_back(std::string(stems[i % 5]) + "_" + std::to_string(i));
+    return names;
+}
+
+std::vector<std::string> unit_names(Index n) {
+    std::vector<std::string> names;
+    for (Index i = 0; i < n; ++i) names.push_back("unit_" + std::string(i < 10 ? "0" : "") + std::to_string(i));
+    return names;
+}
+
+} // namespace
+
+TEST_CASE("CsvTable quotes only fields that need it and round-trips text") {
+    CHECK(exsal::CsvTable::quote("plain text") == "plain text");
+    CHECK(exsal::CsvTable::quote("a,b") == "\"a,b\"");
+    CHECK(exsal::CsvTable::quote("say \"hi\"") == "\"say \"\"hi\"\"\"");
+    CHECK(exsal::CsvTable::quote("two\nlines") == "\"two\nlines\"");
+    CHECK(exsal::CsvTable::quote("cr\r") == "\"cr\r\"");
+    CHECK(exsal::CsvTable::quote("") == "");
+
+    exsal::CsvTable table("quoting", {"name", "note", "n"});
+    const std::vector<std::vector<std::string>> rows = {
+        {"HALLMARK_MYOGENESIS", "a, b", "1"}, {"x\"y", "line1\nline2", "2"}, {"", "\"", "3"}, {"é ü", " spaced ", "4"}};
+    for (const auto& r : rows) table.add_row({r[0], r[1], std::stoi(r[2])});
+    const auto parsed = parse_csv(table.to_string());
+    REQUIRE(parsed.size() == rows.size() + 1);
+    CHECK(parsed[0] == std::vector<std::string>{"name", "note", "n"});
+    for (std::size_t i = 0; i < rows.size(); ++i) CHECK(parsed[i + 1] == rows[i]);
+    CHECK(table.to_string().find("HALLMARK_MYOGENESIS,\"a, b\",1\n") != std::string::npos);
+}
+
+TEST_CASE("CsvTable writes numbers that read back exactly") {
+    exsal::Rng rng(20240601);
+    std::vector<double> doubles = {0.0, -0.0, 0.1, 1.0 / 3.0, 1e-300, 5e-324, std::numeric_limits<double>::max(),
+                                   std::numeric_limits<double>::lowest(), 123456789.125, -2.5e-7};
+    std::vector<float> floats = {0.0f, 0.1f, 1.0f / 3.0f, 1e-40f, std::numeric_limits<float>::max(), -7.25f};
+    for (int i = 0; i < 300; ++i) {
+        const double magnitude = std::pow(10.0, static_cast<double>(rng.below(80)) - 40.0);
+        doubles.push_back(rng.normal() * magnitude);
+        floats.push_back(static_cast<float>(rng.normal() * magnitude * 1e-5));
+    }
+    const auto dir = fresh_dir("csv_numbers");
+    exsal::CsvTable table("numbers", {"double", "float", "int"});
+    const std::vector<long long> ints = {0, -1, std::numeric_limits<long long>::min(), std::numeric_limits<long long>::max()};
+    for (std::size_t i = 0; i < doubles.size(); ++i)
+        table.add_row({doubles[i], floats[i % floats.size()], ints[i % ints.size()]});
+    table.write((dir / "numbers.csv").string());
+    const auto parsed = parse_csv(read_text(dir / "numbers.csv"));
+    REQUIRE(parsed.size() == doubles.size() + 1);
+    for (std::size_t i = 0; i < doubles.size(); ++i) {
+        const auto& f = parsed[i + 1];
+        double d = 0;
+        float x = 0;
+        long long k = 0;
+        REQUIRE(std::from_chars(f[0].data(), f[0].data() + f[0].size(), d).ptr == f[0].data() + f[0].size());
+        REQUIRE(std::from_chars(f[1].data(), f[1].data() + f[1].size(), x).ptr == f[1].data() + f[1].size());
+        REQUIRE(std::from_chars(f[2].data(), f[2].data() + f[2].size(), k).ptr == f[2].data() + f[2].size());
+        CHECK(std::memcmp(&d, &doubles[i], sizeof d) == 0); // bit-identical, sign of zero included
+        const float expected = floats[i % floats.size()];
+        CHECK(std::memcmp(&x, &expected, sizeof x) == 0);
+        CHECK(k == ints[i % ints.size()]);
+    }
+    // A float keeps its own shortest form rather than the double expansion of its value.
+    CHECK(exsal::CsvField(0.1f).text() == "0.1");
+    // Non-finite values as R and pandas read them.
+    CHECK(exsal::CsvField(std::numeric_limits<double>::quiet_NaN()).text() == "NA");
+    CHECK(exsal::CsvField(std::numeric_limits<float>::infinity()).text() == "Inf");
+    CHECK(exsal::CsvField(-std::numeric_limits<double>::infinity()).text() == "-Inf");
+    CHECK(exsal::CsvField(true).text() == "true");
+    CHECK(exsal::CsvField(std::size_t{18446744073709551615ULL}).text() == "18446744073709551615");
+    CHECK(file_names(dir) == std::set<std::string>{"numbers.csv"});
+}
+
+TEST_CASE("CsvTable rejects rows of the wrong width and bad headers, naming the table") {
+    exsal::CsvTable table("unit_summary", {"a", "b"});
+    table.add_row({1, 2});
+    try {
+        table.add_row({1, 2, 3});
+        FAIL("no exception");
+    } catch (const exsal::ArgumentError& e) {
+        CHECK(std::string(e.what()).find("unit_summary") != std::string::npos);
+        CHECK(std::string(e.what()).find("3 fields") != std::string::npos);
+    }
+    CHECK_THROWS_AS(table.add_row({"only one"}), exsal::ArgumentError);
+    CHECK(table.n_rows() == 1);
+    CHECK_THROWS_AS(exsal::CsvTable("t", {}), exsal::ArgumentError);
+    CHECK_THROWS_AS(exsal::CsvTable("t", {"a", "a"}), exsal::ArgumentError);
+    CHECK_THROWS_AS(exsal::CsvTable("t", {"a", ""}), exsal::ArgumentError);
+    CHECK_THROWS_AS(table.write("/nonexistent-folder/x.csv"), exsal::FileError);
+}
+
+TEST_CASE("JsonValue escapes strings per RFC 8259 and writes nested documents") {
+    using exsal::JsonValue;
+    CHECK(JsonValue::escape("plain") == "\"plain\"");
+    CHECK(JsonValue::escape("q\"b\\s/") == "\"q\\\"b\\\\s/\"");
+    CHECK(JsonValue::escape("\n\r\t\b\f") == "\"\\n\\r\\t\\b\\f\"");
+    CHECK(JsonValue::escape(std::string("\x01\x1f", 2)) == "\"\\u0001\\u001f\"");
+    CHECK(JsonValue::escape(std::string("nul\0!", 5)) == "\"nul\\u0000!\"");
+    CHECK(JsonValue::escape("\xC3\xA9") == "\"\xC3\xA9\"");            // UTF-8 passes through
+    CHECK(JsonValue::escape("a\xFF" "b") == "\"a\xEF\xBF\xBD" "b\"");    // invalid byte -> U+FFFD
+    CHECK(JsonValue::escape("\xED\xA0\x80") == "\"\xEF\xBF\xBD\xEF\xBF\xBD\xEF\xBF\xBD\""); // surrogate
+
+    JsonValue run = JsonValue::object();
+    run["name"] = "velten \"run\"";
+    run["seed"] = std::uint64_t{42};
+    run["ok"] = true;
+    run["nothing"] = nullptr;
+    run["loss"] = 0.25;
+    run["lr"] = 1e-3f;
+    run["bad"] = std::numeric_limits<double>::quiet_NaN();
+    run["inf"] = -std::numeric_limits<float>::infinity();
+    run["model"]["layers"] = JsonValue::array({128, 64, 128});
+    run["model"]["activation"] = "softplus";
+    run["empty"] = JsonValue::array();
+    run["seed"] = 7; // replaces, keeps position
+    run["sets"] = JsonValue::array_of(std::vector<std::string>{"A", "B"});
+    CHECK(run.dump(0) ==
+          "{\"name\":\"velten \\\"run\\\"\",\"seed\":7,\"ok\":true,\"nothing\":null,\"loss\":0.25,\"lr\":0.001,"
+          "\"bad\":null,\"inf\":null,\"model\":{\"layers\":[128,64,128],\"activation\":\"softplus\"},\"empty\":[],"
+          "\"sets\":[\"A\",\"B\"]}");
+    CHECK_THROWS_AS(run["seed"]["x"], exsal::ArgumentError);
+    CHECK_THROWS_AS(run["model"].push_back(1), exsal::ArgumentError);
+
+    const auto dir = fresh_dir("json");
+    exsal::write_json((dir / "run.json").string(), run);
+    const std::string text = read_text(dir / "run.json");
+    CHECK(text == run.dump(2) + "\n");
+    CHECK(text.find("\n  \"model\": {\n    \"layers\": [\n      128,") != std::string::npos);
+    CHECK(file_names(dir) == std::set<std::string>{"run.json"});
+    // An independent parser, when available, agrees that the file is valid JSON.
+    if (std::system("python3 -c 'import json' > /dev/null 2>&1") == 0) {
+        const std::string command = "python3 -c \"import json,sys; d=json.load(open(sys.argv[1], encoding='utf-8')); "
+                                    "assert d['model']['layers']==[128,64,128] and d['bad'] is None and "
+                                    "d['name']=='velten \\\"run\\\"'\" '" +
+                                    (dir / "run.json").string() + "'";
+        CHECK(std::system(command.c_str()) == 0);
+    } else {
+        MESSAGE("python3 not found: JSON not checked by an independent parser");
+    }
+}
+
+TEST_CASE("SvgDocument escapes text and attributes and formats numbers in fixed notation") {
+    exsal::SvgDocument svg(100, 50);
+    svg.set_title("A & B <figure>");
+    svg.begin_group({"g&1", 1.5, 0});
+    svg.rect(0.126, 1e-9, 10, 2.0 / 3.0, {"#ff0000", "\"evil\"", 1}, "tip <1>");
+    svg.text(3, 4, "x < y & \"z\" 'w' \x01 \xFF", {10, "middle", -90.0, true});
+    svg.circle(5, 5, 1e6, {"none"});
+    svg.end_group();
+    const std::string s = svg.to_string();
+    CHECK(s.find("<title>A &amp; B &lt;figure&gt;</title>") != std::string::npos);
+    CHECK(s.find("x=\"0.13\" y=\"0\" width=\"10\" height=\"0.67\"") != std::string::npos);
+    CHECK(s.find("stroke=\"&quot;evil&quot;\"") != std::string::npos);
+    CHECK(s.find(">x &lt; y &amp; &quot;z&quot; &apos;w&apos; \xEF\xBF\xBD \xEF\xBF\xBD</text>") != std::string::npos);
+    CHECK(s.find("r=\"1000000\"") != std::string::npos);
+    CHECK(s.find("id=\"g&amp;1\"") != std::string::npos);
+    CHECK_FALSE(std::regex_search(s, std::regex("[0-9][eE][-+]?[0-9]"))); // no exponent notation
+
+    CHECK_THROWS_AS(svg.rect(std::nan(""), 0, 1, 1, {}), exsal::ArgumentError);
+    CHECK_THROWS_AS(svg.end_group(), exsal::ArgumentError);
+    CHECK_THROWS_AS(svg.text(0, 0, "x", {10, "left"}), exsal::ArgumentError);
+    exsal::SvgDocument open(10, 10);
+    open.begin_group();
+    CHECK_THROWS_AS(open.to_string(), exsal::ArgumentError);
+    CHECK_THROWS_AS(exsal::SvgDocument(0, 10), exsal::ArgumentError);
+
+    if (!have_xmllint()) {
+        MESSAGE("xmllint not found (Debian libxml2-utils): SVG well-formedness not checked");
+        return;
+    }
+    const auto dir = fresh_dir("svg_escape");
+    svg.write((dir / "escape.svg").string());
+    CHECK(xml_well_formed(dir / "escape.svg"));
+    CHECK(file_names(dir) == std::set<std::string>{"escape.svg"});
+}
+
+TEST_CASE("heatmap selection: a unit is shown iff some min-max scaled set value exceeds the threshold") {
+    const exsal::MatrixD impacts = random_impacts(50, 64, 11);
+    const exsal::HeatmapOptions options; // threshold 0.7
+    const auto sel = exsal::select_heatmap(impacts, options);
+
+    // Oracle: scaling and rule written out directly.
+    REQUIRE(sel.scaled.rows() == 50);
+    REQUIRE(sel.scaled.cols() == 64);
+    std::vector<Index> expected;
+    for (Index u = 0; u < 64; ++u) {
+        bool shown = false;
+        for (Index s = 0; s < 50; ++s) {
+            const double lo = impacts.row(s).minCoeff(), hi = impacts.row(s).maxCoeff();
+            const double scaled = hi > lo ? (impacts(s, u) - lo) / (hi - lo) : 0.0;
+            CHECK(sel.scaled(s, u) == doctest::Approx(scaled).epsilon(1e-12));
+            shown = shown || scaled > 0.7;
+        }
+        if (shown) expected.push_back(u);
+    }
+    CHECK(sel.columns == expected);
+    CHECK(sel.scaled.row(3).isZero(0.0));  // constant rows -> zeros
+    CHECK(sel.scaled.row(49).isZero(0.0));
+    CHECK(static_cast<Index>(expected.size()) < 64); // the random matrix leaves some units out
+    CHECK(!expected.empty());
+    std::vector<Index> identity(50);
+    std::iota(identity.begin(), identity.end(), Index{0});
+    CHECK(sel.rows == identity);
+
+    // A tiny case by hand: unit 1 is shown only because of set 0 (0.75 > 0.7); unit 2 never.
+    exsal::MatrixD small(3, 4);
+    small << 0.0, 0.75, 0.5, 1.0,  //
+        1.0, 0.0, 0.7, 0.2,        //
+        5.0, 5.0, 5.0, 5.0;
+    CHECK(exsal::select_heatmap(small).columns == std::vector<Index>{0, 1, 3});
+    exsal::HeatmapOptions strict;
+    strict.threshold = 0.8;
+    CHECK(exsal::select_heatmap(small, strict).columns == std::vector<Index>{0, 3});
+
+    // max_columns keeps the units with most sets above the threshold (ties: larger sum).
+    exsal::HeatmapOptions capped;
+    capped.max_columns = 5;
+    const auto cap = exsal::select_heatmap(impacts, capped);
+    REQUIRE(cap.columns.size() == 5);
+    CHECK(std::is_sorted(cap.columns.begin(), cap.columns.end()));
+    const auto above = [&](Index u) { return (sel.scaled.col(u).array() > 0.7).count(); };
+    Index min_kept = 1000;
+    for (const Index u : cap.columns) min_kept = std::min<Index>(min_kept, above(u));
+    for (const Index u : expected)
+        if (std::find(cap.columns.begin(), cap.columns.end(), u) == cap.columns.end()) CHECK(above(u) <= min_kept);
+
+    // Argmax ordering: the column position of each row's maximum never decreases down the rows.
+    exsal::HeatmapOptions ordered;
+    ordered.order_rows_by_argmax = true;
+    const auto ord = exsal::select_heatmap(impacts, ordered);
+    REQUIRE(ord.rows.size() == 50);
+    CHECK(std::set<Index>(ord.rows.begin(), ord.rows.end()).size() == 50);
+    Index last = -1;
+    bool tail = false;
+    for (const Index s : ord.rows) {
+        Index pos = -1;
+        double best = 0.7;
+        for (std::size_t k = 0; k < ord.columns.size(); ++k)
+            if (ord.scaled(s, ord.columns[k]) > best) {
+                best = ord.scaled(s, ord.columns[k]);
+                pos = static_cast<Index>(k);
+            }
+        if (pos < 0) {
+            tail = true; // rows without a shown value above the threshold come last
+            continue;
+        }
+        CHECK_FALSE(tail);
+        CHECK(pos >= last);
+        last = pos;
+    }
+}
+
+TEST_CASE("heatmap, group heatmap and scatter plot are well-formed SVG showing what was selected") {
+    const Index sets = 50, units = 64;
+    const exsal::MatrixD impacts = random_impacts(sets, units, 12);
+    const auto names = hallmark_like_names(sets);
+    const auto units_labels = unit_names(units);
+    const auto dir = fresh_dir("figures");
+
+    exsal::HeatmapOptions options;
+    options.title = "Velten-like impacts (random)";
+    const auto sel = exsal::write_heatmap((dir / "heatmap.svg").string(), impacts.cast<float>(), names, units_labels, options);
+    const std::string heatmap = read_text(dir / "heatmap.svg");
+    for (Index u = 0; u < units; ++u) {
+        const bool shown = std::find(sel.columns.begin(), sel.columns.end(), u) != sel.columns.end();
+        CHECK((heatmap.find(">" + units_labels[static_cast<std::size_t>(u)] + "</text>") != std::string::npos) == shown);
+    }
+    for (const auto& n : names) CHECK(heatmap.find(">" + n + "</text>") != std::string::npos);
+    // One tooltip per cell (sets x shown units).
+    CHECK(count(heatmap, "<rect") >= static_cast<std::size_t>(sets) * sel.columns.size());
+    CHECK(count(heatmap, ": impact ") == static_cast<std::size_t>(sets) * sel.columns.size());
+
+    // Group variant: one marker per shown cell whose scaled impact exceeds 0.85.
+    exsal::Rng rng(99);
+    exsal::MatrixD diff(sets, units);
+    for (Index u = 0; u < units; ++u)
+        for (Index s = 0; s < sets; ++s) diff(s, u) = 1e-3 * rng.normal();
+    exsal::HeatmapOptions group_options;
+    group_options.title = "HSC vs rest";
+    group_options.order_rows_by_argmax = true;
+    const auto gsel =
+        exsal::write_group_heatmap((dir / "group_heatmap.svg").string(), impacts, diff, names, units_labels, group_options);
+    std::size_t markers = 0;
+    for (const Index u : gsel.columns)
+        for (Index s = 0; s < sets; ++s) markers += gsel.scaled(s, u) > 0.85 ? 1 : 0;
+    const std::string group_heatmap = read_text(dir / "group_heatmap.svg");
+    CHECK(markers > 0);
+    CHECK(count(group_heatmap, "<circle") == markers);
+    CHECK(gsel.columns == sel.columns);
+
+    // Scatter: 3000 points in 12 groups.
+    const Index n = 3000;
+    exsal::VectorF x(n), y(n);
+    std::vector<std::string> groups;
+    for (Index i = 0; i < n; ++i) {
+        const int g = static_cast<int>(rng.below(12));
+        x(i) = static_cast<float>(std::cos(g * 0.52) * 6 + rng.normal());
+        y(i) = static_cast<float>(std::sin(g * 0.52) * 4 + rng.normal());
+        groups.push_back(g == 0 ? "HSC" : g == 1 ? "MPP" : "group_" + std::to_string(g));
+    }
+    exsal::ScatterOptions so;
+    so.title = "PCA of the input";
+    so.x_label = exsal::pca_axis_label(1, 0.2346);
+    so.y_label = exsal::pca_axis_label(2, 0.1);
+    exsal::write_scatter((dir / "scatter.svg").string(), x, y.transpose(), groups, so);
+    const std::string scatter = read_text(dir / "scatter.svg");
+    CHECK(count(scatter, "<circle") == static_cast<std::size_t>(n) + 12); // points + legend keys
+    CHECK(scatter.find(">PC1 (23.5 %)</text>") != std::string::npos);
+    CHECK(scatter.find(">HSC (") != std::string::npos);
+    CHECK_THROWS_AS(exsal::make_scatter(x, y.head(10), groups), exsal::ArgumentError);
+    CHECK_THROWS_AS(exsal::make_heatmap(impacts, names, unit_names(3)), exsal::ArgumentError);
+    CHECK_THROWS_AS(exsal::make_group_heatmap(impacts, diff.leftCols(3), names, units_labels), exsal::ArgumentError);
+
+    // Atomic writes leave exactly the final files.
+    CHECK(file_names(dir) == std::set<std::string>{"heatmap.svg", "group_heatmap.svg", "scatter.svg"});
+
+    if (!have_xmllint()) {
+        MESSAGE("xmllint not found (Debian libxml2-utils): SVG well-formedness not checked");
+        return;
+    }
+    CHECK(xml_well_formed(dir / "heatmap.svg"));
+    CHECK(xml_well_formed(dir / "group_heatmap.svg"));
+    CHECK(xml_well_formed(dir / "scatter.svg"));
+}
+
+namespace {
+// Data features x samples = A F + noise with orthonormal axes A (features x 3) and independent
+// factors F (3 x samples) of standard deviations 10, 5, 2.
+struct Planted {
+    exsal::MatrixF data;
+    exsal::MatrixD axes;    // features x 3
+    exsal::MatrixD factors; // 3 x samples
+};
+
+Planted planted_data(Index features, Index samples, std::uint64_t seed) {
+    exsal::Rng rng(seed);
+    exsal::MatrixD g(features, 3);
+    for (Index j = 0; j < 3; ++j)
+        for (Index i = 0; i < features; ++i) g(i, j) = rng.normal();
+    const Eigen::HouseholderQR<exsal::MatrixD> qr(g);
+    Planted p;
+    p.axes = qr.householderQ() * exsal::MatrixD::Identity(features, 3);
+    p.factors.resize(3, samples);
+    const double sd[3] = {10.0, 5.0, 2.0};
+    for (Index c = 0; c < samples; ++c)
+        for (Index j = 0; j < 3; ++j) p.factors(j, c) = sd[j] * rng.normal();
+    exsal::MatrixD x = p.axes * p.factors;
+    for (Index c = 0; c < samples; ++c)
+        for (Index i = 0; i < features; ++i) x(i, c) += 0.05 * rng.normal() + 3.0; // offset tests centring
+    p.data = x.cast<float>();
+    return p;
+}
+
+double abs_correlation(const Eigen::VectorXd& a, const Eigen::VectorXd& b) {
+    const Eigen::VectorXd ca = a.array() - a.mean(), cb = b.array() - b.mean();
+    return std::abs(ca.dot(cb)) / (ca.norm() * cb.norm());
+}
+} // namespace
+
+TEST_CASE("pca agrees with an SVD oracle and recovers planted axes (both Gram branches)") {
+    for (const auto& [features, samples] : {std::pair<Index, Index>{20, 300}, std::pair<Index, Index>{300, 40}}) {
+        CAPTURE(features);
+        CAPTURE(samples);
+        const Planted p = planted_data(features, samples, 5 + static_cast<std::uint64_t>(features));
+        const int k = 4;
+        const exsal::PcaResult r = exsal::pca(p.data, k);
+        REQUIRE(r.scores.rows() == k);
+        REQUIRE(r.scores.cols() == samples);
+        REQUIRE(r.loadings.rows() == features);
+        REQUIRE(r.explained_variance_ratio.size() == k);
+
+        // Oracle: SVD of the centred data in double.
+        const exsal::MatrixD x = p.data.cast<double>();
+        const exsal::MatrixD xc = x.colwise() - x.rowwise().mean();
+        const Eigen::JacobiSVD<exsal::MatrixD> svd(xc, Eigen::ComputeThinU);
+        const Eigen::VectorXd s2 = svd.singularValues().array().square();
+        for (int j = 0; j < k; ++j) {
+            CHECK(r.explained_variance_ratio(j) == doctest::Approx(s2(j) / s2.sum()).epsilon(1e-5));
+            // Same axis up to sign.
+            CHECK(std::abs(r.loadings.col(j).cast<double>().dot(svd.matrixU().col(j))) == doctest::Approx(1.0).epsilon(1e-5));
+        }
+        // Planted structure: variances 100 : 25 : 4 of the signal dominate.
+        CHECK(r.explained_variance_ratio.head(3).sum() > 0.99);
+        CHECK(r.explained_variance_ratio(0) > r.explained_variance_ratio(1));
+        CHECK(r.explained_variance_ratio(1) > r.explained_variance_ratio(2));
+        for (int j = 0; j < 3; ++j)
+            CHECK(abs_correlation(r.scores.row(j).transpose().cast<double>(), p.factors.row(j).transpose()) > 0.99);
+        // Scores: rows orthogonal, squared norms = s_j^2; scores = V^T (X - mean).
+        const exsal::MatrixD sd = r.scores.cast<double>();
+        const exsal::MatrixD gram = sd * sd.transpose();
+        for (int a = 0; a < k; ++a) {
+            CHECK(gram(a, a) == doctest::Approx(s2(a)).epsilon(1e-4));
+            for (int b = 0; b < a; ++b) CHECK(std::abs(gram(a, b)) < 1e-4 * std::sqrt(gram(a, a) * gram(b, b)));
+        }
+        const exsal::MatrixD v = r.loadings.cast<double>();
+        CHECK((v.transpose() * v - exsal::MatrixD::Identity(k, k)).cwiseAbs().maxCoeff() < 1e-5);
+        CHECK((v.transpose() * xc - sd).cwiseAbs().maxCoeff() < 1e-4 * sd.cwiseAbs().maxCoeff());
+        CHECK((r.mean.cast<double>() - x.rowwise().mean()).cwiseAbs().maxCoeff() < 1e-4);
+        // Sign convention: the largest-|loading| entry of each component is positive.
+        for (int j = 0; j < k; ++j) {
+            Index arg = 0;
+            r.loadings.col(j).cwiseAbs().maxCoeff(&arg);
+            CHECK(r.loadings(arg, j) > 0.0f);
+        }
+        // Flipping the data's sign flips nothing in the convention: same loadings, negated scores.
+        const exsal::PcaResult neg = exsal::pca(-p.data, k);
+        CHECK((neg.loadings - r.loadings).cwiseAbs().maxCoeff() < 1e-4f);
+        CHECK((neg.scores + r.scores).cwiseAbs().maxCoeff() < 1e-3f * r.scores.cwiseAbs().maxCoeff());
+    }
+}
+
+TEST_CASE("pca handles degenerate input and rejects bad arguments") {
+    exsal::MatrixF constant = exsal::MatrixF::Constant(5, 8, 2.5f);
+    const auto r = exsal::pca(constant, 2);
+    CHECK(r.scores.isZero(0.0f));
+    CHECK(r.explained_variance_ratio.isZero(0.0f));
+    // Rank one: the second component is negligible and zeroed.
+    exsal::MatrixF rank1(4, 6);
+    for (Index c = 0; c < 6; ++c)
+        for (Index i = 0; i < 4; ++i) rank1(i, c) = static_cast<float>((i + 1) * (c - 2));
+    const auto r1 = exsal::pca(rank1, 2);
+    CHECK(r1.explained_variance_ratio(0) == doctest::Approx(1.0));
+    CHECK(r1.explained_variance_ratio(1) == 0.0f);
+    CHECK(r1.scores.row(1).isZero(0.0f));
+    CHECK_THROWS_AS(exsal::pca(constant, 0), exsal::ArgumentError);
+    CHECK_THROWS_AS(exsal::pca(constant, 6), exsal::ArgumentError);
+    constant(1, 1) = std::numeric_limits<float>::quiet_NaN();
+    CHECK_THROWS_AS(exsal::pca(constant, 1), exsal::ArgumentError);
+}
