@@ -250,7 +250,12 @@ TEST_CASE("transform rejects wrong shapes and values its formula cannot take") {
     CHECK(contains(error_of([&] { p.transform(MatrixF::Zero(5, 3)); }), "Preprocessor::transform"));
     MatrixF bad = train.values;
     bad(2, 1) = -1.0f;
-    CHECK(contains(error_of([&] { p.transform(bad); }), "Preprocessor::transform"));
+    const std::string e = error_of([&] { p.transform(bad); });
+    CHECK(contains(e, "Preprocessor::transform"));
+    CHECK(contains(e, "gene G1002 of cell 2")); // the first offending entry is named
+    MatrixF nan = train.values;
+    nan(0, 4) = std::nanf("");
+    CHECK(contains(error_of([&] { p.transform(nan); }), "gene G1000 of cell 5"));
     CHECK_NOTHROW(Preprocessor::fit(train, InputTransform::minmax).transform(bad)); // minmax takes negatives
     ExpressionMatrix dup = train;
     dup.genes[1] = "g1000"; // same as G1000 after upper-casing
@@ -436,6 +441,12 @@ TEST_CASE("simulator: default size, labels, symbols, sparsity, truth") {
     CHECK(count.size() == 6);
     for (std::size_t p = 0; p < 6; ++p) CHECK(count[names[p]] == std::llround(o.population_weights[p] * 2000));
     CHECK(e.groups == d.truth.populations);
+    const std::map<std::string, int> depth{{"HSC", 0}, {"MPP", 1}, {"CMP", 2}, {"MLP", 2}, {"MEP", 3}, {"GMP", 3}};
+    for (Index c = 0; c < e.n_cells(); ++c) {
+        CHECK(d.truth.pseudotime(c) >= 0.0f);
+        CHECK(d.truth.pseudotime(c) < 1.0f);
+        CHECK(d.truth.tree_time(c) == doctest::Approx(depth.at(e.groups[static_cast<std::size_t>(c)]) + d.truth.pseudotime(c)));
+    }
 
     // Symbols: unique, upper case, readable.
     std::set<std::string> unique(e.genes.begin(), e.genes.end());
@@ -536,6 +547,9 @@ TEST_CASE("simulator: planted sets are 70 % true genes, decoys are random and si
     std::map<std::string, Index> row_of;
     for (std::size_t g = 0; g < d.expression.genes.size(); ++g) row_of[d.expression.genes[g]] = static_cast<Index>(g);
     double decoy_true_share = 0.0;
+    std::set<std::vector<std::string>> distinct;
+    for (const auto& s : d.gene_sets) distinct.insert(s.genes);
+    CHECK(distinct.size() == d.gene_sets.size()); // no two sets alike
     for (std::size_t k = 0; k < K; ++k) {
         const GeneSet& s = d.gene_sets[k];
         const auto& truth = d.truth.programme_genes[k];

@@ -107,12 +107,12 @@ inline ExpressionMatrix select_genes(const ExpressionMatrix& m, const std::vecto
         if (r < 0 || r >= m.n_genes())
             throw ArgumentError("select_genes", "row " + std::to_string(r) + " outside 0.." + std::to_string(m.n_genes() - 1));
     ExpressionMatrix out;
-    out.values.resize(static_cast<Index>(rows.size()), m.n_cells());
+    const Index n_rows = static_cast<Index>(rows.size());
+    out.values.resize(n_rows, m.n_cells());
+    for (Index c = 0; c < m.n_cells(); ++c) // column by column, following the storage order
+        for (Index i = 0; i < n_rows; ++i) out.values(i, c) = m.values(rows[static_cast<std::size_t>(i)], c); // out(i, c) = m(rows[i], c)
     out.genes.reserve(rows.size());
-    for (std::size_t i = 0; i < rows.size(); ++i) {
-        out.values.row(static_cast<Index>(i)) = m.values.row(rows[i]); // out(i, :) = m(rows[i], :)
-        out.genes.push_back(m.genes[static_cast<std::size_t>(rows[i])]);
-    }
+    for (Index r : rows) out.genes.push_back(m.genes[static_cast<std::size_t>(r)]);
     out.cells = m.cells;
     out.groups = m.groups;
     return out;
@@ -145,20 +145,16 @@ inline std::vector<Index> filter_genes_by_max(const ExpressionMatrix& m, float t
     const std::string where = "filter_genes_by_max";
     m.check_consistent(where);
     std::vector<Index> kept;
-    float largest = -std::numeric_limits<float>::infinity();
-    for (Index g = 0; g < m.n_genes(); ++g) {
-        bool keep = false;
-        for (Index c = 0; c < m.n_cells(); ++c) {
-            const float v = m.values(g, c);
-            if (v > largest) largest = v;
-            if (v > threshold) keep = true;
-        }
-        if (keep) kept.push_back(g);
+    if (m.n_cells() > 0) {
+        const auto above = (m.values.array() > threshold).rowwise().any().eval(); // G, any cell with x > threshold
+        for (Index g = 0; g < m.n_genes(); ++g)
+            if (above(g)) kept.push_back(g);
     }
     if (kept.empty())
         throw ArgumentError(where, "no gene has a value > " + std::to_string(threshold) + " in any cell (" +
                                        std::to_string(m.n_genes()) + " genes, " + std::to_string(m.n_cells()) +
-                                       " cells, largest value " + (m.values.size() ? std::to_string(largest) : "none") +
+                                       " cells, largest value " +
+                                       (m.values.size() ? std::to_string(m.values.maxCoeff()) : std::string("none")) +
                                        "); the reference filter expects counts, lower the threshold for scaled or log data");
     return kept;
 }
@@ -279,15 +275,17 @@ public:
         if (values.rows() != n_genes())
             throw ArgumentError(where, "expected " + std::to_string(n_genes()) + " genes (rows) in model order, got " +
                                            std::to_string(values.rows()));
-        if (m_transform == InputTransform::log1p || m_transform == InputTransform::cpm_log1p) {
-            for (Index c = 0; c < values.cols(); ++c)
-                for (Index g = 0; g < values.rows(); ++g) {
-                    const float v = values(g, c);
-                    if (!(v >= 0.0f && std::isfinite(v)))
-                        throw ArgumentError(where, std::string(input_transform_name(m_transform)) +
-                                                       " needs finite non-negative values; gene " + m_genes[static_cast<std::size_t>(g)] +
-                                                       " of cell " + std::to_string(c + 1) + " is " + std::to_string(v));
-                }
+        if ((m_transform == InputTransform::log1p || m_transform == InputTransform::cpm_log1p) &&
+            !(values.array() >= 0.0f && values.array().isFinite()).all()) {
+            Index g = 0, c = 0; // the first offending entry, in storage order (one exists)
+            for (Index i = 0; i < values.size(); ++i) {
+                g = i % values.rows();
+                c = i / values.rows();
+                if (!(values(g, c) >= 0.0f && std::isfinite(values(g, c)))) break;
+            }
+            throw ArgumentError(where, std::string(input_transform_name(m_transform)) +
+                                           " needs finite non-negative values; gene " + m_genes[static_cast<std::size_t>(g)] +
+                                           " of cell " + std::to_string(c + 1) + " is " + std::to_string(values(g, c)));
         }
         MatrixF out(values.rows(), values.cols());
         const Index n_cells = values.cols(), n = values.rows();

@@ -77,6 +77,7 @@ struct SimulatedTruth {
     MatrixF activity;                                // K x cells, a_k(c)
     std::vector<std::string> populations;            // cells, HSC/MPP/CMP/MLP/MEP/GMP (= expression.groups)
     VectorF pseudotime;                              // cells, t within the population in [0, 1)
+    VectorF tree_time;                               // cells, depth + t (HSC 0, MPP 1, CMP/MLP 2, MEP/GMP 3)
     VectorF library_size;                            // cells, L_c
 };
 
@@ -91,6 +92,12 @@ namespace detail::sim {
 inline const std::array<const char*, 6>& population_names() {
     static const std::array<const char*, 6> names = {"HSC", "MPP", "CMP", "MLP", "MEP", "GMP"};
     return names;
+}
+
+// Depth of each population in the tree HSC -> MPP -> {CMP -> {MEP, GMP}, MLP}.
+inline const std::array<int, 6>& population_depth() {
+    static const std::array<int, 6> depth = {0, 1, 2, 2, 3, 3};
+    return depth;
 }
 
 enum class Kind { lineage, cell_cycle, random_subset };
@@ -266,6 +273,7 @@ inline SimulatedData simulate_haematopoiesis(const SimulationOptions& opt) {
 
     truth.populations.resize(static_cast<std::size_t>(C));
     truth.pseudotime.resize(C);
+    truth.tree_time.resize(C);
     truth.library_size.resize(C);
     truth.activity = MatrixF::Zero(K, C);
     expr.cells.resize(static_cast<std::size_t>(C));
@@ -274,6 +282,7 @@ inline SimulatedData simulate_haematopoiesis(const SimulationOptions& opt) {
         const double t = cell_rng.uniform();
         truth.populations[static_cast<std::size_t>(c)] = population_names()[p];
         truth.pseudotime(c) = static_cast<float>(t);
+        truth.tree_time(c) = static_cast<float>(population_depth()[p] + t);
         truth.library_size(c) = static_cast<float>(cell_rng.lognormal(0.0, opt.library_log_sd));
         expr.cells[static_cast<std::size_t>(c)] = numbered("CELL", c + 1, 5);
         for (Index k = 0; k < K; ++k) {
