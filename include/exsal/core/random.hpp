@@ -26,7 +26,8 @@ public:
     std::uint64_t below(std::uint64_t n) {
         for (;;) {
             const std::uint64_t x = m_engine();
-            const unsigned __int128 m = static_cast<unsigned __int128>(x) * n;
+            __extension__ using u128 = unsigned __int128;
+            const u128 m = static_cast<u128>(x) * n;
             const std::uint64_t low = static_cast<std::uint64_t>(m);
             if (low >= n || low >= (-n) % n) return static_cast<std::uint64_t>(m >> 64);
         }

@@ -1,0 +1,234 @@
+#ifndef EXSAL_NN_TRAINER_HPP
+#define EXSAL_NN_TRAINER_HPP
+
+// Mini-batch training with a seeded permutation per epoch, validation every k epochs, early
+// stopping that restores the best parameters, callbacks for progress, and a per-epoch history.
+
+#include "exsal/core/error.hpp"
+#include "exsal/core/random.hpp"
+#include "exsal/core/types.hpp"
+#include "exsal/nn/autoencoder.hpp"
+#include "exsal/nn/optimizers.hpp"
+
+#include <chrono>
+#include <cmath>
+#include <functional>
+#include <limits>
+#include <sstream>
+#include <string>
+#include <variant>
+#include <vector>
+
+namespace exsal {
+
+struct BatchInfo {
+    int epoch = 0;           // 0-based
+    Index batch = 0;         // 0-based within the epoch
+    Index batches = 0;       // batches per epoch
+    LossParts loss;          // of this batch
+};
+
+struct EpochInfo {
+    int epoch = 0;                   // 0-based
+    int max_epochs = 0;
+    double train_loss = 0.0;         // mean total loss over the epoch's batches, weighted by cells
+    double validation_loss = std::numeric_limits<double>::quiet_NaN(); // total, NaN when not evaluated
+    double orthogonality_error = 0.0; // ||I - W W^T||_F at the end of the epoch
+    double seconds = 0.0;             // since training started
+};
+
+struct TrainOptions {
+    int max_epochs = 500;
+    Index batch_size = 128;
+    int validate_every = 10;  // epochs between validation checks
+    int patience = 5;         // checks without improvement before stopping (0 = never stop early)
+    double min_improvement = 0.0; // relative improvement that counts
+    std::uint64_t seed = 1;
+    LossOptions loss;
+    OptimizerKind optimizer = OptimizerKind::adam;
+    double learning_rate = 1e-3;
+    double adam_beta1 = 0.9, adam_beta2 = 0.999, adam_eps = 1e-8;
+    double sgd_momentum = 0.9;
+    bool sgd_nesterov = true;
+    std::function<void(const BatchInfo&)> on_batch;   // optional, after every batch
+    std::function<void(const EpochInfo&)> on_epoch;   // optional, after every epoch
+
+    void validate(const std::string& where = "exsal::train") const {
+        if (max_epochs < 1) throw ArgumentError(where, "max_epochs must be >= 1, got " + std::to_string(max_epochs));
+        if (batch_size < 1) throw ArgumentError(where, "batch_size must be >= 1, got " + std::to_string(batch_size));
+        if (validate_every < 1) throw ArgumentError(where, "validate_every must be >= 1");
+        if (patience < 0) throw ArgumentError(where, "patience must be >= 0");
+        if (!(learning_rate > 0) || !std::isfinite(learning_rate))
+            throw ArgumentError(where, "learning rate must be a positive finite number");
+        if (!(loss.lambda >= 0) || !std::isfinite(loss.lambda))
+            throw ArgumentError(where, "lambda (orthogonality weight) must be >= 0 and finite");
+    }
+};
+
+struct TrainHistory {
+    std::vector<double> train_loss;          // per epoch
+    std::vector<double> validation_loss;     // per epoch, NaN where not evaluated
+    std::vector<double> orthogonality_error; // per epoch
+    int epochs_run = 0;
+    int best_epoch = -1;                     // epoch whose parameters the model holds (-1: last)
+    double best_validation_loss = std::numeric_limits<double>::quiet_NaN();
+    bool stopped_early = false;
+    double seconds = 0.0;
+};
+
+namespace detail {
+template <typename Scalar>
+class AnyOptimizer {
+public:
+    AnyOptimizer(Index n, const TrainOptions& o) {
+        if (o.optimizer == OptimizerKind::adam)
+            m_opt.template emplace<Adam<Scalar>>(n, typename Adam<Scalar>::Options{o.learning_rate, o.adam_beta1,
+                                                                                    o.adam_beta2, o.adam_eps});
+        else
+            m_opt.template emplace<Sgd<Scalar>>(n, typename Sgd<Scalar>::Options{o.learning_rate, o.sgd_momentum,
+                                                                                  o.sgd_nesterov});
+    }
+    void step(Vector<Scalar>& p, const Vector<Scalar>& g) {
+        std::visit([&](auto& opt) { opt.step(p, g); }, m_opt);
+    }
+
+private:
+    std::variant<Adam<Scalar>, Sgd<Scalar>> m_opt{std::in_place_index<1>, 0, typename Sgd<Scalar>::Options{}};
+};
+
+// Copies the columns `cols` of `src` into the first cols.size() columns of `dst`.
+template <typename Scalar>
+void gather_columns(const ConstMatrixRef<Scalar>& src, const std::int64_t* cols, Index n, Matrix<Scalar>& dst) {
+    for (Index j = 0; j < n; ++j) dst.col(j) = src.col(cols[j]);
+}
+} // namespace detail
+
+// Evaluates the loss of `model` on cells in batches (no gradient). Uses the model's buffers.
+template <typename Scalar>
+LossParts evaluate_loss(Autoencoder<Scalar>& model, const ConstMatrixRef<Scalar>& input,
+                        const ConstMatrixRef<Scalar>& target, const LossOptions& o, Index batch_size) {
+    model.reserve(std::min<Index>(batch_size, std::max<Index>(input.cols(), 1)));
+    LossParts sum;
+    for (Index c0 = 0; c0 < input.cols(); c0 += batch_size) {
+        const Index n = std::min(batch_size, input.cols() - c0);
+        model.forward(input.middleCols(c0, n));
+        const LossParts p = model.loss(target.middleCols(c0, n), o);
+        sum.reconstruction += p.reconstruction * static_cast<double>(n);
+        sum.orthogonality = p.orthogonality;
+    }
+    if (input.cols() > 0) sum.reconstruction /= static_cast<double>(input.cols());
+    return sum;
+}
+
+// Trains `model` (initialised by the caller) on train cells; validation cells may be empty
+// (no early stopping then). input: network input (transformed), target: what the loss compares
+// with (untransformed counts); both genes x cells. Throws NumericError when the loss stops being
+// finite, naming the epoch and batch.
+template <typename Scalar>
+TrainHistory train(Autoencoder<Scalar>& model, const ConstMatrixRef<Scalar>& train_input,
+                   const ConstMatrixRef<Scalar>& train_target, const ConstMatrixRef<Scalar>& validation_input,
+                   const ConstMatrixRef<Scalar>& validation_target, const TrainOptions& o) {
+    const char* where = "exsal::train";
+    o.validate(where);
+    if (train_input.rows() != model.n_genes() || train_target.rows() != model.n_genes())
+        throw ArgumentError(where, "training data has " + std::to_string(train_input.rows()) + " genes, the model " +
+                                       std::to_string(model.n_genes()));
+    if (train_input.cols() != train_target.cols())
+        throw ArgumentError(where, "input and target have different cell counts");
+    if (train_input.cols() < 1) throw ArgumentError(where, "no training cells");
+    if (validation_input.cols() != validation_target.cols() ||
+        (validation_input.cols() > 0 && (validation_input.rows() != model.n_genes() || validation_target.rows() != model.n_genes())))
+        throw ArgumentError(where, "validation input and target do not match the model");
+
+    const Index n_cells = train_input.cols();
+    const Index batch = std::min(o.batch_size, n_cells);
+    const Index n_batches = (n_cells + batch - 1) / batch;
+    const bool same_data = train_input.data() == train_target.data() && train_input.outerStride() == train_target.outerStride();
+    const bool validating = validation_input.cols() > 0;
+
+    model.reserve(batch);
+    Matrix<Scalar> x_batch(model.n_genes(), batch), t_batch(same_data ? 0 : model.n_genes(), same_data ? 0 : batch);
+    detail::AnyOptimizer<Scalar> optimizer(model.parameters().size(), o);
+    std::vector<std::int64_t> order(static_cast<std::size_t>(n_cells));
+    for (Index i = 0; i < n_cells; ++i) order[static_cast<std::size_t>(i)] = i;
+    Rng rng(o.seed);
+
+    TrainHistory h;
+    Vector<Scalar> best = model.parameters();
+    double best_loss = std::numeric_limits<double>::infinity();
+    int checks_without_improvement = 0;
+    const auto t0 = std::chrono::steady_clock::now();
+
+    for (int epoch = 0; epoch < o.max_epochs; ++epoch) {
+        rng.shuffle(order);
+        double epoch_loss = 0.0;
+        for (Index b = 0; b < n_batches; ++b) {
+            const Index c0 = b * batch, n = std::min(batch, n_cells - c0);
+            detail::gather_columns<Scalar>(train_input, order.data() + c0, n, x_batch);
+            if (!same_data) detail::gather_columns<Scalar>(train_target, order.data() + c0, n, t_batch);
+            const auto xb = x_batch.leftCols(n);
+            const LossParts parts = same_data ? model.loss_and_gradient(xb, xb, o.loss)
+                                              : model.loss_and_gradient(xb, t_batch.leftCols(n), o.loss);
+            if (!std::isfinite(parts.total()) || !model.gradient().allFinite()) {
+                std::ostringstream msg;
+                msg << "training diverged at epoch " << epoch + 1 << ", batch " << b + 1 << " of " << n_batches
+                    << ": the loss is " << parts.total() << " (reconstruction " << parts.reconstruction
+                    << ", orthogonality " << parts.orthogonality << "); try a lower learning rate than "
+                    << o.learning_rate;
+                throw NumericError(msg.str());
+            }
+            optimizer.step(model.parameters(), model.gradient());
+            epoch_loss += parts.total() * static_cast<double>(n);
+            if (o.on_batch) o.on_batch(BatchInfo{epoch, b, n_batches, parts});
+        }
+        EpochInfo info;
+        info.epoch = epoch;
+        info.max_epochs = o.max_epochs;
+        info.train_loss = epoch_loss / static_cast<double>(n_cells);
+        info.orthogonality_error = orthogonality_error<Scalar>(model.representation_weights());
+        const bool check = validating && ((epoch + 1) % o.validate_every == 0 || epoch + 1 == o.max_epochs);
+        bool stop = false;
+        if (check) {
+            info.validation_loss = evaluate_loss(model, validation_input, validation_target, o.loss, batch).total();
+            if (!std::isfinite(info.validation_loss))
+                throw NumericError("training diverged at epoch " + std::to_string(epoch + 1) +
+                                   ": the validation loss is not finite; try a lower learning rate");
+            if (info.validation_loss < best_loss * (1.0 - o.min_improvement) || h.best_epoch < 0) {
+                best_loss = info.validation_loss;
+                best = model.parameters();
+                h.best_epoch = epoch;
+                checks_without_improvement = 0;
+            } else if (o.patience > 0 && ++checks_without_improvement >= o.patience) {
+                stop = true;
+            }
+        }
+        info.seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+        h.train_loss.push_back(info.train_loss);
+        h.validation_loss.push_back(info.validation_loss);
+        h.orthogonality_error.push_back(info.orthogonality_error);
+        h.epochs_run = epoch + 1;
+        if (o.on_epoch) o.on_epoch(info);
+        if (stop) {
+            h.stopped_early = true;
+            break;
+        }
+    }
+    if (validating && h.best_epoch >= 0) {
+        model.set_parameters(best);
+        h.best_validation_loss = best_loss;
+    }
+    h.seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+    return h;
+}
+
+// Convenience: no validation cells.
+template <typename Scalar>
+TrainHistory train(Autoencoder<Scalar>& model, const ConstMatrixRef<Scalar>& input, const ConstMatrixRef<Scalar>& target,
+                   const TrainOptions& o) {
+    const Matrix<Scalar> none(model.n_genes(), 0);
+    return train<Scalar>(model, input, target, none, none, o);
+}
+
+} // namespace exsal
+
+#endif // EXSAL_NN_TRAINER_HPP
