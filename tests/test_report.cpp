@@ -433,6 +433,9 @@ TEST_CASE("heatmap, group heatmap and scatter plot are well-formed SVG showing w
     CHECK(count(scatter, "<circle") == static_cast<std::size_t>(n) + 12); // points + legend keys
     CHECK(scatter.find(">PC1 (23.5 %)</text>") != std::string::npos);
     CHECK(scatter.find(">HSC (") != std::string::npos);
+    // Legend in natural order: group_2 before group_10 (plain sorting would put it after).
+    CHECK(scatter.find(">group_2 (") < scatter.find(">group_10 ("));
+    CHECK(scatter.find(">group_10 (") < scatter.find(">group_11 ("));
     CHECK_THROWS_AS(exsal::make_scatter(x, y.head(10), groups), exsal::ArgumentError);
     CHECK_THROWS_AS(exsal::make_heatmap(impacts, names, unit_names(3)), exsal::ArgumentError);
     CHECK_THROWS_AS(exsal::make_group_heatmap(impacts, diff.leftCols(3), names, units_labels), exsal::ArgumentError);

@@ -58,6 +58,12 @@ inline std::string format_significant(double value, int digits) {
     return text;
 }
 
+// A number's text with a leading '-' replaced by the typographic minus U+2212 (for figures).
+inline std::string with_minus_sign(std::string text) {
+    if (!text.empty() && text[0] == '-') text.replace(0, 1, "\xE2\x88\x92");
+    return text;
+}
+
 // Length in bytes of the valid UTF-8 sequence starting at s[i], or 0 when it is not valid
 // (overlong forms, surrogates and code points above U+10FFFF are invalid).
 inline std::size_t utf8_sequence_length(const std::string& s, std::size_t i) {

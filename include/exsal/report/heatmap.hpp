@@ -185,7 +185,7 @@ template <typename ColourMap>
 void draw_colour_bar(SvgDocument& svg, double x, double y, double w, double h, double lo, double hi,
                      const std::vector<double>& ticks, const std::string& label, double font, ColourMap colour,
                      int tick_digits) {
-    svg.text(x, y - 0.6 * font, label, {font, "start", 0.0, false, true});
+    svg.text(x, y - 0.9 * font, label, {font, "start", 0.0, false, true});
     svg.begin_group({"", 0.0, 0.0, true});
     const int steps = 64;
     for (int k = 0; k < steps; ++k) {
@@ -200,7 +200,7 @@ void draw_colour_bar(SvgDocument& svg, double x, double y, double w, double h, d
     for (const double t : ticks) {
         const double ty = y + h * (1.0 - (t - lo) / (hi - lo));
         svg.line(x + w, ty, x + w + 4, ty, {"none", "#444444", 0.8});
-        svg.text(x + w + 6, ty, tick_digits < 0 ? format_fixed(t, 2) : format_significant(t, tick_digits),
+        svg.text(x + w + 6, ty, with_minus_sign(tick_digits < 0 ? format_fixed(t, 2) : format_significant(t, tick_digits)),
                  {font * 0.9, "start", 0.0, true});
     }
 }
@@ -241,16 +241,19 @@ Heatmap render_heatmap(const char* where, const Eigen::MatrixBase<DerivedI>& imp
     const double bottom = 6.0 + unit_w + 6.0 + x_title_h + pad;
 
     // Colour bars right of the grid: one for the scaled impact, one more for the difference.
-    L.bar_x = L.grid_x + L.grid_w + 24.0;
+    // (not under the x-axis title when the grid is narrower than that title)
+    const double x_title_half = 0.5 * estimate_text_width(options.x_label, axis_font);
+    const double x_title_centre = std::max(L.grid_x + 0.5 * L.grid_w, pad + x_title_half);
+    L.bar_x = std::max(L.grid_x + L.grid_w + 24.0, x_title_centre + x_title_half + 16.0);
     const int n_bars = differences ? 2 : 1;
     const double bar_label_h = 1.4 * axis_font, bar_gap = 2.2 * axis_font;
     L.bar_h = std::clamp((L.grid_h - (n_bars - 1) * (bar_gap + bar_label_h)) / n_bars, 80.0, 220.0);
     double legend_w = L.bar_w + 6.0 + estimate_text_width("-0.000000", 0.9 * axis_font);
-    legend_w = std::max({legend_w, estimate_text_width(options.scale_label, axis_font) + 4.0,
-                         differences ? estimate_text_width(options.difference_label, axis_font) + 4.0 : 0.0});
+    legend_w = std::max({legend_w, estimate_text_width(options.scale_label, axis_font, true) + 4.0,
+                         differences ? estimate_text_width(options.difference_label, axis_font, true) + 4.0 : 0.0});
     const double legend_h = n_bars * (L.bar_h + bar_label_h) + (n_bars - 1) * bar_gap;
     L.width = L.bar_x + legend_w + pad;
-    L.width = std::max(L.width, estimate_text_width(options.title, L.title_font) + 2.0 * pad);
+    L.width = std::max(L.width, estimate_text_width(options.title, L.title_font, true) + 2.0 * pad);
     L.height = std::max(L.grid_y + L.grid_h + bottom, L.grid_y + bar_label_h + legend_h + pad);
 
     Heatmap out{SvgDocument(L.width, L.height), std::move(sel)};
@@ -259,7 +262,7 @@ Heatmap render_heatmap(const char* where, const Eigen::MatrixBase<DerivedI>& imp
     svg.set_title(options.title);
     if (!options.title.empty()) {
         // Centred over the grid, shifted so that it stays inside the canvas.
-        const double half = 0.5 * estimate_text_width(options.title, L.title_font);
+        const double half = 0.5 * estimate_text_width(options.title, L.title_font, true);
         const double x = std::clamp(L.grid_x + 0.5 * L.grid_w, pad + half, std::max(pad + half, L.width - pad - half));
         svg.text(x, pad + L.title_font, options.title, {L.title_font, "middle", 0.0, false, true});
     }
@@ -323,7 +326,7 @@ Heatmap render_heatmap(const char* where, const Eigen::MatrixBase<DerivedI>& imp
         svg.text(L.grid_x + (static_cast<double>(k) + 0.5) * cs, L.grid_y + L.grid_h + 6.0,
                  unit_labels[static_cast<std::size_t>(S.columns[k])], {L.label_font, "end", -90.0, true});
     if (!options.x_label.empty())
-        svg.text(L.grid_x + 0.5 * L.grid_w, L.grid_y + L.grid_h + 6.0 + unit_w + 6.0 + axis_font, options.x_label,
+        svg.text(x_title_centre, L.grid_y + L.grid_h + 6.0 + unit_w + 6.0 + axis_font, options.x_label,
                  {axis_font, "middle"});
     if (!options.y_label.empty())
         svg.text(pad + 0.5 * axis_font, L.grid_y + 0.5 * L.grid_h, options.y_label, {axis_font, "middle", -90.0, true});

@@ -11,7 +11,8 @@
 //   exsal::write_scatter("pca.svg", p.scores.row(0), p.scores.row(1), expression.groups, o);
 //
 // Points are drawn in a seeded random order (so no group hides the others just because it
-// comes last); legend entries are the distinct groups, sorted (or in options.group_order), each
+// comes last); legend entries are the distinct groups in natural order (group_2 before group_10)
+// or in options.group_order, each
 // with its number of points; colours from exsal::categorical (20, then cycling).
 
 #include "exsal/core/error.hpp"
@@ -42,7 +43,7 @@ struct ScatterOptions {
     double point_radius = 2.2;   // px
     double point_opacity = 0.75; // 0..1
     double font_size = 12.0;     // px, tick labels and legend; axis labels the same, title 1.3 x
-    std::vector<std::string> group_order; // legend order; empty = sorted; groups not listed follow, sorted
+    std::vector<std::string> group_order; // legend order; empty = natural order; groups not listed follow
     std::uint64_t seed = 1;      // drawing order of the points
 };
 
@@ -73,6 +74,37 @@ inline std::vector<double> nice_ticks(double lo, double hi, int target = 6) {
     for (double k = first; k * step <= hi + 1e-9 * step; k += 1.0) ticks.push_back(k * step == 0.0 ? 0.0 : k * step);
     return ticks;
 }
+
+// "Natural" order of labels: digit runs compare as numbers, so group_2 < group_10
+// (ties, e.g. "a01" and "a1", broken by plain byte order).
+struct NaturalLess {
+    bool operator()(const std::string& a, const std::string& b) const {
+        const auto is_digit = [](char c) { return c >= '0' && c <= '9'; };
+        std::size_t i = 0, j = 0;
+        while (i < a.size() && j < b.size()) {
+            if (is_digit(a[i]) && is_digit(b[j])) {
+                std::size_t ie = i, je = j;
+                while (ie < a.size() && is_digit(a[ie])) ++ie;
+                while (je < b.size() && is_digit(b[je])) ++je;
+                // Compare the digit runs as numbers: strip leading zeros, then length, then digits.
+                std::size_t is = i, js = j;
+                while (is + 1 < ie && a[is] == '0') ++is;
+                while (js + 1 < je && b[js] == '0') ++js;
+                if (ie - is != je - js) return ie - is < je - js;
+                const int c = a.compare(is, ie - is, b, js, je - js);
+                if (c != 0) return c < 0;
+                i = ie;
+                j = je;
+            } else {
+                if (a[i] != b[j]) return static_cast<unsigned char>(a[i]) < static_cast<unsigned char>(b[j]);
+                ++i;
+                ++j;
+            }
+        }
+        if ((i < a.size()) != (j < b.size())) return j < b.size();
+        return a < b;
+    }
+};
 
 // Padded axis range of the values: 4 % on each side, or +-1 around a single value.
 inline std::pair<double, double> padded_range(const VectorD& v) {
@@ -114,7 +146,7 @@ SvgDocument make_scatter(const Eigen::MatrixBase<DerivedX>& x_in, const Eigen::M
         if (!(std::isfinite(v) && v > 0)) throw ArgumentError(where, "sizes in ScatterOptions must be finite and positive");
 
     // Groups: legend order, colour index and count per point group.
-    std::map<std::string, Index> counts;
+    std::map<std::string, Index, detail::NaturalLess> counts;
     for (const auto& g : groups) ++counts[g];
     std::vector<std::string> legend;
     for (const auto& g : options.group_order)
@@ -138,7 +170,7 @@ SvgDocument make_scatter(const Eigen::MatrixBase<DerivedX>& x_in, const Eigen::M
     }();
     double legend_w = 0.0;
     if (!legend.empty()) {
-        legend_w = estimate_text_width(options.legend_title, font);
+        legend_w = estimate_text_width(options.legend_title, font, true);
         for (const auto& t : legend_text) legend_w = std::max(legend_w, 18.0 + estimate_text_width(t, font));
         legend_w += 20.0;
     }
@@ -148,7 +180,7 @@ SvgDocument make_scatter(const Eigen::MatrixBase<DerivedX>& x_in, const Eigen::M
     const double legend_row = 1.5 * font;
     const double legend_h = legend.empty() ? 0.0 : (static_cast<double>(legend.size()) + 1.0) * legend_row;
     double width = px + pw + legend_w + pad;
-    width = std::max(width, estimate_text_width(options.title, title_font) + 2.0 * pad);
+    width = std::max(width, estimate_text_width(options.title, title_font, true) + 2.0 * pad);
     const double height = std::max(py + ph + tick_len + 1.4 * font + (options.x_label.empty() ? 0.0 : 1.8 * font) + pad,
                                    py + legend_h + pad);
     const auto sx = [&](double v) { return px + (v - x_lo) / (x_hi - x_lo) * pw; };
@@ -157,7 +189,7 @@ SvgDocument make_scatter(const Eigen::MatrixBase<DerivedX>& x_in, const Eigen::M
     SvgDocument svg(width, height);
     svg.set_title(options.title.empty() ? "Scatter plot" : options.title);
     if (!options.title.empty()) {
-        const double half = 0.5 * estimate_text_width(options.title, title_font);
+        const double half = 0.5 * estimate_text_width(options.title, title_font, true);
         svg.text(std::clamp(px + 0.5 * pw, pad + half, std::max(pad + half, width - pad - half)), pad + title_font,
                  options.title, {title_font, "middle", 0.0, false, true});
     }
@@ -167,12 +199,12 @@ SvgDocument make_scatter(const Eigen::MatrixBase<DerivedX>& x_in, const Eigen::M
     for (const double t : x_ticks) {
         svg.line(sx(t), py, sx(t), py + ph, {"none", "#e5e5e5", 0.8});
         svg.line(sx(t), py + ph, sx(t), py + ph + tick_len, {"none", "#444444", 0.8});
-        svg.text(sx(t), py + ph + tick_len + 1.1 * font, detail::format_significant(t, 6), {font, "middle"});
+        svg.text(sx(t), py + ph + tick_len + 1.1 * font, detail::with_minus_sign(detail::format_significant(t, 6)), {font, "middle"});
     }
     for (const double t : y_ticks) {
         svg.line(px, sy(t), px + pw, sy(t), {"none", "#e5e5e5", 0.8});
         svg.line(px - tick_len, sy(t), px, sy(t), {"none", "#444444", 0.8});
-        svg.text(px - tick_len - 3.0, sy(t), detail::format_significant(t, 6), {font, "end", 0.0, true});
+        svg.text(px - tick_len - 3.0, sy(t), detail::with_minus_sign(detail::format_significant(t, 6)), {font, "end", 0.0, true});
     }
     if (!options.x_label.empty())
         svg.text(px + 0.5 * pw, py + ph + tick_len + 1.4 * font + 1.4 * font, options.x_label, {font, "middle"});
