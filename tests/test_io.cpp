@@ -196,6 +196,31 @@ TEST_CASE("write_expression then read_expression gives the same matrix: both lay
     for (const auto& e : fs::directory_iterator(tmp.dir)) CHECK(e.path().filename().string().find(".tmp-") == std::string::npos);
 }
 
+TEST_CASE("write_expression: integers, signed zeros, limits of the float range and negatives read back bit for bit") {
+    TempDir tmp("edge_values");
+    const float edge[] = {0.0f, -0.0f, 1.0f, -1.0f, 16777215.0f, 16777216.0f, 16777218.0f, -16777216.0f, 1e7f,
+                          123456789.0f, 0.1f, 1.0f / 3.0f, std::numeric_limits<float>::max(),
+                          std::numeric_limits<float>::lowest(), std::numeric_limits<float>::min(),
+                          std::numeric_limits<float>::denorm_min(), 2147483648.0f, -2147483904.0f};
+    const Index n = static_cast<Index>(sizeof edge / sizeof edge[0]);
+    ExpressionMatrix m;
+    m.values.resize(n, 1);
+    for (Index i = 0; i < n; ++i) {
+        m.values(i, 0) = edge[i];
+        m.genes.push_back("G" + std::to_string(i));
+    }
+    m.cells = {"c"};
+    ExpressionReadOptions opt;
+    opt.allow_negative = true;
+    for (bool genes_in_rows : {false, true}) {
+        ExpressionWriteOptions w;
+        w.genes_in_rows = genes_in_rows;
+        opt.genes_in_rows = genes_in_rows;
+        exsal::write_expression(tmp.file("e.csv"), m, w);
+        CHECK(same_bits(exsal::read_expression(tmp.file("e.csv"), opt).values, m.values));
+    }
+}
+
 TEST_CASE("write_expression: compression option, reference header, group column only with groups") {
     TempDir tmp("writer");
     ExpressionMatrix m;

@@ -158,6 +158,34 @@ inline bool parse_simple_decimal(const char* b, const char* e, float& out) noexc
     return true;
 }
 
+// The common field in one pass: digits[.digits] (no sign, quote or space, same limits as
+// parse_simple_decimal) directly followed by the separator or the end of the line. Returns the
+// position after the number with `out` set, or nullptr to leave the field to the general path.
+inline char* scan_plain_number(char* p, char* end, char sep, float& out) noexcept {
+    static constexpr float pow10[11] = {1e0f, 1e1f, 1e2f, 1e3f, 1e4f, 1e5f, 1e6f, 1e7f, 1e8f, 1e9f, 1e10f};
+    std::uint32_t m = 0;
+    int digits = 0, decimals = 0;
+    for (; p < end; ++p) {
+        const auto d = static_cast<unsigned>(static_cast<unsigned char>(*p) - '0');
+        if (d >= 10) break;
+        m = m * 10 + d;
+        ++digits;
+    }
+    if (digits == 0 || digits > 9) return nullptr;
+    if (p < end && *p == '.') {
+        for (++p; p < end; ++p) {
+            const auto d = static_cast<unsigned>(static_cast<unsigned char>(*p) - '0');
+            if (d >= 10) break;
+            m = m * 10 + d;
+            ++decimals;
+            if (digits + decimals > 9) return nullptr;
+        }
+    }
+    if ((p < end && *p != sep) || m > (std::uint32_t(1) << 24) || decimals > 10) return nullptr;
+    out = decimals > 0 ? static_cast<float>(m) / pow10[decimals] : static_cast<float>(m);
+    return p;
+}
+
 // Parses a whole field as a finite float: decimal, optional sign and exponent. Magnitudes below
 // the float range become (signed) zero; above it they are an overflow.
 inline NumberStatus parse_value(std::string_view f, bool allow_negative, float& out) noexcept {
@@ -352,19 +380,27 @@ inline ExpressionMatrix read_cells_in_rows(TextLineReader& in, char* header, cha
                 if (p == end) throw_field_count(path, line_no, 0, nf, k);
                 ++p;
             }
-            const FieldStatus fs = next_field(p, end, sep, f);
-            if (fs != FieldStatus::ok) throw_field_error(path, line_no, k + 1, fs, f);
             const Index r = role[k];
             if (r >= 0) {
                 float v;
-                const NumberStatus ns = parse_value(f, opt.allow_negative, v);
-                if (ns != NumberStatus::ok)
-                    throw_number_error(path, line_no, k + 1, ns, f, "gene " + quote_excerpt(names[k]));
+                if (char* q = scan_plain_number(p, end, sep, v)) {
+                    p = q;
+                } else {
+                    const FieldStatus fs = next_field(p, end, sep, f);
+                    if (fs != FieldStatus::ok) throw_field_error(path, line_no, k + 1, fs, f);
+                    const NumberStatus ns = parse_value(f, opt.allow_negative, v);
+                    if (ns != NumberStatus::ok)
+                        throw_number_error(path, line_no, k + 1, ns, f, "gene " + quote_excerpt(names[k]));
+                }
                 if (has_duplicates)
                     col[r] += v;
                 else
                     col[r] = v;
-            } else if (r == role_id) {
+                continue;
+            }
+            const FieldStatus fs = next_field(p, end, sep, f);
+            if (fs != FieldStatus::ok) throw_field_error(path, line_no, k + 1, fs, f);
+            if (r == role_id) {
                 if (f.empty()) throw FileError(path, line_no, k + 1, "empty cell id");
                 cells.emplace_back(f);
             } else {
@@ -448,6 +484,10 @@ inline ExpressionMatrix read_genes_in_rows(TextLineReader& in, char* header, cha
         for (std::size_t k = 1; k < nf; ++k) {
             if (p == end) throw_field_count(path, line_no, 0, nf, k);
             ++p;
+            if (char* q = scan_plain_number(p, end, sep, dst[k - 1])) {
+                p = q;
+                continue;
+            }
             fs = next_field(p, end, sep, f);
             if (fs != FieldStatus::ok) throw_field_error(path, line_no, k + 1, fs, f);
             const NumberStatus ns = parse_value(f, opt.allow_negative, dst[k - 1]);
