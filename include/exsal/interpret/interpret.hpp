@@ -1,0 +1,144 @@
+#ifndef EXSAL_INTERPRET_INTERPRET_HPP
+#define EXSAL_INTERPRET_INTERPRET_HPP
+
+// Umbrella header of the interpretation and its entry point, interpret(): saliency of every
+// representation unit for every cell (streamed in blocks), gene-set impacts over all cells and
+// per group, the significance of each set for each unit against random size-matched gene sets,
+// and Benjamini-Hochberg q-values over all sets x units.
+//
+//   usable sets    usable_gene_sets(sets, genes, min_genes)                (gene_set_impact.hpp)
+//   impacts        gene_set_impact(model, input, rows, groups, ...)       (one streaming pass)
+//   significance   gene_set_significance(gene_saliency, rows, ...)        (statistics.hpp)
+//   q-values       benjamini_hochberg(p) over all sets x units
+//   pairs          impact_in_group of the two named groups
+
+#include "exsal/core/error.hpp"
+#include "exsal/core/types.hpp"
+#include "exsal/interpret/annotate.hpp"
+#include "exsal/interpret/gene_set_impact.hpp"
+#include "exsal/interpret/groups.hpp"
+#include "exsal/interpret/interpretation.hpp"
+#include "exsal/interpret/saliency.hpp"
+#include "exsal/interpret/statistics.hpp"
+#include "exsal/io/gene_set.hpp"
+#include "exsal/nn/autoencoder.hpp"
+
+#include <algorithm>
+#include <string>
+#include <unordered_map>
+#include <vector>
+
+namespace exsal {
+
+namespace detail {
+
+inline void check_interpret_arguments(Index model_genes, Index rows, Index cols, const std::vector<std::string>& genes,
+                                      const std::vector<std::string>& cell_groups, const InterpretOptions& o) {
+    const char* where = "exsal::interpret";
+    if (rows != model_genes)
+        throw ArgumentError(where, "input has " + std::to_string(rows) + " genes (rows), the model " + std::to_string(model_genes));
+    if (static_cast<Index>(genes.size()) != rows)
+        throw ArgumentError(where, std::to_string(genes.size()) + " gene names for " + std::to_string(rows) + " input rows");
+    if (cols < 1) throw ArgumentError(where, "no cells to interpret");
+    if (!cell_groups.empty() && static_cast<Index>(cell_groups.size()) != cols)
+        throw ArgumentError(where, std::to_string(cell_groups.size()) + " group labels for " + std::to_string(cols) +
+                                       " cells (give one label per cell, or none)");
+    std::unordered_map<std::string, std::size_t> seen;
+    seen.reserve(genes.size());
+    for (std::size_t i = 0; i < genes.size(); ++i) {
+        const auto [it, inserted] = seen.emplace(genes[i], i);
+        if (!inserted)
+            throw ArgumentError(where, "gene '" + genes[i] + "' names rows " + std::to_string(it->second + 1) + " and " +
+                                           std::to_string(i + 1) + "; gene names must be unique");
+    }
+    if (o.min_genes < 1) throw ArgumentError(where, "min_genes must be >= 1, got " + std::to_string(o.min_genes));
+    if (o.block_cells < 1) throw ArgumentError(where, "block_cells must be >= 1, got " + std::to_string(o.block_cells));
+    const bool monte_carlo = o.null_method == NullMethod::monte_carlo || o.aggregator == ImpactAggregator::mean;
+    if (monte_carlo && o.permutations < 1)
+        throw ArgumentError(where, "permutations must be >= 1, got " + std::to_string(o.permutations));
+    for (const auto& [a, b] : o.compare_pairs) {
+        for (const std::string* g : {&a, &b})
+            if (std::find(cell_groups.begin(), cell_groups.end(), *g) == cell_groups.end())
+                throw ArgumentError(where, "compare pair " + a + ":" + b + ": no cell has the group label '" + *g + "'" +
+                                               (cell_groups.empty() ? " (the cells have no group labels)" : ""));
+        if (a == b) throw ArgumentError(where, "compare pair " + a + ":" + b + " names the same group twice");
+    }
+}
+
+} // namespace detail
+
+// Interprets the representation units of `model` on cells `input` (the network input, i.e.
+// transformed, genes x cells, rows named by `genes` in model order), with group labels
+// `cell_groups` (one per cell, or empty) and the gene sets `sets`. See the top of this header.
+// Throws ArgumentError naming exsal::interpret on mismatched sizes, duplicate gene names, unknown
+// groups in compare_pairs, non-finite input, bad options, or when no set has min_genes genes present.
+template <typename Scalar>
+Interpretation interpret(const Autoencoder<Scalar>& model, const ConstMatrixRef<Scalar>& input,
+                         const std::vector<std::string>& genes, const std::vector<std::string>& cell_groups,
+                         const GeneSetCollection& sets, const InterpretOptions& options) {
+    const char* where = "exsal::interpret";
+    detail::check_interpret_arguments(model.n_genes(), input.rows(), input.cols(), genes, cell_groups, options);
+    if (!input.allFinite()) throw ArgumentError(where, "the input contains a non-finite value");
+
+    Interpretation out;
+    UsableGeneSets usable = usable_gene_sets(sets, genes, options.min_genes);
+    if (usable.names.empty()) {
+        std::string best = "none";
+        Index most = -1;
+        for (const auto& [name, found] : usable.skipped)
+            if (found > most) {
+                most = found;
+                best = name + " with " + std::to_string(found);
+            }
+        throw ArgumentError(where, "none of the " + std::to_string(sets.size()) + " gene sets has at least min_genes = " +
+                                       std::to_string(options.min_genes) + " of its genes among the " +
+                                       std::to_string(genes.size()) + " genes of the data (best: " + best + ")");
+    }
+    const GroupLabels labels = group_labels(cell_groups);
+
+    // One streaming pass: impacts (all, per group) and per-gene saliency means.
+    ImpactOptions io;
+    io.saliency = options.saliency;
+    io.aggregator = options.aggregator;
+    io.block_cells = options.block_cells;
+    io.on_progress = options.on_progress;
+    GeneSetImpact gi = gene_set_impact<Scalar>(model, input, usable.rows, labels, io);
+
+    // Significance of each set for each unit against random size-matched sets of the genes present.
+    SignificanceOptions so;
+    so.aggregator = options.aggregator;
+    so.method = options.aggregator == ImpactAggregator::median ? options.null_method : NullMethod::monte_carlo;
+    so.permutations = options.permutations;
+    so.seed = options.seed;
+    SetSignificance sig = gene_set_significance(gi.gene_saliency, usable.rows, so);
+
+    out.set_names = std::move(usable.names);
+    out.set_descriptions = std::move(usable.descriptions);
+    out.genes_in_set = std::move(usable.genes_in_set);
+    out.genes_found = std::move(usable.genes_found);
+    out.skipped_sets = std::move(usable.skipped);
+    out.impact = std::move(gi.impact);
+    out.z_score = std::move(sig.z_score);
+    out.p_value = std::move(sig.p_value);
+    out.q_value = benjamini_hochberg(out.p_value);
+    out.set_score = std::move(sig.statistic);
+    out.gene_saliency = gi.gene_saliency.cast<float>();
+    out.gene_saliency_signed = gi.gene_saliency_signed.cast<float>();
+    out.groups = labels.names;
+    out.group_sizes = labels.sizes;
+    out.impact_in_group = std::move(gi.impact_in_group);
+    out.impact_in_rest = std::move(gi.impact_in_rest);
+    out.cells = input.cols();
+    out.null_method = so.method;
+    for (const auto& [a, b] : options.compare_pairs) {
+        const auto index = [&](const std::string& g) {
+            return static_cast<std::size_t>(std::lower_bound(out.groups.begin(), out.groups.end(), g) - out.groups.begin());
+        };
+        out.pairs.push_back({a, b, out.impact_in_group[index(a)], out.impact_in_group[index(b)]});
+    }
+    return out;
+}
+
+} // namespace exsal
+
+#endif // EXSAL_INTERPRET_INTERPRET_HPP

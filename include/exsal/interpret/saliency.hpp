@@ -1,0 +1,282 @@
+#ifndef EXSAL_INTERPRET_SALIENCY_HPP
+#define EXSAL_INTERPRET_SALIENCY_HPP
+
+// Saliency maps of the representation units (METHOD.md section 5): for unit u and cell c the
+// gradient of r_u(x_c) with respect to the input genes, through the encoder layers
+// 0..R (R = model.representation_layer()), computed for all units of a cell at once.
+//
+// Per cell, with z_l = W_l h_l + b_l, h_{l+1} = f_l(z_l), h_0 = x, D_l = f_l'(z_l):
+//   M_R  = clamp(diag(D_R))                         U x U      (seed e_u at r = h_{R+1}, all u)
+//   M_l  = clamp(diag(D_l) W_{l+1}^T M_{l+1})       width_l x U, l = R-1 .. 0
+//   S    = W_0^T M_0                                G x U      (signed saliency, genes x units)
+// clamp(.) = max(., 0) for guided backprop (the paper's choice: the gradient with respect to
+// every activation's INPUT z is set to zero where negative) and the identity for the vanilla
+// gradient. For a block of B cells the M's of its cells are laid side by side
+// (width x (U * B), column j * U + u = cell j, unit u), so every step is one matrix product and
+// the last one, G x width times width x (U B), costs U x H1 x G multiply-adds per cell.
+//
+// Streaming: blocks of cells run in parallel (OpenMP, one block per iteration, per-thread scratch
+// sized once), memory O(threads x G x U x block_cells) scalars, never O(cells x U x G).
+// Everything is computed in the model's Scalar (float in production).
+
+#include "exsal/core/error.hpp"
+#include "exsal/core/threads.hpp"
+#include "exsal/core/types.hpp"
+#include "exsal/nn/autoencoder.hpp"
+
+#include <algorithm>
+#include <atomic>
+#include <exception>
+#include <string>
+#include <utility>
+#include <vector>
+#ifdef _OPENMP
+#include <omp.h>
+#endif
+
+namespace exsal {
+
+enum class SaliencyKind { guided, vanilla };
+
+inline const char* to_string(SaliencyKind k) { return k == SaliencyKind::guided ? "guided" : "vanilla"; }
+
+// "guided" or "vanilla"; throws ArgumentError otherwise.
+inline SaliencyKind saliency_kind_from_string(const std::string& s) {
+    if (s == "guided") return SaliencyKind::guided;
+    if (s == "vanilla") return SaliencyKind::vanilla;
+    throw ArgumentError("exsal::saliency_kind_from_string", "unknown saliency '" + s + "' (guided, vanilla)");
+}
+
+struct SaliencyOptions {
+    SaliencyKind kind = SaliencyKind::guided;
+    Index block_cells = 64; // cells per block; scratch per thread is G x (U * block_cells) scalars
+};
+
+namespace detail {
+
+// Per-thread scratch for the saliency of one block of cells; sized once by reserve().
+template <typename Scalar>
+class SaliencyWorkspace {
+public:
+    using Mat = Matrix<Scalar>;
+
+    // Sizes every buffer for blocks of up to `block` cells.
+    void reserve(const Autoencoder<Scalar>& model, Index block) {
+        const Index R = model.representation_layer(), U = model.units();
+        m_z.resize(static_cast<std::size_t>(R + 1));
+        m_y.resize(static_cast<std::size_t>(R + 1));
+        m_d.resize(static_cast<std::size_t>(R + 1));
+        Index widest_hidden = 1;
+        for (Index l = 0; l <= R; ++l) {
+            const Index out = model.layer(l).out_size();
+            m_z[static_cast<std::size_t>(l)].resize(out, block);
+            m_y[static_cast<std::size_t>(l)].resize(out, block);
+            m_d[static_cast<std::size_t>(l)].resize(out, block);
+            if (l < R) widest_hidden = std::max(widest_hidden, out);
+        }
+        m_a.resize(widest_hidden, U * block);
+        m_b.resize(widest_hidden, U * block);
+        m_out.resize(model.n_genes(), U * block);
+        m_wt = model.layer(R).weights().transpose();
+        m_block = block;
+    }
+    Index capacity() const noexcept { return m_block; }
+
+    // Signed saliency of the cells x (G x n, n <= capacity()): returns G x (U n), column j U + u =
+    // cell j, unit u. The view stays valid until the next call.
+    auto compute(const Autoencoder<Scalar>& model, const ConstMatrixRef<Scalar>& x, SaliencyKind kind) {
+        const Index R = model.representation_layer(), U = model.units(), n = x.cols();
+        const bool guided = kind == SaliencyKind::guided;
+        // Forward through the encoder: z_l, y_l = f(z_l), D_l = f'(z_l), each out_l x n.
+        for (Index l = 0; l <= R; ++l) {
+            const auto s = static_cast<std::size_t>(l);
+            Mat& z = m_z[s];
+            Mat& y = m_y[s];
+            if (z.cols() != n) { // only the last, shorter block reallocates
+                z.resize(z.rows(), n);
+                y.resize(y.rows(), n);
+                m_d[s].resize(m_d[s].rows(), n);
+            }
+            if (l == 0)
+                model.layer(0).apply(x, z, y);
+            else
+                model.layer(l).apply(m_y[s - 1], z, y);
+            model.layer(l).derivative(z, y, m_d[s]);
+        }
+        // First step: dr_u/dh_R for all u = W_R^T clamp(diag(D_R)), in_R x (U n); column j U + u =
+        // W_R(u, :)^T * clamp(D_R(u, j)).
+        Mat* cur = R == 0 ? &m_out : &m_a;
+        Mat* spare = &m_b;
+        const Mat& d_top = m_d[static_cast<std::size_t>(R)];
+        for (Index j = 0; j < n; ++j) {
+            auto cols = cur->block(0, j * U, m_wt.rows(), U);
+            if (guided)
+                cols.noalias() = m_wt * d_top.col(j).cwiseMax(Scalar(0)).asDiagonal();
+            else
+                cols.noalias() = m_wt * d_top.col(j).asDiagonal();
+        }
+        // Down the encoder: g_z = clamp(g_h * f'(z_l)) per cell, then g_h_l = W_l^T g_z.
+        for (Index l = R - 1; l >= 0; --l) {
+            const Mat& d = m_d[static_cast<std::size_t>(l)];
+            const Index width = d.rows();
+            for (Index j = 0; j < n; ++j) {
+                auto cols = cur->block(0, j * U, width, U);
+                cols.array().colwise() *= d.col(j).array(); // width x U, g_y * f'(z)
+                if (guided) cols = cols.cwiseMax(Scalar(0));
+            }
+            Mat* next = l == 0 ? &m_out : spare;
+            const auto& w = model.layer(l).weights(); // width x in_l
+            next->topLeftCorner(w.cols(), U * n).noalias() = w.transpose() * cur->topLeftCorner(width, U * n);
+            spare = cur;
+            cur = next;
+        }
+        return m_out.leftCols(U * n);
+    }
+
+private:
+    std::vector<Mat> m_z, m_y, m_d; // per encoder layer l: out_l x block; z, f(z), f'(z)
+    Mat m_a, m_b;                   // widest hidden width x (U block): backward ping-pong buffers
+    Mat m_out;                      // G x (U block): the saliency block
+    Mat m_wt;                       // in_R x U: W_R^T (the representation layer's weights)
+    Index m_block = 0;
+};
+
+inline void check_saliency_arguments(const char* where, Index model_genes, Index rows, Index block_cells) {
+    if (rows != model_genes)
+        throw ArgumentError(where, "input has " + std::to_string(rows) + " genes (rows), the model " +
+                                       std::to_string(model_genes));
+    if (block_cells < 1) throw ArgumentError(where, "block_cells must be >= 1, got " + std::to_string(block_cells));
+}
+
+inline int thread_id() {
+#ifdef _OPENMP
+    return omp_get_thread_num();
+#else
+    return 0;
+#endif
+}
+
+// Shared driver: visitor(thread, first_cell, block) in parallel, merge(thread, first_cell, n) in
+// block order, one at a time. Exceptions thrown by either are caught and the first is rethrown
+// after the parallel region (remaining blocks are skipped).
+template <typename Scalar, typename Visitor, typename Merge>
+void saliency_blocks(const Autoencoder<Scalar>& model, const ConstMatrixRef<Scalar>& input,
+                     const SaliencyOptions& options, Visitor& visitor, Merge* merge) {
+    const Index C = input.cols();
+    if (C == 0) return;
+    const Index block = std::min(options.block_cells, C);
+    const Index n_blocks = (C + block - 1) / block;
+    const int n_threads = static_cast<int>(std::min<Index>(threads(), n_blocks));
+    std::exception_ptr error;
+    std::atomic<bool> failed{false};
+#pragma omp parallel num_threads(n_threads)
+    {
+        SaliencyWorkspace<Scalar> ws;
+        try {
+            ws.reserve(model, block);
+        } catch (...) {
+#pragma omp critical(exsal_saliency_error)
+            if (!error) error = std::current_exception();
+            failed = true;
+        }
+        const int t = thread_id();
+#pragma omp for ordered schedule(static, 1)
+        for (Index b = 0; b < n_blocks; ++b) {
+            const Index c0 = b * block, n = std::min(block, C - c0);
+            if (!failed) {
+                try {
+                    visitor(t, c0, ConstMatrixRef<Scalar>(ws.compute(model, input.middleCols(c0, n), options.kind)));
+                } catch (...) {
+#pragma omp critical(exsal_saliency_error)
+                    if (!error) error = std::current_exception();
+                    failed = true;
+                }
+            }
+#pragma omp ordered
+            {
+                if (merge && !failed) {
+                    try {
+                        (*merge)(t, c0, n);
+                    } catch (...) {
+#pragma omp critical(exsal_saliency_error)
+                        if (!error) error = std::current_exception();
+                        failed = true;
+                    }
+                }
+            }
+        }
+    }
+    if (error) std::rethrow_exception(error);
+}
+
+struct NoMerge {
+    void operator()(int, Index, Index) const {}
+};
+
+} // namespace detail
+
+// Streams signed saliency maps block by block. For each block of up to options.block_cells
+// consecutive cells, calls
+//   visitor(int thread, Index first_cell, const ConstMatrixRef<Scalar>& block)
+// where block is G x (U * n) for the n = block.cols() / U cells first_cell .. first_cell + n - 1,
+// column j * U + u = d r_u / d x of cell first_cell + j (signed). Blocks run in parallel: thread
+// is in [0, exsal::threads()) and identifies the calling thread, for per-thread scratch the
+// visitor owns; the block view is only valid during the call. Throws ArgumentError when input
+// rows != model genes or block_cells < 1; an exception from the visitor stops the stream and is
+// rethrown.
+template <typename Scalar, typename Visitor>
+void for_each_saliency_block(const Autoencoder<Scalar>& model, const ConstMatrixRef<Scalar>& input,
+                             const SaliencyOptions& options, Visitor&& visitor) {
+    detail::check_saliency_arguments("exsal::for_each_saliency_block", model.n_genes(), input.rows(), options.block_cells);
+    detail::saliency_blocks<Scalar>(model, input, options, visitor, static_cast<detail::NoMerge*>(nullptr));
+}
+
+// The same with an in-order reduction step: after the visitor of a block has run,
+//   merge(int thread, Index first_cell, Index n_cells)
+// is called for the blocks in cell order, one call at a time (so merging per-thread partial
+// results into totals there gives results independent of the thread count).
+template <typename Scalar, typename Visitor, typename Merge>
+void for_each_saliency_block(const Autoencoder<Scalar>& model, const ConstMatrixRef<Scalar>& input,
+                             const SaliencyOptions& options, Visitor&& visitor, Merge&& merge) {
+    detail::check_saliency_arguments("exsal::for_each_saliency_block", model.n_genes(), input.rows(), options.block_cells);
+    detail::saliency_blocks<Scalar>(model, input, options, visitor, &merge);
+}
+
+// Mean over cells of |saliency|: genes x units, accumulated in double (per block, then blocks
+// added in cell order: the same result for any thread count at a given block size).
+template <typename Scalar>
+MatrixD mean_abs_saliency(const Autoencoder<Scalar>& model, const ConstMatrixRef<Scalar>& input,
+                          const SaliencyOptions& options = {}) {
+    const char* where = "exsal::mean_abs_saliency";
+    detail::check_saliency_arguments(where, model.n_genes(), input.rows(), options.block_cells);
+    if (input.cols() < 1) throw ArgumentError(where, "no cells");
+    const Index G = model.n_genes(), U = model.units();
+    std::vector<MatrixD> partial(static_cast<std::size_t>(threads()), MatrixD::Zero(G, U)); // per thread, G x U
+    MatrixD total = MatrixD::Zero(G, U);
+    auto visit = [&](int t, Index, const ConstMatrixRef<Scalar>& block) {
+        MatrixD& p = partial[static_cast<std::size_t>(t)];
+        p.setZero();
+        const Index n = block.cols() / U;
+        for (Index j = 0; j < n; ++j) p += block.middleCols(j * U, U).cwiseAbs().template cast<double>();
+    };
+    auto merge = [&](int t, Index, Index) { total += partial[static_cast<std::size_t>(t)]; };
+    detail::saliency_blocks<Scalar>(model, input, options, visit, &merge);
+    return total / static_cast<double>(input.cols());
+}
+
+// Signed saliency of one cell (column `cell` of input): genes x units, column u = d r_u / d x.
+template <typename Scalar>
+Matrix<Scalar> cell_saliency(const Autoencoder<Scalar>& model, const ConstMatrixRef<Scalar>& input, Index cell,
+                             SaliencyKind kind = SaliencyKind::guided) {
+    const char* where = "exsal::cell_saliency";
+    detail::check_saliency_arguments(where, model.n_genes(), input.rows(), 1);
+    if (cell < 0 || cell >= input.cols())
+        throw ArgumentError(where, "cell " + std::to_string(cell) + " is outside 0.." + std::to_string(input.cols() - 1));
+    detail::SaliencyWorkspace<Scalar> ws;
+    ws.reserve(model, 1);
+    return ws.compute(model, input.middleCols(cell, 1), kind);
+}
+
+} // namespace exsal
+
+#endif // EXSAL_INTERPRET_SALIENCY_HPP
