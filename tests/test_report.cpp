@@ -440,8 +440,15 @@ TEST_CASE("heatmap, group heatmap and scatter plot are well-formed SVG showing w
     CHECK_THROWS_AS(exsal::make_heatmap(impacts, names, unit_names(3)), exsal::ArgumentError);
     CHECK_THROWS_AS(exsal::make_group_heatmap(impacts, diff.leftCols(3), names, units_labels), exsal::ArgumentError);
 
+    // Nothing above the threshold (all rows constant): an empty grid that says so.
+    const auto none = exsal::write_heatmap((dir / "empty_heatmap.svg").string(), exsal::MatrixD::Ones(4, 6),
+                                           hallmark_like_names(4), unit_names(6));
+    CHECK(none.columns.empty());
+    CHECK(read_text(dir / "empty_heatmap.svg").find("no unit above the threshold") != std::string::npos);
+
     // Atomic writes leave exactly the final files.
-    CHECK(file_names(dir) == std::set<std::string>{"heatmap.svg", "group_heatmap.svg", "scatter.svg"});
+    CHECK(file_names(dir) ==
+          std::set<std::string>{"heatmap.svg", "group_heatmap.svg", "scatter.svg", "empty_heatmap.svg"});
 
     if (!have_xmllint()) {
         MESSAGE("xmllint not found (Debian libxml2-utils): SVG well-formedness not checked");
@@ -450,6 +457,7 @@ TEST_CASE("heatmap, group heatmap and scatter plot are well-formed SVG showing w
     CHECK(xml_well_formed(dir / "heatmap.svg"));
     CHECK(xml_well_formed(dir / "group_heatmap.svg"));
     CHECK(xml_well_formed(dir / "scatter.svg"));
+    CHECK(xml_well_formed(dir / "empty_heatmap.svg"));
 }
 
 namespace {
@@ -486,8 +494,10 @@ double abs_correlation(const Eigen::VectorXd& a, const Eigen::VectorXd& b) {
 }
 } // namespace
 
-TEST_CASE("pca agrees with an SVD oracle and recovers planted axes (both Gram branches)") {
-    for (const auto& [features, samples] : {std::pair<Index, Index>{20, 300}, std::pair<Index, Index>{300, 40}}) {
+TEST_CASE("pca agrees with an SVD oracle and recovers planted axes (both Gram branches, dense and iterative)") {
+    // Gram matrices 20 and 40 (dense solver), 300 and 280 (subspace iteration).
+    for (const auto& [features, samples] : {std::pair<Index, Index>{20, 300}, std::pair<Index, Index>{300, 40},
+                                            std::pair<Index, Index>{300, 600}, std::pair<Index, Index>{700, 280}}) {
         CAPTURE(features);
         CAPTURE(samples);
         const Planted p = planted_data(features, samples, 5 + static_cast<std::uint64_t>(features));
@@ -501,15 +511,16 @@ TEST_CASE("pca agrees with an SVD oracle and recovers planted axes (both Gram br
         // Oracle: SVD of the centred data in double.
         const exsal::MatrixD x = p.data.cast<double>();
         const exsal::MatrixD xc = x.colwise() - x.rowwise().mean();
-        const Eigen::JacobiSVD<exsal::MatrixD> svd(xc, Eigen::ComputeThinU);
+        const Eigen::BDCSVD<exsal::MatrixD> svd(xc, Eigen::ComputeThinU);
         const Eigen::VectorXd s2 = svd.singularValues().array().square();
         for (int j = 0; j < k; ++j) {
             CHECK(r.explained_variance_ratio(j) == doctest::Approx(s2(j) / s2.sum()).epsilon(1e-5));
             // Same axis up to sign.
             CHECK(std::abs(r.loadings.col(j).cast<double>().dot(svd.matrixU().col(j))) == doctest::Approx(1.0).epsilon(1e-5));
         }
-        // Planted structure: variances 100 : 25 : 4 of the signal dominate.
-        CHECK(r.explained_variance_ratio.head(3).sum() > 0.99);
+        // Planted structure: factor variances 100 : 25 : 4 against noise variance 0.05^2 per feature.
+        const double signal = 129.0, noise = 0.0025 * static_cast<double>(features);
+        CHECK(r.explained_variance_ratio.head(3).sum() == doctest::Approx(signal / (signal + noise)).epsilon(0.01));
         CHECK(r.explained_variance_ratio(0) > r.explained_variance_ratio(1));
         CHECK(r.explained_variance_ratio(1) > r.explained_variance_ratio(2));
         for (int j = 0; j < 3; ++j)
@@ -535,6 +546,22 @@ TEST_CASE("pca agrees with an SVD oracle and recovers planted axes (both Gram br
         const exsal::PcaResult neg = exsal::pca(-p.data, k);
         CHECK((neg.loadings - r.loadings).cwiseAbs().maxCoeff() < 1e-4f);
         CHECK((neg.scores + r.scores).cwiseAbs().maxCoeff() < 1e-3f * r.scores.cwiseAbs().maxCoeff());
+    }
+}
+
+TEST_CASE("pca agrees with the SVD oracle on a flat spectrum (pure noise, iterative path gives up)") {
+    exsal::Rng rng(77);
+    exsal::MatrixF noise(320, 300);
+    for (Index c = 0; c < noise.cols(); ++c)
+        for (Index i = 0; i < noise.rows(); ++i) noise(i, c) = static_cast<float>(rng.normal());
+    const exsal::PcaResult r = exsal::pca(noise, 3);
+    const exsal::MatrixD x = noise.cast<double>();
+    const exsal::MatrixD xc = x.colwise() - x.rowwise().mean();
+    const Eigen::BDCSVD<exsal::MatrixD> svd(xc, Eigen::ComputeThinU);
+    const Eigen::VectorXd s2 = svd.singularValues().array().square();
+    for (int j = 0; j < 3; ++j) {
+        CHECK(r.explained_variance_ratio(j) == doctest::Approx(s2(j) / s2.sum()).epsilon(1e-5));
+        CHECK(std::abs(r.loadings.col(j).cast<double>().dot(svd.matrixU().col(j))) == doctest::Approx(1.0).epsilon(1e-4));
     }
 }
 
