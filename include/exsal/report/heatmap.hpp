@@ -235,7 +235,8 @@ Heatmap render_heatmap(const char* where, const Eigen::MatrixBase<DerivedI>& imp
     const double y_title_w = options.y_label.empty() ? 0.0 : 1.4 * axis_font;
     L.grid_x = pad + y_title_w + set_w + 6.0;
     L.grid_y = pad + 1.6 * L.title_font + 0.6 * axis_font;
-    L.grid_w = std::max(n_cols, 1.0) * cs;
+    const std::string empty_message = "no unit above the threshold";
+    L.grid_w = n_cols > 0 ? n_cols * cs : estimate_text_width(empty_message, L.label_font) + 8.0;
     L.grid_h = n_rows * cs;
     const double x_title_h = options.x_label.empty() ? 0.0 : 1.6 * axis_font;
     const double bottom = 6.0 + unit_w + 6.0 + x_title_h + pad;
@@ -285,7 +286,7 @@ Heatmap render_heatmap(const char* where, const Eigen::MatrixBase<DerivedI>& imp
     }
     svg.end_group();
     if (S.columns.empty())
-        svg.text(L.grid_x + 4.0, L.grid_y + 0.5 * L.grid_h, "no unit above the threshold",
+        svg.text(L.grid_x + 4.0, L.grid_y + 0.5 * L.grid_h, empty_message,
                  {L.label_font, "start", 0.0, true});
     svg.rect(L.grid_x, L.grid_y, L.grid_w, L.grid_h, {"none", "#444444", 0.6});
 
