@@ -256,6 +256,36 @@ private:
     std::size_t m_check_column = 0;
 };
 
+namespace detail {
+
+// Passes a FileByteSource's text through and ends it with '\n' when its last line has none, so
+// that io::LineReader never takes its missing-final-newline path. That path tests the byte after
+// the data, which past the first 48 MiB is stale text of an earlier block: where it was a '\n',
+// next_line() went on past the end of the data and waited forever for its finished reading
+// thread (found by fuzzing; regression test in tests/test_reliability.cpp).
+class FinalNewlineSource final : public io::ByteSourceBase {
+public:
+    explicit FinalNewlineSource(std::unique_ptr<FileByteSource> source) : m_source(std::move(source)) {}
+
+    int read(char* buffer, int size) override {
+        if (size <= 0 || m_ended) return 0;
+        int n = m_source->read(buffer, size);
+        if (n > 0) m_last = buffer[n - 1];
+        if (n < size) { // the text ended: FileByteSource fills every request until then
+            m_ended = true;
+            if (m_last != '\n') buffer[n++] = '\n';
+        }
+        return n;
+    }
+
+private:
+    std::unique_ptr<FileByteSource> m_source;
+    char m_last = '\n';   // last byte of the text so far ('\n' before any: an empty text stays empty)
+    bool m_ended = false; // the text (and the added newline) has been returned
+};
+
+} // namespace detail
+
 // Lines of a text file (plain or gzip) through io::LineReader: the UTF-8 BOM is skipped, CR LF
 // and LF both end a line, lines are counted. Every failure is an exsal::FileError naming the
 // path (and the line where one applies), including errors raised in LineReader's reading thread
@@ -268,7 +298,8 @@ public:
         m_gzip = source->is_gzip();
         m_file_size = source->file_size();
         try {
-            m_reader = std::make_unique<io::LineReader>(path, std::move(source));
+            m_reader = std::make_unique<io::LineReader>(
+                path, std::make_unique<detail::FinalNewlineSource>(std::move(source)));
         } catch (const io::error::base& e) {
             throw FileError(m_path, e.what());
         }

@@ -14,6 +14,8 @@
 #include "exsal/version.hpp"
 
 #include <cerrno>
+#include <cmath>
+#include <cstdint>
 #include <cstring>
 #include <fstream>
 #include <iterator>
@@ -33,6 +35,8 @@ struct LoadedModel {
 
 template <typename Scalar>
 void save_model(const std::string& path, const Autoencoder<Scalar>& model, const std::string& preprocessing = {}) {
+    if (!model.parameters().allFinite())
+        throw NumericError("save_model: the model has non-finite parameters (NaN or infinity); " + path + " was not written");
     detail::ByteWriter p;
     p.str(EXSAL_VERSION_STRING);
     const AutoencoderConfig& c = model.config();
@@ -101,6 +105,7 @@ LoadedModel<Scalar> load_model(const std::string& path) {
         if (kind > static_cast<std::uint32_t>(ActivationKind::identity)) r.fail("unknown activation code " + std::to_string(kind));
         a.kind = static_cast<ActivationKind>(kind);
         a.beta = r.f64();
+        if (!std::isfinite(a.beta)) r.fail("activation parameter (softplus beta) is not finite");
         c.activations.push_back(a);
     }
     try {
@@ -111,11 +116,32 @@ LoadedModel<Scalar> load_model(const std::string& path) {
     std::vector<double> params = r.f64s();
     std::string preprocessing = r.str();
     if (r.remaining() != 0) r.fail("unexpected bytes after the model");
-    Autoencoder<Scalar> model(c);
-    if (static_cast<Index>(params.size()) != model.parameters().size())
+    // The count the architecture needs, sum of (in + 1) * out, compared before the model is built:
+    // widths from a corrupt file must neither overflow nor allocate (found by fuzzing).
+    std::uint64_t needed = 0;
+    bool overflow = false;
+    {
+        std::uint64_t in = static_cast<std::uint64_t>(c.n_genes);
+        std::vector<Index> outs = c.hidden;
+        outs.push_back(c.n_genes);
+        for (Index o : outs) {
+            const auto out = static_cast<std::uint64_t>(o);
+            std::uint64_t layer = 0;
+            overflow = overflow || __builtin_mul_overflow(in + 1, out, &layer) || __builtin_add_overflow(needed, layer, &needed);
+            in = out;
+        }
+    }
+    if (overflow || needed != params.size())
         throw FileError(path, "model file holds " + std::to_string(params.size()) + " parameters, its architecture needs " +
-                                  std::to_string(model.parameters().size()));
-    for (std::size_t i = 0; i < params.size(); ++i) model.parameters()[static_cast<Index>(i)] = static_cast<Scalar>(params[i]);
+                                  (overflow ? std::string("more than 2^64") : std::to_string(needed)));
+    Autoencoder<Scalar> model(c);
+    for (std::size_t i = 0; i < params.size(); ++i) {
+        const auto v = static_cast<Scalar>(params[i]);
+        if (!std::isfinite(v))
+            throw FileError(path, "model file is corrupt: parameter " + std::to_string(i) + " (" + std::to_string(params[i]) +
+                                      ") is not a finite " + (sizeof(Scalar) == 4 ? "float" : "double"));
+        model.parameters()[static_cast<Index>(i)] = v;
+    }
     return LoadedModel<Scalar>{std::move(model), std::move(preprocessing), std::move(lib_version)};
 }
 
