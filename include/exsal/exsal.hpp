@@ -1,0 +1,42 @@
+#ifndef EXSAL_EXSAL_HPP
+#define EXSAL_EXSAL_HPP
+
+// exsal: orthogonality-regularised autoencoders and saliency-based gene-set interpretation
+// for single-cell RNA-seq. Include this one header for the whole library.
+//
+//   core/       errors, random numbers, threads, atomic file writes, serialisation
+//   io/         expression matrices (CSV/TSV, gzip) and GMT gene sets
+//   data/       preprocessing stored with the model, and the ground-truth simulator
+//   nn/         layers, losses, orthogonality penalty, optimisers, trainer, model files
+//   interpret/  saliency, gene-set impact with significance, group comparisons, PCA
+//   report/     CSV tables, JSON, SVG heatmaps and maps
+
+#include "exsal/version.hpp"
+
+#include "exsal/core/atomic_file.hpp"
+#include "exsal/core/error.hpp"
+#include "exsal/core/random.hpp"
+#include "exsal/core/threads.hpp"
+#include "exsal/core/types.hpp"
+
+#include "exsal/io/expression_matrix.hpp"
+#include "exsal/io/expression_reader.hpp"
+#include "exsal/io/expression_writer.hpp"
+#include "exsal/io/gene_set.hpp"
+#include "exsal/io/gmt.hpp"
+
+#include "exsal/data/preprocess.hpp"
+#include "exsal/data/simulator.hpp"
+
+#include "exsal/nn/nn.hpp"
+
+#include "exsal/interpret/interpret.hpp"
+#include "exsal/interpret/pca.hpp"
+
+#include "exsal/report/csv_table.hpp"
+#include "exsal/report/heatmap.hpp"
+#include "exsal/report/json.hpp"
+#include "exsal/report/scatter.hpp"
+#include "exsal/report/svg.hpp"
+
+#endif // EXSAL_EXSAL_HPP
