@@ -1,0 +1,141 @@
+#ifndef EXSAL_PIPELINE_OUTPUT_FOLDER_HPP
+#define EXSAL_PIPELINE_OUTPUT_FOLDER_HPP
+
+// An output folder that is filled completely or not at all. Files are written into a hidden
+// staging folder next to the target (".<name>.exsal-staging-<pid>", same file system) and only
+// commit() moves them into place:
+//   - target absent or empty: the staging folder is renamed to the target (one atomic rename);
+//   - target not empty (only with force): each staged file is renamed over the file of the same
+//     name in the target. Files of the target that the run does not write are never touched or
+//     deleted, so inputs kept there, notes and earlier results under other names survive.
+// If the run fails (or commit() is never called) the destructor removes the staging folder and
+// the target is exactly as before. Refusal happens in open(), before any work.
+
+#include "exsal/core/error.hpp"
+
+#include <cerrno>
+#include <cstring>
+#include <filesystem>
+#include <string>
+#include <system_error>
+#include <unistd.h>
+#include <vector>
+
+namespace exsal {
+
+class OutputFolder {
+public:
+    // Checks the target and creates the staging folder. Throws ArgumentError("--out", ...) when
+    // `target` exists and is not a folder, or is a non-empty folder and `force` is false;
+    // FileError when the staging folder cannot be created (e.g. no write permission).
+    static OutputFolder open(const std::string& target, bool force) {
+        namespace fs = std::filesystem;
+        if (target.empty()) throw ArgumentError("--out", "must not be empty");
+        const fs::path path = fs::absolute(fs::path(target)).lexically_normal();
+        const fs::path clean = path.has_filename() ? path : path.parent_path(); // drop a trailing '/'
+        std::error_code ec;
+        const fs::file_status st = fs::status(clean, ec);
+        bool non_empty = false;
+        if (fs::exists(st)) {
+            if (!fs::is_directory(st)) throw ArgumentError("--out", "'" + target + "' exists and is not a folder");
+            non_empty = fs::directory_iterator(clean, ec) != fs::directory_iterator();
+            if (ec) throw FileError(target, "cannot list the output folder: " + ec.message());
+            if (non_empty && !force)
+                throw ArgumentError("--out", "'" + target +
+                                                 "' exists and is not empty; choose a new folder, or pass --force to "
+                                                 "replace the files this run writes (other files are kept)");
+        }
+        const fs::path parent = clean.parent_path();
+        fs::create_directories(parent, ec);
+        if (ec) throw FileError(parent.string(), "cannot create the parent of the output folder: " + ec.message());
+        OutputFolder f;
+        f.m_target = clean;
+        f.m_merge = non_empty;
+        f.m_staging = parent / ("." + clean.filename().string() + ".exsal-staging-" + std::to_string(::getpid()));
+        fs::remove_all(f.m_staging, ec); // a leftover of an earlier process with the same id
+        if (!fs::create_directory(f.m_staging, ec) || ec)
+            throw FileError(f.m_staging.string(), "cannot create the staging folder: " +
+                                                      (ec ? ec.message() : std::string("it already exists")));
+        f.m_active = true;
+        return f;
+    }
+
+    OutputFolder(OutputFolder&& other) noexcept { *this = std::move(other); }
+    OutputFolder& operator=(OutputFolder&& other) noexcept {
+        if (this != &other) {
+            discard();
+            m_target = std::move(other.m_target);
+            m_staging = std::move(other.m_staging);
+            m_files = std::move(other.m_files);
+            m_merge = other.m_merge;
+            m_active = other.m_active;
+            other.m_active = false;
+        }
+        return *this;
+    }
+    OutputFolder(const OutputFolder&) = delete;
+    OutputFolder& operator=(const OutputFolder&) = delete;
+    ~OutputFolder() { discard(); }
+
+    // Where to write the output file `name` (a plain file name) now; records the name. Throws
+    // ArgumentError for names with a path separator, "", "." or "..", or a name used twice.
+    std::string file(const std::string& name) {
+        if (name.empty() || name == "." || name == ".." || name.find('/') != std::string::npos)
+            throw ArgumentError("OutputFolder::file", "'" + name + "' is not a plain file name");
+        for (const auto& f : m_files)
+            if (f == name) throw ArgumentError("OutputFolder::file", "the file name '" + name + "' is used twice");
+        m_files.push_back(name);
+        return (m_staging / name).string();
+    }
+    // The final path of `name` inside the target folder (for messages and input checks).
+    std::string final_path(const std::string& name) const { return (m_target / name).string(); }
+
+    const std::vector<std::string>& files() const noexcept { return m_files; }
+    std::string target() const { return m_target.string(); }
+    std::string staging() const { return m_staging.string(); }
+    bool merging() const noexcept { return m_merge; }
+
+    // Moves every staged file into the target (see the top of this header). Throws FileError
+    // naming the file that could not be moved; files moved before it stay in place.
+    void commit() {
+        namespace fs = std::filesystem;
+        if (!m_active) throw ArgumentError("OutputFolder::commit", "nothing to commit");
+        std::error_code ec;
+        if (!m_merge) {
+            // An empty target folder is replaced by the rename; a target created meanwhile is not.
+            if (fs::exists(m_target, ec)) fs::remove(m_target, ec);
+            fs::rename(m_staging, m_target, ec);
+            if (ec) {
+                m_active = false; // keep the staged output: the message points to it
+                throw FileError(m_target.string(), "cannot move the finished output into place: " + ec.message() +
+                                                       " (the complete output is in " + m_staging.string() + ")");
+            }
+        } else {
+            for (const auto& name : m_files) {
+                fs::rename(m_staging / name, m_target / name, ec);
+                if (ec) throw FileError((m_target / name).string(), "cannot move the file into place: " + ec.message());
+            }
+            fs::remove_all(m_staging, ec);
+        }
+        m_active = false;
+    }
+
+private:
+    OutputFolder() = default;
+    void discard() noexcept {
+        if (!m_active) return;
+        std::error_code ec;
+        std::filesystem::remove_all(m_staging, ec);
+        m_active = false;
+    }
+
+    std::filesystem::path m_target;  // absolute, normalised output folder
+    std::filesystem::path m_staging; // hidden sibling folder that receives the files
+    std::vector<std::string> m_files; // names handed out by file(), in order
+    bool m_merge = false;            // target existed and was not empty (force): move files one by one
+    bool m_active = false;           // staging folder exists and is ours
+};
+
+} // namespace exsal
+
+#endif // EXSAL_PIPELINE_OUTPUT_FOLDER_HPP

@@ -1,0 +1,421 @@
+#ifndef EXSAL_PIPELINE_RUN_HPP
+#define EXSAL_PIPELINE_RUN_HPP
+
+// One whole run of the pipeline: validate, read or simulate the data, train (or load a model),
+// project every cell, interpret, and write every output into an OutputFolder that is committed
+// only when everything succeeded. Outputs (names are a contract, see result_tables.hpp and
+// result_figures.hpp for the columns and figures):
+//   representation.csv unit_gene_sets.csv group_units.csv group_gene_sets.csv gene_saliency.csv
+//   heatmap.svg heatmap_<group>.svg... heatmap_<A>_vs_<B>.svg... representation_map.svg
+//   model.exsal   the model with its preprocessing (with --model-in: a copy of that file)
+//   run.json      every parameter, seeds, versions, data dimensions, gene-set coverage, per-epoch
+//                 losses and the seconds each stage took (under "timings_seconds", the only part
+//                 that differs between two runs with the same seed and thread count)
+//   synthetic_gene_sets.gmt, simulated_expression.csv.gz   built-in data only: the simulated
+//                 sets (description "planted" or "decoy") and matrix (cells in rows, sample and
+//                 cluster columns), so `--expression simulated_expression.csv.gz --gene-sets
+//                 synthetic_gene_sets.gmt` repeats the run from files.
+// Progress and notes go through PipelineObserver callbacks; nothing is printed here.
+
+#include "exsal/core/error.hpp"
+#include "exsal/core/threads.hpp"
+#include "exsal/interpret/annotate.hpp"
+#include "exsal/io/expression_writer.hpp"
+#include "exsal/pipeline/config.hpp"
+#include "exsal/pipeline/output_folder.hpp"
+#include "exsal/pipeline/result_figures.hpp"
+#include "exsal/pipeline/result_tables.hpp"
+#include "exsal/pipeline/stages.hpp"
+#include "exsal/report/json.hpp"
+#include "exsal/version.hpp"
+
+#include <chrono>
+#include <cmath>
+#include <filesystem>
+#include <fstream>
+#include <iterator>
+#include <limits>
+#include <set>
+#include <string>
+#include <utility>
+#include <vector>
+
+namespace exsal {
+
+struct PipelineObserver {
+    std::function<void(const std::string& stage)> on_stage;   // a stage starts ("data", "train", ...)
+    std::function<void(const EpochInfo&)> on_epoch;            // after every training epoch
+    std::function<void(Index done, Index total)> on_cells;     // interpretation progress, cells done
+    std::function<void(const std::string& message)> on_note;  // something the user should know
+};
+
+// How the built-in data's planted programmes were recovered (one per set described "planted").
+struct PlantedRecovery {
+    std::string gene_set;     // SIM_<PROGRAMME>
+    Index unit = -1;          // unit with the largest z-score for the set (-1: set not usable)
+    double z_score = std::numeric_limits<double>::quiet_NaN();
+    double q_value = std::numeric_limits<double>::quiet_NaN();
+    double correlation = std::numeric_limits<double>::quiet_NaN(); // Pearson r of that unit with the planted activity
+};
+
+struct PipelineResult {
+    std::string out;                 // the output folder
+    std::vector<std::string> files;  // files written, in order
+    bool trained = false;            // false with --model-in
+    Index cells = 0, genes_input = 0, genes_model = 0, units = 0;
+    Index sets_read = 0;
+    TrainHistory history;            // empty with --model-in
+    int max_epochs = 0;
+    Interpretation interpretation;
+    std::vector<UnitGroupStats> group_stats;
+    std::vector<PlantedRecovery> planted;
+    std::vector<std::pair<std::string, double>> timings; // stage, seconds
+};
+
+namespace detail {
+
+inline double pearson(const Eigen::Ref<const VectorD>& a, const Eigen::Ref<const VectorD>& b) {
+    const Eigen::ArrayXd x = a.array() - a.mean(), y = b.array() - b.mean(); // centred
+    const double den = std::sqrt((x * x).sum() * (y * y).sum());
+    return den > 0.0 ? (x * y).sum() / den : std::numeric_limits<double>::quiet_NaN();
+}
+
+// Throws ArgumentError when an input file is one of the outputs `names` of the folder (only the
+// model file may be its own copy in projection mode).
+inline void check_inputs_not_overwritten(const PipelineConfig& c, const OutputFolder& folder,
+                                         const std::vector<std::string>& names) {
+    namespace fs = std::filesystem;
+    const auto same = [](const std::string& a, const std::string& b) {
+        std::error_code ec;
+        return fs::weakly_canonical(fs::absolute(a), ec) == fs::weakly_canonical(fs::absolute(b), ec);
+    };
+    const std::pair<const char*, const std::string*> inputs[] = {
+        {"--expression", &c.expression}, {"--gene-sets", &c.gene_sets}, {"--model-in", &c.model_in}};
+    for (const auto& [option, path] : inputs) {
+        if (path->empty()) continue;
+        for (const auto& name : names) {
+            if (std::string(option) == "--model-in" && name == "model.exsal") continue; // replaced by a copy of itself
+            if (same(*path, folder.final_path(name)))
+                throw ArgumentError(option, "'" + *path + "' would be replaced by the output " + name +
+                                                "; move it or choose another --out");
+        }
+    }
+}
+
+inline std::vector<std::string> fixed_output_names(const PipelineConfig& c) {
+    std::vector<std::string> n = {"representation.csv", "unit_gene_sets.csv", "group_units.csv", "group_gene_sets.csv",
+                                  "gene_saliency.csv",  "heatmap.svg",        "representation_map.svg", "model.exsal",
+                                  "run.json"};
+    if (c.builtin_data()) {
+        n.push_back("synthetic_gene_sets.gmt");
+        n.push_back("simulated_expression.csv.gz");
+    }
+    return n;
+}
+
+inline JsonValue history_json(const TrainHistory& h) {
+    JsonValue epochs = JsonValue::array();
+    for (std::size_t e = 0; e < h.train_loss.size(); ++e) {
+        JsonValue row = JsonValue::object();
+        row["epoch"] = static_cast<Index>(e + 1);
+        row["train_loss"] = h.train_loss[e];
+        row["validation_loss"] = h.validation_loss[e]; // null where not evaluated
+        row["orthogonality_error"] = h.orthogonality_error[e];
+        epochs.push_back(std::move(row));
+    }
+    return epochs;
+}
+
+inline JsonValue model_json(const FittedModel& f) {
+    const AutoencoderConfig& a = f.model.config();
+    JsonValue m = JsonValue::object();
+    m["genes"] = a.n_genes;
+    m["hidden_layers"] = JsonValue::array_of(a.hidden);
+    m["representation_layer"] = a.representation;
+    m["units"] = a.units();
+    JsonValue acts = JsonValue::array();
+    for (const auto& s : a.activations) {
+        JsonValue x = JsonValue::object();
+        x["kind"] = to_string(s.kind);
+        x["beta"] = s.beta;
+        acts.push_back(std::move(x));
+    }
+    m["activations"] = std::move(acts);
+    m["parameters"] = static_cast<Index>(f.model.parameters().size());
+    m["input_transform"] = PipelineConfig::transform_option_name(f.preprocessor.input_transform());
+    m["filter_threshold"] = f.preprocessor.filter_threshold();
+    m["gene_sets_label"] = f.preprocessor.gene_sets();
+    return m;
+}
+
+// Last finite value of v, NaN if none.
+inline double last_finite(const std::vector<double>& v) {
+    for (auto it = v.rbegin(); it != v.rend(); ++it)
+        if (std::isfinite(*it)) return *it;
+    return std::numeric_limits<double>::quiet_NaN();
+}
+
+} // namespace detail
+
+// Runs the pipeline. Invalid settings throw ArgumentError naming the option before any work;
+// failures later throw (FileError, ArgumentError, NumericError) and leave --out as it was.
+inline PipelineResult run_pipeline(const PipelineConfig& c, const PipelineObserver& observer = {},
+                                   const JsonValue& program = JsonValue()) {
+    using clock = std::chrono::steady_clock;
+    const auto t_start = clock::now();
+    c.validate();
+    set_threads(c.threads);
+    OutputFolder folder = OutputFolder::open(c.out, c.force);
+    detail::check_inputs_not_overwritten(c, folder, detail::fixed_output_names(c));
+
+    PipelineResult r;
+    auto t_stage = clock::now();
+    const auto stage = [&](const std::string& name) {
+        if (observer.on_stage) observer.on_stage(name);
+        t_stage = clock::now();
+    };
+    const auto stage_done = [&](const std::string& name) {
+        r.timings.emplace_back(name, std::chrono::duration<double>(clock::now() - t_stage).count());
+    };
+    const auto note = [&](const std::string& m) {
+        if (observer.on_note) observer.on_note(m);
+    };
+
+    // Model file first (projection): cheap, and a bad file fails before reading large data.
+    FittedModel* fitted = nullptr;
+    std::unique_ptr<FittedModel> loaded;
+    if (c.projecting()) {
+        stage("load model");
+        loaded = std::make_unique<FittedModel>(load_fitted_model(c.model_in));
+        fitted = loaded.get();
+        stage_done("load_model");
+    }
+
+    stage(c.builtin_data() ? "simulate data" : "read data");
+    PipelineData data = load_pipeline_data(c);
+    check_pipeline_data(c, data);
+    stage_done("data");
+    r.cells = data.expression.n_cells();
+    r.genes_input = data.expression.n_genes();
+    r.sets_read = static_cast<Index>(data.gene_sets.size());
+
+    std::unique_ptr<TrainedModel> trained;
+    if (!c.projecting()) {
+        stage("train");
+        trained = std::make_unique<TrainedModel>(fit_pipeline_model(c, data.expression, data.gene_sets, observer.on_epoch));
+        fitted = &trained->fitted;
+        r.trained = true;
+        r.history = trained->history;
+        r.max_epochs = trained->max_epochs;
+        stage_done("preprocess_and_train");
+    }
+    r.genes_model = fitted->model.n_genes();
+    r.units = fitted->model.units();
+
+    stage("project");
+    const Projection projection = project_cells(*fitted, data.expression);
+    if (projection.genes_missing > 0)
+        note(std::to_string(projection.genes_missing) + " of the model's " + std::to_string(r.genes_model) +
+             " genes are missing from the cells and were set to 0 (first: " +
+             detail::prep::first_few(projection.missing_genes) + ")");
+    stage_done("project");
+
+    stage("interpret");
+    r.interpretation = interpret_cells(c, *fitted, projection, data.expression.groups, data.gene_sets, observer.on_cells);
+    const Interpretation& in = r.interpretation;
+    if (!in.skipped_sets.empty())
+        note(std::to_string(in.skipped_sets.size()) + " of " + std::to_string(data.gene_sets.size()) +
+             " gene sets have fewer than " + std::to_string(c.min_genes) + " genes in the model and were skipped");
+    r.group_stats = compare_groups(c, projection.representation, data.expression.groups);
+    stage_done("interpret");
+
+    // Planted programmes (built-in data, or any sets described "planted").
+    for (std::size_t s = 0; s < in.set_names.size(); ++s) {
+        if (in.set_descriptions[s] != "planted") continue;
+        PlantedRecovery p;
+        p.gene_set = in.set_names[s];
+        const Index row = static_cast<Index>(s);
+        for (Index u = 0; u < in.z_score.cols(); ++u)
+            if (p.unit < 0 || in.z_score(row, u) > p.z_score) {
+                p.unit = u;
+                p.z_score = in.z_score(row, u);
+            }
+        p.q_value = in.q_value(row, p.unit);
+        if (data.simulated)
+            for (std::size_t k = 0; k < data.truth.programmes.size(); ++k)
+                if ("SIM_" + data.truth.programmes[k] == p.gene_set)
+                    p.correlation = detail::pearson(projection.representation.row(p.unit).cast<double>().transpose(),
+                                                    data.truth.activity.row(static_cast<Index>(k)).cast<double>().transpose());
+        r.planted.push_back(p);
+    }
+
+    stage("write outputs");
+    std::vector<std::string> written;
+    const auto out_file = [&](const std::string& name) {
+        written.push_back(name);
+        return folder.file(name);
+    };
+    representation_table(data.expression.cells, data.expression.groups, projection.representation)
+        .write(out_file("representation.csv"));
+    unit_gene_sets_table(in).write(out_file("unit_gene_sets.csv"));
+    group_units_table(r.group_stats).write(out_file("group_units.csv"));
+    group_gene_sets_table(in).write(out_file("group_gene_sets.csv"));
+    gene_saliency_table(in, fitted->preprocessor.genes()).write(out_file("gene_saliency.csv"));
+
+    const std::vector<Index> rows = heatmap_sets(in, c.heatmap_sets);
+    const HeatmapSelection shown = write_impact_heatmap(out_file("heatmap.svg"), in, rows);
+    std::set<std::string> taken = {"heatmap.svg"};
+    JsonValue figures = JsonValue::object();
+    figures["heatmap.svg"] = "all cells";
+    for (std::size_t g = 0; g < in.groups.size(); ++g) {
+        const std::string name = figure_file_name("heatmap_", in.groups[g], taken);
+        write_difference_heatmap(out_file(name), in, rows, "Gene-set impact in " + in.groups[g] + " (" +
+                                                               std::to_string(in.group_sizes[g]) + " cells)",
+                                 in.impact_in_group[g], in.impact_in_rest[g], in.groups[g] + " \xE2\x88\x92 rest");
+        figures[name] = "group " + in.groups[g];
+    }
+    for (const auto& p : in.pairs) {
+        const std::string name = figure_file_name("heatmap_", pair_label(p.group_a, p.group_b), taken);
+        write_difference_heatmap(out_file(name), in, rows, "Gene-set impact in " + p.group_a + " against " + p.group_b,
+                                 p.impact_a, p.impact_b, p.group_a + " \xE2\x88\x92 " + p.group_b);
+        figures[name] = "pair " + p.group_a + ":" + p.group_b;
+    }
+    write_representation_map(out_file("representation_map.svg"), projection.representation, data.expression.groups);
+
+    if (c.projecting()) { // a copy of the model used, so the folder is complete on its own
+        std::ifstream src(c.model_in, std::ios::binary);
+        const std::string bytes((std::istreambuf_iterator<char>(src)), std::istreambuf_iterator<char>());
+        if (!src.good() && !src.eof()) throw FileError(c.model_in, "cannot read the model file again");
+        write_file_atomically(out_file("model.exsal"), bytes, true);
+    } else {
+        save_fitted_model(out_file("model.exsal"), *fitted);
+    }
+    if (data.simulated) {
+        write_gmt(out_file("synthetic_gene_sets.gmt"), data.simulated_sets);
+        write_expression(out_file("simulated_expression.csv.gz"), data.expression);
+    }
+    detail::check_inputs_not_overwritten(c, folder, written);
+    stage_done("write_outputs");
+
+    // run.json, last.
+    JsonValue run = JsonValue::object();
+    run["program"] = program.is_null() ? JsonValue("exsal pipeline") : program;
+    run["mode"] = c.projecting() ? "project" : "train";
+    JsonValue versions = JsonValue::object();
+    versions["exsal"] = EXSAL_VERSION_STRING;
+    versions["eigen"] = std::to_string(EIGEN_WORLD_VERSION) + "." + std::to_string(EIGEN_MAJOR_VERSION) + "." +
+                        std::to_string(EIGEN_MINOR_VERSION);
+#ifdef __VERSION__
+    versions["compiler"] = __VERSION__;
+#endif
+    run["versions"] = std::move(versions);
+    run["parameters"] = c.to_json();
+    run["seed"] = c.seed;
+    JsonValue seeds = JsonValue::object();
+    seeds["simulation"] = pipeline_seed(c, PipelineSeed::simulation);
+    seeds["split"] = pipeline_seed(c, PipelineSeed::split);
+    seeds["weights"] = pipeline_seed(c, PipelineSeed::weights);
+    seeds["batches"] = pipeline_seed(c, PipelineSeed::batches);
+    seeds["null"] = pipeline_seed(c, PipelineSeed::null);
+    run["derived_seeds"] = std::move(seeds);
+    run["threads"] = threads();
+
+    JsonValue d = JsonValue::object();
+    d["source"] = data.source;
+    d["cells"] = r.cells;
+    d["genes_input"] = r.genes_input;
+    if (trained) {
+        const PreprocessReport& pr = trained->report;
+        d["genes_removed_by_filter"] = pr.genes_removed_by_filter;
+        d["genes_removed_by_gene_sets"] = pr.genes_removed_by_gene_sets;
+        d["cells_train"] = pr.cells_train;
+        d["cells_validation"] = pr.cells_validation;
+    }
+    d["genes_model"] = r.genes_model;
+    d["genes_missing_from_cells"] = projection.genes_missing;
+    d["genes_not_in_model"] = projection.genes_extra;
+    JsonValue groups = JsonValue::object();
+    for (std::size_t g = 0; g < in.groups.size(); ++g) groups[in.groups[g]] = in.group_sizes[g];
+    d["groups"] = std::move(groups);
+    run["data"] = std::move(d);
+
+    JsonValue gs = JsonValue::object();
+    gs["source"] = c.gene_sets.empty() ? std::string("built-in simulation") : c.gene_sets;
+    gs["prefix"] = c.gene_set_prefix;
+    gs["sets"] = r.sets_read;
+    gs["usable"] = static_cast<Index>(in.set_names.size());
+    gs["skipped"] = static_cast<Index>(in.skipped_sets.size());
+    gs["min_genes"] = c.min_genes;
+    {
+        std::vector<std::string> upper_genes = data.expression.genes;
+        for (auto& g : upper_genes) detail::upper_case_ascii(g);
+        const auto in_data = gene_set_coverage(data.gene_sets, upper_genes);
+        const auto in_model = gene_set_coverage(data.gene_sets, fitted->preprocessor.genes());
+        JsonValue cov = JsonValue::array();
+        for (std::size_t s = 0; s < data.gene_sets.size(); ++s) {
+            JsonValue x = JsonValue::object();
+            x["name"] = data.gene_sets[s].name;
+            x["genes_in_set"] = in_data[s].genes_in_set;
+            x["genes_in_data"] = in_data[s].genes_found;
+            x["genes_in_model"] = in_model[s].genes_found;
+            x["usable"] = in_model[s].genes_found >= c.min_genes;
+            cov.push_back(std::move(x));
+        }
+        gs["coverage"] = std::move(cov);
+    }
+    run["gene_sets"] = std::move(gs);
+    run["model"] = detail::model_json(*fitted);
+
+    if (trained) {
+        const TrainHistory& h = trained->history;
+        JsonValue t = JsonValue::object();
+        t["max_epochs"] = trained->max_epochs;
+        t["epochs_run"] = h.epochs_run;
+        t["stopped_early"] = h.stopped_early;
+        t["best_epoch"] = h.best_epoch >= 0 ? JsonValue(h.best_epoch + 1) : JsonValue();
+        t["best_validation_loss"] = h.best_validation_loss;
+        t["final_train_loss"] = h.train_loss.empty() ? JsonValue() : JsonValue(h.train_loss.back());
+        t["final_validation_loss"] = detail::last_finite(h.validation_loss);
+        t["final_orthogonality_error"] = h.orthogonality_error.empty() ? JsonValue() : JsonValue(h.orthogonality_error.back());
+        t["epochs"] = detail::history_json(h);
+        run["training"] = std::move(t);
+    } else {
+        run["training"] = JsonValue();
+    }
+
+    JsonValue ij = JsonValue::object();
+    ij["cells"] = in.cells;
+    ij["null_method"] = to_string(in.null_method);
+    ij["heatmap_sets"] = static_cast<Index>(rows.size());
+    ij["heatmap_units_shown"] = static_cast<Index>(shown.columns.size());
+    JsonValue planted = JsonValue::array();
+    for (const auto& p : r.planted) {
+        JsonValue x = JsonValue::object();
+        x["gene_set"] = p.gene_set;
+        x["unit"] = unit_label(p.unit);
+        x["z_score"] = p.z_score;
+        x["q_value"] = p.q_value;
+        x["correlation_with_planted_activity"] = p.correlation;
+        planted.push_back(std::move(x));
+    }
+    ij["planted_programmes"] = std::move(planted);
+    run["interpretation"] = std::move(ij);
+    run["figures"] = std::move(figures);
+
+    written.push_back("run.json");
+    run["outputs"] = JsonValue::array_of(written);
+    r.timings.emplace_back("total", std::chrono::duration<double>(clock::now() - t_start).count());
+    JsonValue timings = JsonValue::object();
+    for (const auto& [name, seconds] : r.timings) timings[name] = seconds;
+    run["timings_seconds"] = std::move(timings);
+    write_json(folder.file("run.json"), run);
+
+    folder.commit();
+    r.out = folder.target();
+    r.files = std::move(written);
+    return r;
+}
+
+} // namespace exsal
+
+#endif // EXSAL_PIPELINE_RUN_HPP

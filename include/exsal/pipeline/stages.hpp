@@ -1,0 +1,251 @@
+#ifndef EXSAL_PIPELINE_STAGES_HPP
+#define EXSAL_PIPELINE_STAGES_HPP
+
+// The stages of a pipeline run, each usable on its own:
+//   load_pipeline_data   the built-in simulated data (with its planted gene sets and truth), or
+//                        an expression table and a GMT file
+//   fit_pipeline_model   reference preprocessing (split, gene filter, upper case, gene-set
+//                        restriction, input transform fitted on the training cells) and training
+//   load_fitted_model    a model file written by save_fitted_model (model + preprocessing)
+//   project_cells        any cells through the stored preprocessing and the encoder
+//   interpret_cells      saliency, gene-set impacts and statistics for projected cells
+// Seeds: one base seed; every random stage draws from its own stream derive_seed(seed, k):
+// k = 1 simulation, 2 train/validation split, 3 initial weights, 4 batch order, 5 the
+// Monte Carlo null. The same seed and thread count give the same results bit for bit.
+
+#include "exsal/core/error.hpp"
+#include "exsal/core/random.hpp"
+#include "exsal/core/types.hpp"
+#include "exsal/data/preprocess.hpp"
+#include "exsal/data/simulator.hpp"
+#include "exsal/interpret/interpret.hpp"
+#include "exsal/io/expression_reader.hpp"
+#include "exsal/io/gmt.hpp"
+#include "exsal/nn/nn.hpp"
+#include "exsal/pipeline/config.hpp"
+
+#include <algorithm>
+#include <functional>
+#include <string>
+#include <utility>
+#include <vector>
+
+namespace exsal {
+
+// Stream numbers of derive_seed(config.seed, k) (see the top of this header).
+enum class PipelineSeed : std::uint64_t { simulation = 1, split = 2, weights = 3, batches = 4, null = 5 };
+
+inline std::uint64_t pipeline_seed(const PipelineConfig& c, PipelineSeed stream) {
+    return derive_seed(c.seed, static_cast<std::uint64_t>(stream));
+}
+
+// The input of a run.
+struct PipelineData {
+    ExpressionMatrix expression; // genes x cells, raw values (counts), gene symbols upper case
+    GeneSetCollection gene_sets; // after the --gene-set-prefix filter
+    std::string source;          // "built-in simulation" or the expression file
+    bool simulated = false;
+    SimulatedTruth truth;        // simulated data only: what was planted
+    GeneSetCollection simulated_sets; // simulated data only: all planted and decoy sets
+};
+
+// Simulation settings of the built-in data for a configuration.
+inline SimulationOptions pipeline_simulation_options(const PipelineConfig& c) {
+    SimulationOptions o;
+    o.seed = pipeline_seed(c, PipelineSeed::simulation);
+    o.n_cells = c.simulate_cells;
+    o.n_genes = c.simulate_genes;
+    return o;
+}
+
+// Reads or simulates the data. The gene sets come from --gene-sets when given, else (built-in
+// data) from the simulation. Throws what the reader, GMT reader or simulator throw.
+inline PipelineData load_pipeline_data(const PipelineConfig& c) {
+    PipelineData d;
+    GmtReadOptions gmt;
+    gmt.name_prefix = c.gene_set_prefix;
+    if (c.builtin_data()) {
+        SimulatedData sim = simulate_haematopoiesis(pipeline_simulation_options(c));
+        d.expression = std::move(sim.expression);
+        d.truth = std::move(sim.truth);
+        d.simulated = true;
+        d.source = "built-in simulation";
+        d.simulated_sets = std::move(sim.gene_sets);
+        if (c.gene_sets.empty()) {
+            for (const auto& s : d.simulated_sets)
+                if (s.name.compare(0, c.gene_set_prefix.size(), c.gene_set_prefix) == 0) d.gene_sets.push_back(s);
+            if (d.gene_sets.empty())
+                throw ArgumentError("--gene-set-prefix", "no simulated gene set starts with '" + c.gene_set_prefix + "'");
+        }
+    } else {
+        ExpressionReadOptions o;
+        o.genes_in_rows = c.genes_in_rows;
+        o.id_column = c.id_column;
+        o.group_column = c.group_column;
+        d.expression = read_expression(c.expression, o);
+        d.source = c.expression;
+    }
+    if (!c.gene_sets.empty()) d.gene_sets = read_gmt(c.gene_sets, gmt);
+    return d;
+}
+
+// Checks what needs the data: --compare labels exist. Throws ArgumentError("--compare", ...).
+inline void check_pipeline_data(const PipelineConfig& c, const PipelineData& d) {
+    for (const auto& [a, b] : c.compare)
+        for (const std::string* g : {&a, &b})
+            if (std::find(d.expression.groups.begin(), d.expression.groups.end(), *g) == d.expression.groups.end()) {
+                const GroupLabels labels = group_labels(d.expression.groups);
+                std::string known;
+                for (std::size_t i = 0; i < labels.names.size() && i < 12; ++i) known += (i ? ", " : "") + labels.names[i];
+                throw ArgumentError("--compare", a + ":" + b + ": no cell has the group label '" + *g + "'" +
+                                                     (known.empty() ? std::string(" (the cells have no group labels)")
+                                                                    : " (groups: " + known + ")"));
+            }
+}
+
+// A trained model and the preprocessing its input needs.
+struct FittedModel {
+    Autoencoder<float> model;
+    Preprocessor preprocessor;
+};
+
+struct TrainedModel {
+    FittedModel fitted;
+    PreprocessReport report; // what each preprocessing step did
+    TrainHistory history;    // per-epoch losses
+    int max_epochs = 0;
+};
+
+// The autoencoder configuration of a run: G -> hidden -> units -> hidden -> G.
+inline AutoencoderConfig pipeline_architecture(const PipelineConfig& c, Index n_genes) {
+    AutoencoderConfig a;
+    a.n_genes = n_genes;
+    a.hidden = {c.hidden, c.units, c.hidden};
+    a.representation = 1;
+    return a;
+}
+
+inline TrainOptions pipeline_train_options(const PipelineConfig& c) {
+    TrainOptions o;
+    o.max_epochs = c.max_epochs();
+    o.batch_size = c.batch;
+    o.validate_every = c.validate_every;
+    o.patience = c.patience;
+    o.min_improvement = c.min_improvement;
+    o.seed = pipeline_seed(c, PipelineSeed::batches);
+    o.loss.loss = c.loss;
+    o.loss.lambda = c.lambda_orth;
+    o.optimizer = c.optimizer;
+    o.learning_rate = c.learning_rate;
+    return o;
+}
+
+// Preprocesses `data` with the reference steps and trains the autoencoder on it. on_epoch (may
+// be empty) sees every epoch.
+inline TrainedModel fit_pipeline_model(const PipelineConfig& c, const ExpressionMatrix& data, const GeneSetCollection& sets,
+                                       const std::function<void(const EpochInfo&)>& on_epoch = {}) {
+    PreprocessOptions po;
+    po.validation_fraction = c.validation_fraction;
+    po.seed = pipeline_seed(c, PipelineSeed::split);
+    po.filter = true;
+    po.filter_threshold = static_cast<float>(c.min_gene_max);
+    po.transform = c.input_transform;
+    po.gene_sets_label = c.gene_sets.empty() ? std::string("built-in simulated gene sets") : c.gene_sets;
+    PreparedData prepared = prepare(data, sets, po);
+
+    TrainedModel t{FittedModel{Autoencoder<float>(pipeline_architecture(c, prepared.train.n_genes())),
+                               std::move(prepared.preprocessor)},
+                   prepared.report, TrainHistory{}, c.max_epochs()};
+    Autoencoder<float>& model = t.fitted.model;
+    model.initialize(pipeline_seed(c, PipelineSeed::weights));
+    TrainOptions o = pipeline_train_options(c);
+    const Index batch = std::min<Index>(o.batch_size, prepared.train.n_cells());
+    o.on_epoch = [&](const EpochInfo& e) {
+        // exsal::train's validation pass (evaluate_loss) re-reserves the model's buffers for the
+        // validation cells only; with fewer validation cells than a batch the next epoch would
+        // overrun them, so the training width is restored here after every epoch.
+        model.reserve(batch);
+        if (on_epoch) on_epoch(e);
+    };
+    t.history = train<float>(model, prepared.train_input, prepared.train.values, prepared.validation_input,
+                             prepared.validation.values, o);
+    return t;
+}
+
+// Writes the model with its preprocessing (Preprocessor::serialize in the model file's slot).
+inline void save_fitted_model(const std::string& path, const FittedModel& f) {
+    save_model(path, f.model, f.preprocessor.serialize());
+}
+
+// Reads a model file written by save_fitted_model. Throws FileError when the file holds no
+// preprocessing state or its gene count differs from the model's.
+inline FittedModel load_fitted_model(const std::string& path) {
+    LoadedModel<float> loaded = load_model<float>(path);
+    if (loaded.preprocessing.empty())
+        throw FileError(path, "the model file holds no preprocessing state (it was not written by the pipeline)");
+    Preprocessor p = Preprocessor::deserialize(loaded.preprocessing, path);
+    if (p.n_genes() != loaded.model.n_genes())
+        throw FileError(path, "the preprocessing state lists " + std::to_string(p.n_genes()) + " genes, the model has " +
+                                  std::to_string(loaded.model.n_genes()));
+    return FittedModel{std::move(loaded.model), std::move(p)};
+}
+
+// Cells through the stored preprocessing and the encoder.
+struct Projection {
+    MatrixF input;                          // model genes x cells, transformed: the network input
+    MatrixF representation;                 // units x cells
+    Index genes_missing = 0;                // model genes absent from the cells (zero-filled)
+    Index genes_extra = 0;                  // genes of the cells the model does not use
+    std::vector<std::string> missing_genes; // their symbols
+};
+
+// Aligns `cells` to the model's genes (by upper-cased symbol; absent genes are 0), applies the
+// stored input transform and encodes. The training cells projected this way give exactly the
+// representation the training run reports.
+inline Projection project_cells(const FittedModel& f, const ExpressionMatrix& cells) {
+    Preprocessor::Aligned aligned = f.preprocessor.align(cells);
+    Projection p;
+    p.input = f.preprocessor.transform(aligned.values);
+    p.representation = f.model.encode(p.input);
+    p.genes_missing = aligned.genes_missing;
+    p.genes_extra = aligned.genes_extra;
+    p.missing_genes = std::move(aligned.missing_genes);
+    return p;
+}
+
+inline InterpretOptions pipeline_interpret_options(const PipelineConfig& c) {
+    InterpretOptions o;
+    o.saliency = c.saliency;
+    o.aggregator = c.aggregator;
+    o.null_method = c.null_method;
+    o.min_genes = c.min_genes;
+    o.permutations = c.permutations;
+    o.seed = pipeline_seed(c, PipelineSeed::null);
+    o.compare_pairs = c.compare;
+    return o;
+}
+
+// Interprets projected cells (all of them) with their group labels (or none).
+inline Interpretation interpret_cells(const PipelineConfig& c, const FittedModel& f, const Projection& p,
+                                      const std::vector<std::string>& groups, const GeneSetCollection& sets,
+                                      const std::function<void(Index, Index)>& on_progress = {}) {
+    InterpretOptions o = pipeline_interpret_options(c);
+    o.on_progress = on_progress;
+    return interpret<float>(f.model, p.input, f.preprocessor.genes(), groups, sets, o);
+}
+
+// Each group against the rest, then each --compare pair (group "A_vs_B").
+inline std::vector<UnitGroupStats> compare_groups(const PipelineConfig& c, const MatrixF& representation,
+                                                  const std::vector<std::string>& groups) {
+    if (groups.empty()) return {};
+    std::vector<UnitGroupStats> stats = compare_unit_activity(representation, groups);
+    for (const auto& [a, b] : c.compare) {
+        std::vector<UnitGroupStats> pair = compare_unit_activity(representation, groups, a, b);
+        stats.insert(stats.end(), pair.begin(), pair.end());
+    }
+    return stats;
+}
+
+} // namespace exsal
+
+#endif // EXSAL_PIPELINE_STAGES_HPP
