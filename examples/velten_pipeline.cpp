@@ -1,0 +1,316 @@
+// velten_pipeline: the whole method of Kinalis et al. (2019) on one data set, from the command line.
+//
+//   velten_pipeline                               built-in haematopoiesis-like data, about a minute
+//   velten_pipeline --expression velten.csv.gz --gene-sets h.all.v6.2.symbols.gmt
+//                   --gene-set-prefix HALLMARK_ --out velten
+//   velten_pipeline --model-in velten/model.exsal --expression new_cells.csv --gene-sets h.all.v6.2.symbols.gmt
+//                   --out new_cells
+//
+// The stages live in include/exsal/pipeline/ (run_pipeline); this file parses the command line
+// (CLI11), shows progress and prints a short summary. Exit codes: 0 success, 2 invalid command
+// line (every option is checked before any work), 1 anything that fails while running.
+
+#include "exsal/pipeline/run.hpp"
+
+#include <CLI/CLI.hpp>
+
+#include <chrono>
+#include <cstdio>
+#include <exception>
+#include <iostream>
+#include <string>
+#include <thread>
+#include <unistd.h>
+#include <vector>
+
+namespace {
+
+constexpr const char* program_name = "velten_pipeline";
+
+// Progress on stderr: a one-line bar on a terminal, plain lines every few epochs otherwise,
+// nothing when quiet.
+class Progress {
+public:
+    Progress(bool quiet, bool terminal) : m_quiet(quiet), m_terminal(terminal) {}
+
+    void stage(const std::string& name) {
+        if (m_quiet) return;
+        end_bar();
+        std::cerr << "[" << clock() << "] " << name << "\n";
+        m_stage_start = std::chrono::steady_clock::now();
+    }
+    void epoch(const exsal::EpochInfo& e) {
+        if (m_quiet) return;
+        if (std::isfinite(e.validation_loss)) m_validation = e.validation_loss;
+        const int done = e.epoch + 1;
+        const double eta = e.seconds / done * (e.max_epochs - done);
+        if (m_terminal) {
+            char line[200];
+            std::snprintf(line, sizeof line, "\r  %s epoch %d/%d  train %.5g  validation %s  ETA %s (at most) ",
+                          bar(static_cast<double>(done) / e.max_epochs).c_str(), done, e.max_epochs, e.train_loss,
+                          validation_text().c_str(), duration(eta).c_str());
+            std::cerr << line << std::flush;
+            m_bar_open = true;
+        } else if (done == 1 || done % 10 == 0 || done == e.max_epochs) {
+            char line[200];
+            std::snprintf(line, sizeof line, "  epoch %d/%d  train loss %.6g  validation loss %s  orthogonality %.3g  %.1f s",
+                          done, e.max_epochs, e.train_loss, validation_text().c_str(), e.orthogonality_error, e.seconds);
+            std::cerr << line << "\n";
+        }
+    }
+    void cells(exsal::Index done, exsal::Index total) {
+        if (m_quiet || !m_terminal) return;
+        const double seconds =
+            std::chrono::duration<double>(std::chrono::steady_clock::now() - m_stage_start).count();
+        const double eta = done > 0 ? seconds / static_cast<double>(done) * static_cast<double>(total - done) : 0.0;
+        std::cerr << "\r  " << bar(static_cast<double>(done) / static_cast<double>(total)) << " saliency " << done << "/"
+                  << total << " cells  ETA " << duration(eta) << "  " << std::flush;
+        m_bar_open = true;
+    }
+    void note(const std::string& message) {
+        if (m_quiet) return;
+        end_bar();
+        std::cerr << "  note: " << message << "\n";
+    }
+    void end_bar() {
+        if (m_bar_open) std::cerr << "\n";
+        m_bar_open = false;
+    }
+
+private:
+    static std::string bar(double fraction) {
+        const int width = 24, filled = static_cast<int>(fraction * width + 0.5);
+        return "[" + std::string(static_cast<std::size_t>(filled), '#') + std::string(static_cast<std::size_t>(width - filled), '.') + "]";
+    }
+    static std::string duration(double seconds) {
+        const long s = static_cast<long>(seconds + 0.5);
+        char text[32];
+        std::snprintf(text, sizeof text, "%ld:%02ld", s / 60, s % 60);
+        return text;
+    }
+    std::string validation_text() const {
+        if (!std::isfinite(m_validation)) return "-";
+        char text[32];
+        std::snprintf(text, sizeof text, "%.5g", m_validation);
+        return text;
+    }
+    std::string clock() const {
+        return duration(std::chrono::duration<double>(std::chrono::steady_clock::now() - m_start).count());
+    }
+
+    bool m_quiet, m_terminal;
+    bool m_bar_open = false;
+    double m_validation = std::numeric_limits<double>::quiet_NaN();
+    std::chrono::steady_clock::time_point m_start = std::chrono::steady_clock::now(), m_stage_start = m_start;
+};
+
+struct CommandLine {
+    exsal::PipelineConfig config;
+    int exit_code = -1; // >= 0: stop with this code (help shown or error printed)
+};
+
+CommandLine parse_command_line(int argc, char** argv) {
+    using exsal::PipelineConfig;
+    CommandLine cl;
+    PipelineConfig& c = cl.config;
+    c.threads = static_cast<int>(std::max(1u, std::thread::hardware_concurrency()));
+
+    CLI::App app{"Trains an orthogonality-regularised autoencoder on single-cell expression and explains its "
+                 "representation units by saliency maps aggregated over gene sets (Kinalis et al. 2019). Without "
+                 "--expression it runs on built-in simulated haematopoiesis data with planted gene programmes.",
+                 program_name};
+    app.option_defaults()->always_capture_default();
+    app.get_formatter()->column_width(34);
+
+    std::string loss = "poisson", optimizer = "adam", transform = "log1p", saliency = "guided", aggregator = "median",
+                null = "exact";
+    int epochs = 0;
+    std::vector<std::string> compare;
+
+    const char* data = "Data";
+    app.add_option("--expression", c.expression, "Expression table (.csv, .tsv, optionally .gz); default: built-in simulated data")
+        ->group(data);
+    app.add_flag("--genes-in-rows", c.genes_in_rows, "The table has one row per gene (no group labels then)")->group(data);
+    app.add_option("--id-column", c.id_column, "Header of the cell id column")->group(data);
+    app.add_option("--group-column", c.group_column, "Header of the group column (\"\" for none)")->group(data);
+    app.add_option("--gene-sets", c.gene_sets, "Gene sets in GMT format (required with --expression)")->group(data);
+    app.add_option("--gene-set-prefix", c.gene_set_prefix, "Use only sets whose name starts with this, e.g. HALLMARK_")
+        ->group(data);
+    app.add_option("--min-genes", c.min_genes, "Skip gene sets with fewer genes in the model")->group(data);
+    app.add_option("--min-gene-max", c.min_gene_max, "Keep genes whose value exceeds X in at least one cell")->group(data);
+    app.add_option("--simulate-cells", c.simulate_cells, "Cells of the built-in data")->group(data);
+    app.add_option("--simulate-genes", c.simulate_genes, "Genes of the built-in data")->group(data);
+
+    const char* model = "Model and training";
+    std::vector<CLI::Option*> training;
+    training.push_back(app.add_option("--hidden", c.hidden, "Width of the layers around the representation")->group(model));
+    training.push_back(app.add_option("--units", c.units, "Representation units")->group(model));
+    training.push_back(app.add_option("--loss", loss, "Reconstruction loss")->check(CLI::IsMember({"poisson", "mse"}))->group(model));
+    training.push_back(
+        app.add_option("--optimizer", optimizer, "Optimiser")->check(CLI::IsMember({"adam", "sgd"}))->group(model));
+    training.push_back(app.add_option("--lr", c.learning_rate, "Learning rate")->group(model));
+    training.push_back(app.add_option("--lambda-orth", c.lambda_orth, "Weight of the orthogonality penalty ||I - W W^T||_F")
+                           ->group(model));
+    training.push_back(app.add_option("--epochs", epochs, "Maximum epochs (early stopping may end sooner)")
+                           ->default_str("150 for the built-in data, 500 for files")
+                           ->group(model));
+    training.push_back(app.add_option("--batch", c.batch, "Cells per mini-batch")->group(model));
+    training.push_back(app.add_option("--input-transform", transform, "Transform of the network input (the loss target stays raw)")
+                           ->check(CLI::IsMember({"none", "log1p", "minmax", "cpm-log1p"}))
+                           ->group(model));
+    training.push_back(app.add_option("--validation-fraction", c.validation_fraction, "Held-out cells for early stopping")
+                           ->group(model));
+    training.push_back(app.add_option("--validate-every", c.validate_every, "Epochs between validation checks")->group(model));
+    training.push_back(
+        app.add_option("--patience", c.patience, "Checks without improvement before stopping (0: never stop early)")->group(model));
+    training.push_back(app.add_option("--min-improvement", c.min_improvement,
+                                      "Relative validation-loss improvement that counts for early stopping")
+                           ->group(model));
+
+    const char* interp = "Interpretation";
+    app.add_option("--saliency", saliency, "Saliency maps")->check(CLI::IsMember({"guided", "vanilla"}))->group(interp);
+    app.add_option("--aggregator", aggregator, "Gene-set impact per cell: median (reference) or mean of |saliency|")
+        ->check(CLI::IsMember({"median", "mean"}))
+        ->group(interp);
+    app.add_option("--null", null, "Null of random size-matched gene sets: exact, or monte-carlo with --permutations")
+        ->check(CLI::IsMember({"exact", "monte-carlo"}))
+        ->group(interp);
+    app.add_option("--permutations", c.permutations, "Random gene sets per set size (monte-carlo null)")->group(interp);
+    app.add_option("--compare", compare, "Compare two groups A:B (repeatable)")->group(interp)->default_str("none");
+    app.add_option("--heatmap-sets", c.heatmap_sets, "At most this many gene sets in the heatmaps (smallest q first)")
+        ->group(interp);
+
+    const char* run = "Run";
+    app.add_option("--out", c.out, "Output folder (refused if it exists and is not empty, unless --force)")->group(run);
+    app.add_flag("--force", c.force, "Write into an existing non-empty --out: replaces the files this run writes, keeps others")
+        ->group(run);
+    // CLI11 would wrap "-1" around to 2^64 - 1 for an unsigned option: refuse signs explicitly.
+    const CLI::Validator unsigned_integer(
+        [](std::string& text) {
+            return text.find_first_not_of("0123456789") == std::string::npos && !text.empty()
+                       ? std::string()
+                       : "must be a non-negative integer, got '" + text + "'";
+        },
+        "");
+    app.add_option("--seed", c.seed, "Seed of every random step")->check(unsigned_integer)->group(run);
+    app.add_option("--threads", c.threads, "Threads (default: all cores)")->group(run);
+    app.add_flag("--quiet", c.quiet, "Print nothing but errors")->group(run);
+    app.add_option("--model-in", c.model_in, "Trained model.exsal: skip training and project the cells through it "
+                                             "(the model and training options and --min-gene-max do not apply)")
+        ->group(run);
+
+    try {
+        app.parse(argc, argv);
+    } catch (const CLI::ParseError& e) {
+        if (e.get_exit_code() == static_cast<int>(CLI::ExitCodes::Success)) {
+            cl.exit_code = app.exit(e); // --help
+            return cl;
+        }
+        std::cerr << program_name << ": error: " << e.what() << "\nRun '" << program_name << " --help' for the options.\n";
+        cl.exit_code = 2;
+        return cl;
+    }
+
+    try {
+        if (app.count("--epochs") && epochs < 1)
+            throw exsal::ArgumentError("--epochs", "must be a positive count, got " + std::to_string(epochs));
+        c.epochs = epochs;
+        c.loss = exsal::loss_from_string(loss);
+        c.optimizer = exsal::optimizer_from_string(optimizer);
+        c.input_transform = exsal::parse_input_transform(transform == "cpm-log1p" ? "cpm_log1p" : transform);
+        c.saliency = exsal::saliency_kind_from_string(saliency);
+        c.aggregator = exsal::impact_aggregator_from_string(aggregator);
+        c.null_method = null == "exact" ? exsal::NullMethod::exact : exsal::NullMethod::monte_carlo;
+        for (const auto& pair : compare) c.compare.push_back(exsal::parse_compare_pair(pair));
+        if (c.projecting()) {
+            training.push_back(app.get_option("--min-gene-max"));
+            for (const CLI::Option* o : training)
+                if (o->count() > 0)
+                    throw exsal::ArgumentError(o->get_name(), "does not apply with --model-in (the model file fixes the "
+                                                              "architecture, preprocessing and genes)");
+        }
+        c.validate();
+    } catch (const exsal::Error& e) {
+        std::cerr << program_name << ": error: " << e.what() << "\n";
+        cl.exit_code = 2;
+    }
+    return cl;
+}
+
+void print_summary(const exsal::PipelineConfig& c, const exsal::PipelineResult& r) {
+    using exsal::Index;
+    const exsal::Interpretation& in = r.interpretation;
+    std::printf("\nData: %s, %lld cells x %lld genes; %lld genes in the model; %lld gene sets, %zu usable\n",
+                c.builtin_data() ? "built-in simulation" : c.expression.c_str(), static_cast<long long>(r.cells),
+                static_cast<long long>(r.genes_input), static_cast<long long>(r.genes_model),
+                static_cast<long long>(r.sets_read), in.set_names.size());
+    if (r.trained) {
+        const exsal::TrainHistory& h = r.history;
+        std::printf("Training: %d of at most %d epochs%s; final train loss %.6g, validation loss %.6g "
+                    "(best %.6g at epoch %d), orthogonality error %.3g\n",
+                    h.epochs_run, r.max_epochs, h.stopped_early ? " (stopped early)" : "", h.train_loss.back(),
+                    exsal::detail::last_finite(h.validation_loss), h.best_validation_loss, h.best_epoch + 1,
+                    h.orthogonality_error.back());
+    } else {
+        std::printf("Projection through %s (no training)\n", c.model_in.c_str());
+    }
+    if (!r.planted.empty()) {
+        std::printf("Planted programmes (unit with the highest z-score for the planted set; r = correlation of\n"
+                    "that unit with the planted activity):\n");
+        for (const auto& p : r.planted)
+            std::printf("  %-22s %-8s z %7.2f  q %-9.3g r %+.2f\n", p.gene_set.c_str(), exsal::unit_label(p.unit).c_str(),
+                        p.z_score, p.q_value, p.correlation);
+    }
+    const auto annotations = exsal::annotate_units(in, 1);
+    Index named = 0;
+    for (const auto& a : annotations) named += a.top_sets.empty() ? 0 : 1;
+    std::printf("Units with a significant gene set (q <= 0.05): %lld of %lld\n", static_cast<long long>(named),
+                static_cast<long long>(r.units));
+    if (!r.group_stats.empty()) {
+        std::printf("Most active units per group (effect size; best gene set):\n");
+        for (const auto& m : exsal::group_modules(r.group_stats, 3)) {
+            std::printf("  %-14s", m.group.c_str());
+            for (Index u : m.units) {
+                const auto& top = annotations[static_cast<std::size_t>(u)].top_sets;
+                std::printf("  %s (%s)", exsal::unit_label(u).c_str(),
+                            top.empty() ? "-" : in.set_names[static_cast<std::size_t>(top[0])].c_str());
+            }
+            std::printf("\n");
+        }
+    }
+    std::printf("Outputs in %s (%zu files); timings:", r.out.c_str(), r.files.size());
+    for (const auto& [stage, seconds] : r.timings) std::printf(" %s %.1f s;", stage.c_str(), seconds);
+    std::printf("\n");
+}
+
+} // namespace
+
+int main(int argc, char** argv) {
+    CommandLine cl = parse_command_line(argc, argv);
+    if (cl.exit_code >= 0) return cl.exit_code;
+    const exsal::PipelineConfig& c = cl.config;
+    Progress progress(c.quiet, ::isatty(STDERR_FILENO) != 0);
+    try {
+        exsal::PipelineObserver observer;
+        observer.on_stage = [&](const std::string& s) { progress.stage(s); };
+        observer.on_epoch = [&](const exsal::EpochInfo& e) { progress.epoch(e); };
+        observer.on_cells = [&](exsal::Index done, exsal::Index total) { progress.cells(done, total); };
+        observer.on_note = [&](const std::string& m) { progress.note(m); };
+        exsal::JsonValue program = exsal::JsonValue::object();
+        program["name"] = program_name;
+        program["cli11"] = CLI11_VERSION;
+        std::vector<std::string> args(argv + 1, argv + argc);
+        program["arguments"] = exsal::JsonValue::array_of(args);
+        const exsal::PipelineResult result = exsal::run_pipeline(c, observer, program);
+        progress.end_bar();
+        if (!c.quiet) print_summary(c, result);
+        return 0;
+    } catch (const exsal::Error& e) {
+        progress.end_bar();
+        std::cerr << program_name << ": error: " << e.what() << "\n";
+    } catch (const std::exception& e) {
+        progress.end_bar();
+        std::cerr << program_name << ": error: " << e.what() << "\n";
+    }
+    return 1;
+}
