@@ -1,0 +1,458 @@
+// The velten_pipeline program end to end: every output file with its columns, the refusal of
+// invalid options and of a non-empty --out before any work, no partial output after a failure,
+// bit-identical reruns, repeating the built-in run from its written files, and --model-in
+// projections that reproduce the training run's representation (built-in data and HSMM).
+// The binary is <build>/examples/velten_pipeline (examples/CMakeLists.txt builds it before this
+// test); without it (EXSAL_BUILD_EXAMPLES=OFF) the tests are skipped with a message.
+
+#include "exsal/pipeline/output_folder.hpp"
+
+#include <doctest/doctest.h>
+
+#include <cmath>
+#include <cstdio>
+#include <cstdlib>
+#include <filesystem>
+#include <fstream>
+#include <map>
+#include <set>
+#include <sstream>
+#include <string>
+#include <sys/wait.h>
+#include <vector>
+
+namespace fs = std::filesystem;
+
+namespace {
+
+const std::string binary = std::string(EXSAL_BINARY_DIR) + "/examples/velten_pipeline";
+const fs::path work = fs::path(EXSAL_BINARY_DIR) / "test_pipeline_out";
+
+bool have_binary() {
+    if (fs::exists(binary)) return true;
+    MESSAGE("skipped: " << binary << " is not built (configure with EXSAL_BUILD_EXAMPLES=ON)");
+    return false;
+}
+
+struct Run {
+    int code = -1;
+    std::string out, err;
+};
+
+std::string read_text(const fs::path& p) {
+    std::ifstream in(p, std::ios::binary);
+    std::ostringstream s;
+    s << in.rdbuf();
+    return s.str();
+}
+
+// Runs the pipeline with `args` (already shell-quoted where needed); captures exit code and output.
+Run run(const std::string& args, const std::string& tag) {
+    fs::create_directories(work);
+    const fs::path out = work / (tag + ".stdout"), err = work / (tag + ".stderr");
+    const std::string command = "'" + binary + "' " + args + " > '" + out.string() + "' 2> '" + err.string() + "'";
+    const int status = std::system(command.c_str());
+    Run r;
+    r.code = WIFEXITED(status) ? WEXITSTATUS(status) : -1;
+    r.out = read_text(out);
+    r.err = read_text(err);
+    return r;
+}
+
+fs::path fresh(const std::string& name) {
+    const fs::path p = work / name;
+    fs::remove_all(p);
+    return p;
+}
+
+// A CSV file as header + rows (the pipeline's tables hold no quoted fields in these tests).
+struct Csv {
+    std::vector<std::string> header;
+    std::vector<std::vector<std::string>> rows;
+    std::size_t column(const std::string& name) const {
+        for (std::size_t i = 0; i < header.size(); ++i)
+            if (header[i] == name) return i;
+        FAIL("no column " << name);
+        return 0;
+    }
+};
+
+std::vector<std::string> split(const std::string& line) {
+    std::vector<std::string> f;
+    std::string cur;
+    for (char ch : line) {
+        if (ch == ',') {
+            f.push_back(cur);
+            cur.clear();
+        } else {
+            cur += ch;
+        }
+    }
+    f.push_back(cur);
+    return f;
+}
+
+Csv read_csv(const fs::path& p) {
+    std::ifstream in(p);
+    REQUIRE_MESSAGE(in, "cannot open " << p);
+    Csv c;
+    std::string line;
+    std::getline(in, line);
+    c.header = split(line);
+    while (std::getline(in, line)) {
+        c.rows.push_back(split(line));
+        REQUIRE_MESSAGE(c.rows.back().size() == c.header.size(), p << ": row " << c.rows.size() << " has a wrong field count");
+    }
+    return c;
+}
+
+double number(const std::string& s) {
+    if (s == "NA") return std::nan("");
+    std::size_t used = 0;
+    const double v = std::stod(s, &used);
+    REQUIRE_MESSAGE(used == s.size(), "'" << s << "' is not a number");
+    return v;
+}
+
+std::vector<std::string> unit_columns(std::size_t units) {
+    std::vector<std::string> u;
+    for (std::size_t i = 0; i < units; ++i) u.push_back("unit_" + std::to_string(i));
+    return u;
+}
+
+// run.json without the parts that may differ between two runs of the same settings: the
+// timings, the program's arguments and the output folder.
+std::string comparable_run_json(const fs::path& p) {
+    std::istringstream in(read_text(p));
+    std::string line, out;
+    bool skipping = false;
+    while (std::getline(in, line)) {
+        if (line.find("\"timings_seconds\"") != std::string::npos || line.find("\"arguments\"") != std::string::npos) {
+            skipping = line.find('[') != std::string::npos || line.find('{') != std::string::npos;
+            if (line.find("[]") != std::string::npos || line.find("{}") != std::string::npos) skipping = false;
+            continue;
+        }
+        if (skipping) {
+            if (line.find_first_not_of(' ') != std::string::npos &&
+                (line[line.find_first_not_of(' ')] == ']' || line[line.find_first_not_of(' ')] == '}') &&
+                line.find_first_not_of(' ') <= 4)
+                skipping = false;
+            continue;
+        }
+        if (line.find("\"out\":") != std::string::npos) continue;
+        out += line + "\n";
+    }
+    return out;
+}
+
+const std::string small = " --simulate-cells 300 --simulate-genes 600 --epochs 3 --threads 2 --quiet";
+const std::string tiny_model = " --hidden 16 --units 8";
+
+} // namespace
+
+TEST_CASE("default run: every output file with its columns") {
+    if (!have_binary()) return;
+    const fs::path out = fresh("default");
+    const Run r = run(small + " --out '" + out.string() + "'", "default");
+    REQUIRE_MESSAGE(r.code == 0, r.err);
+    CHECK(r.out.empty()); // --quiet
+    CHECK(r.err.empty());
+    const std::size_t U = 64;
+    const std::vector<std::string> groups = {"CMP", "GMP", "HSC", "MEP", "MLP", "MPP"};
+
+    for (const char* f : {"representation.csv", "unit_gene_sets.csv", "group_units.csv", "group_gene_sets.csv",
+                          "gene_saliency.csv", "heatmap.svg", "representation_map.svg", "model.exsal", "run.json",
+                          "synthetic_gene_sets.gmt", "simulated_expression.csv.gz"})
+        CHECK_MESSAGE(fs::is_regular_file(out / f), f);
+    for (const auto& g : groups) CHECK_MESSAGE(fs::is_regular_file(out / ("heatmap_" + g + ".svg")), g);
+    for (const auto& e : fs::directory_iterator(out.parent_path()))
+        CHECK_MESSAGE(e.path().filename().string().find("exsal-staging") == std::string::npos, "staging folder left: " << e.path());
+
+    const Csv rep = read_csv(out / "representation.csv");
+    std::vector<std::string> header = {"cell", "group"};
+    for (const auto& u : unit_columns(U)) header.push_back(u);
+    CHECK(rep.header == header);
+    REQUIRE(rep.rows.size() == 300);
+    std::map<std::string, int> group_count;
+    for (const auto& row : rep.rows) {
+        ++group_count[row[1]];
+        for (std::size_t k = 2; k < row.size(); ++k) CHECK(std::isfinite(number(row[k])));
+    }
+    CHECK(group_count.size() == groups.size());
+
+    const Csv ugs = read_csv(out / "unit_gene_sets.csv");
+    CHECK(ugs.header == std::vector<std::string>{"unit", "gene_set", "genes_in_set", "genes_found", "impact", "z_score",
+                                                 "p_value", "q_value"});
+    std::set<std::string> sets;
+    for (const auto& row : ugs.rows) {
+        sets.insert(row[1]);
+        const double p = number(row[6]), q = number(row[7]);
+        CHECK((p > 0.0 && p <= 1.0));
+        CHECK((q >= p - 1e-12 && q <= 1.0)); // BH q-values are never below the p-value
+        CHECK(number(row[3]) <= number(row[2]));
+        CHECK(number(row[3]) >= 10); // --min-genes default
+    }
+    CHECK(ugs.rows.size() == U * sets.size());
+    CHECK(sets.count("SIM_ERYTHROID") == 1);
+
+    const Csv gu = read_csv(out / "group_units.csv");
+    CHECK(gu.header == std::vector<std::string>{"group", "unit", "mean_in_group", "mean_in_rest", "effect_size"});
+    CHECK(gu.rows.size() == U * groups.size());
+    for (const auto& row : gu.rows) // the sign: group minus rest
+        if (number(row[4]) != 0.0) CHECK((number(row[4]) > 0) == (number(row[2]) > number(row[3])));
+
+    const Csv ggs = read_csv(out / "group_gene_sets.csv");
+    CHECK(ggs.header ==
+          std::vector<std::string>{"group", "unit", "gene_set", "impact_in_group", "impact_in_rest", "difference"});
+    CHECK(ggs.rows.size() == U * groups.size() * sets.size());
+    for (const auto& row : ggs.rows)
+        CHECK(number(row[5]) == doctest::Approx(number(row[3]) - number(row[4])).epsilon(1e-12));
+
+    const Csv gs = read_csv(out / "gene_saliency.csv");
+    CHECK(gs.header == std::vector<std::string>{"unit", "gene", "mean_abs_saliency"});
+    REQUIRE(gs.rows.size() % U == 0);
+    for (const auto& row : gs.rows) CHECK(number(row[2]) >= 0.0);
+
+    const std::string json = read_text(out / "run.json");
+    for (const char* key : {"\"parameters\"", "\"seed\"", "\"versions\"", "\"exsal\"", "\"data\"", "\"cells\": 300",
+                            "\"genes_model\"", "\"coverage\"", "\"training\"", "\"epochs\"", "\"train_loss\"",
+                            "\"validation_loss\"", "\"timings_seconds\"", "\"planted_programmes\"", "\"outputs\""})
+        CHECK_MESSAGE(json.find(key) != std::string::npos, key);
+    const std::string gmt = read_text(out / "synthetic_gene_sets.gmt");
+    CHECK(gmt.find("SIM_ERYTHROID\tplanted\t") != std::string::npos);
+    CHECK(gmt.find("\tdecoy\t") != std::string::npos);
+    CHECK(read_text(out / "heatmap.svg").rfind("<svg", 200) != std::string::npos);
+}
+
+TEST_CASE("same seed and threads: identical files; the written matrix and sets repeat the run; --model-in reproduces it") {
+    if (!have_binary()) return;
+    const fs::path a = fresh("repeat_a"), b = fresh("repeat_b"), files = fresh("repeat_files"), proj = fresh("repeat_proj");
+    const Run ra = run(small + tiny_model + " --seed 7 --out '" + a.string() + "'", "repeat_a");
+    REQUIRE_MESSAGE(ra.code == 0, ra.err);
+    const Run rb = run(small + tiny_model + " --seed 7 --out '" + b.string() + "'", "repeat_b");
+    REQUIRE_MESSAGE(rb.code == 0, rb.err);
+    std::size_t compared = 0;
+    for (const auto& e : fs::directory_iterator(a)) {
+        const std::string name = e.path().filename().string();
+        if (name == "run.json") {
+            CHECK(comparable_run_json(a / name) == comparable_run_json(b / name));
+        } else {
+            CHECK_MESSAGE(read_text(a / name) == read_text(b / name), name << " differs between two identical runs");
+        }
+        ++compared;
+    }
+    CHECK(compared >= 17);
+
+    // The same run from the files it wrote: same model, same representation.
+    const std::string from_files = " --expression '" + (a / "simulated_expression.csv.gz").string() + "' --gene-sets '" +
+                                   (a / "synthetic_gene_sets.gmt").string() + "'";
+    const Run rf = run(" --epochs 3 --threads 2 --quiet --seed 7" + tiny_model + from_files + " --out '" + files.string() + "'",
+                       "repeat_files");
+    REQUIRE_MESSAGE(rf.code == 0, rf.err);
+    CHECK(read_text(files / "representation.csv") == read_text(a / "representation.csv"));
+    // (model.exsal differs only in the gene-set label stored with the preprocessing: a path here)
+    CHECK(read_text(files / "unit_gene_sets.csv") == read_text(a / "unit_gene_sets.csv"));
+
+    // Projection of the training cells through the stored model and preprocessing.
+    const Run rp = run(" --threads 2 --quiet --model-in '" + (a / "model.exsal").string() + "'" + from_files + " --out '" +
+                           proj.string() + "'",
+                       "repeat_proj");
+    REQUIRE_MESSAGE(rp.code == 0, rp.err);
+    const Csv ta = read_csv(a / "representation.csv"), tp = read_csv(proj / "representation.csv");
+    REQUIRE(ta.header == tp.header);
+    REQUIRE(ta.rows.size() == tp.rows.size());
+    for (std::size_t i = 0; i < ta.rows.size(); ++i)
+        for (std::size_t k = 2; k < ta.header.size(); ++k)
+            CHECK(std::abs(number(ta.rows[i][k]) - number(tp.rows[i][k])) <= 1e-4);
+    CHECK(read_text(proj / "model.exsal") == read_text(a / "model.exsal"));
+    CHECK(read_text(proj / "run.json").find("\"mode\": \"project\"") != std::string::npos);
+    CHECK(!fs::exists(proj / "simulated_expression.csv.gz"));
+}
+
+TEST_CASE("invalid options are refused before any work, naming the option") {
+    if (!have_binary()) return;
+    const std::vector<std::pair<std::string, std::string>> cases = {
+        {"--lr nan", "--lr"},
+        {"--lr -0.5", "--lr"},
+        {"--lr inf", "--lr"},
+        {"--lambda-orth -1", "--lambda-orth"},
+        {"--epochs 0", "--epochs"},
+        {"--epochs -3", "--epochs"},
+        {"--hidden 0", "--hidden"},
+        {"--units -2", "--units"},
+        {"--batch 0", "--batch"},
+        {"--permutations 0", "--permutations"},
+        {"--min-genes 0", "--min-genes"},
+        {"--min-gene-max nan", "--min-gene-max"},
+        {"--threads 0", "--threads"},
+        {"--validation-fraction 0.7", "--validation-fraction"},
+        {"--loss gaussian", "--loss"},
+        {"--optimizer rmsprop", "--optimizer"},
+        {"--input-transform sqrt", "--input-transform"},
+        {"--saliency smooth", "--saliency"},
+        {"--null bootstrap", "--null"},
+        {"--compare HSC", "--compare"},
+        {"--compare HSC:HSC", "--compare"},
+        {"--seed -1", "--seed"},
+        {"--hidden many", "--hidden"},
+        {"--no-such-option", "--no-such-option"},
+        {"--expression /nonexistent/x.csv --gene-sets /nonexistent/h.gmt", "--expression"},
+        {"--expression '" + (work / "x.csv").string() + "'", "--gene-sets"},
+        {"--model-in /nonexistent/model.exsal", "--model-in"},
+    };
+    int i = 0;
+    for (const auto& [args, option] : cases) {
+        // Small built-in data, so that a wrongly accepted value costs seconds, not minutes.
+        const std::string tag = "invalid_" + std::to_string(i++);
+        const fs::path out = fresh(tag);
+        const Run r = run(args + " --simulate-cells 100 --simulate-genes 400 --out '" + out.string() + "'", tag);
+        CHECK_MESSAGE(r.code == 2, args << " -> exit " << r.code << ": " << r.err);
+        CHECK_MESSAGE(r.err.find(option) != std::string::npos, args << " -> " << r.err);
+        CHECK_MESSAGE(r.err.find("velten_pipeline: error: ") == 0, args << " -> " << r.err);
+        CHECK_MESSAGE(!fs::exists(out), args << " created the output folder");
+    }
+    const fs::path out = fresh("invalid_model_in");
+    // Training options do not apply to a stored model.
+    fs::create_directories(work);
+    { std::ofstream(work / "fake.exsal") << "x"; }
+    const Run r = run("--model-in '" + (work / "fake.exsal").string() + "' --hidden 32 --out '" + out.string() + "'", "invalid_model_in");
+    CHECK(r.code == 2);
+    CHECK(r.err.find("--hidden") != std::string::npos);
+    // A group that no cell has: refused after reading the data, before training; nothing written.
+    const Run g = run(small + tiny_model + " --compare HSC:NOPE --out '" + out.string() + "'", "invalid_group");
+    CHECK(g.code == 1);
+    CHECK(g.err.find("--compare") != std::string::npos);
+    CHECK(g.err.find("NOPE") != std::string::npos);
+    CHECK(!fs::exists(out));
+}
+
+TEST_CASE("--help lists every option with its default") {
+    if (!have_binary()) return;
+    const Run r = run("--help", "help");
+    CHECK(r.code == 0);
+    for (const char* s : {"--expression", "--genes-in-rows", "--id-column TEXT=sample", "--group-column TEXT=cluster",
+                          "--gene-sets", "--gene-set-prefix", "--min-genes INT=10", "--min-gene-max FLOAT=2",
+                          "--hidden INT=128", "--units INT=64", "=poisson", "=adam", "--lr FLOAT=0.001",
+                          "--lambda-orth FLOAT=1", "--epochs", "--batch INT=128", "--input-transform", "=guided",
+                          "--permutations INT=1000", "--compare", "--out TEXT=", "--force", "--seed UINT=1", "--threads INT=",
+                          "--quiet", "--model-in"})
+        CHECK_MESSAGE(r.out.find(s) != std::string::npos, s);
+}
+
+TEST_CASE("existing output folders: refused unless --force, which keeps other files; failures leave nothing") {
+    if (!have_binary()) return;
+    const fs::path out = fresh("existing");
+    fs::create_directories(out);
+    { std::ofstream(out / "notes.txt") << "mine"; }
+    { std::ofstream(out / "heatmap.svg") << "old"; }
+    const Run refused = run(small + tiny_model + " --out '" + out.string() + "'", "existing_refused");
+    CHECK(refused.code == 1);
+    CHECK(refused.err.find("--out") != std::string::npos);
+    CHECK(read_text(out / "heatmap.svg") == "old");
+    CHECK(std::distance(fs::directory_iterator(out), fs::directory_iterator()) == 2);
+
+    const Run forced = run(small + tiny_model + " --force --out '" + out.string() + "'", "existing_forced");
+    REQUIRE_MESSAGE(forced.code == 0, forced.err);
+    CHECK(read_text(out / "notes.txt") == "mine");
+    CHECK(read_text(out / "heatmap.svg") != "old");
+    CHECK(fs::exists(out / "representation.csv"));
+
+    // An empty existing folder is used without --force.
+    const fs::path empty = fresh("existing_empty");
+    fs::create_directories(empty);
+    const Run into_empty = run(small + tiny_model + " --out '" + empty.string() + "'", "existing_empty");
+    CHECK_MESSAGE(into_empty.code == 0, into_empty.err);
+    CHECK(fs::exists(empty / "run.json"));
+
+    // A failure while running (a bad number in the table) leaves neither --out nor a staging folder.
+    const fs::path bad = work / "bad_table.csv", failed = fresh("failed");
+    {
+        std::ofstream t(bad);
+        t << "sample,cluster,A,B,C\nc1,x,1,2,3\nc2,x,4,oops,6\n";
+    }
+    { std::ofstream(work / "sets.gmt") << "S1\td\tA\tB\tC\n"; }
+    const Run fail = run("--quiet --expression '" + bad.string() + "' --gene-sets '" + (work / "sets.gmt").string() +
+                             "' --out '" + failed.string() + "'",
+                         "failed");
+    CHECK(fail.code == 1);
+    CHECK(fail.err.find("bad_table.csv:3") != std::string::npos);
+    CHECK(!fs::exists(failed));
+    for (const auto& e : fs::directory_iterator(work))
+        CHECK_MESSAGE(e.path().filename().string().find("exsal-staging") == std::string::npos, e.path());
+}
+
+TEST_CASE("OutputFolder: refusal, staging, merge commit and discard") {
+    const fs::path base = fresh("folder_unit");
+    fs::create_directories(base / "full");
+    { std::ofstream(base / "full" / "keep.txt") << "k"; }
+    CHECK_THROWS_WITH_AS(exsal::OutputFolder::open((base / "full").string(), false), doctest::Contains("--out"),
+                         exsal::ArgumentError);
+    { std::ofstream(base / "file") << "f"; }
+    CHECK_THROWS_AS(exsal::OutputFolder::open((base / "file").string(), true), exsal::ArgumentError);
+    {
+        exsal::OutputFolder f = exsal::OutputFolder::open((base / "new").string(), false);
+        { std::ofstream(f.file("a.txt")) << "a"; }
+        CHECK_THROWS_AS(f.file("a.txt"), exsal::ArgumentError);
+        CHECK_THROWS_AS(f.file("x/y"), exsal::ArgumentError);
+        CHECK(!fs::exists(base / "new")); // nothing before commit; destroyed without commit
+    }
+    CHECK(!fs::exists(base / "new"));
+    {
+        exsal::OutputFolder f = exsal::OutputFolder::open((base / "new").string(), false);
+        { std::ofstream(f.file("a.txt")) << "a"; }
+        f.commit();
+    }
+    CHECK(read_text(base / "new" / "a.txt") == "a");
+    {
+        exsal::OutputFolder f = exsal::OutputFolder::open((base / "full").string(), true);
+        CHECK(f.merging());
+        { std::ofstream(f.file("b.txt")) << "b"; }
+        f.commit();
+    }
+    CHECK(read_text(base / "full" / "keep.txt") == "k");
+    CHECK(read_text(base / "full" / "b.txt") == "b");
+    std::size_t staging = 0;
+    for (const auto& e : fs::directory_iterator(base)) staging += e.path().filename().string().find("staging") != std::string::npos;
+    CHECK(staging == 0);
+}
+
+TEST_CASE("HSMM with Hallmark v6.2: runs, and --model-in reproduces the representation within 1e-4") {
+    if (!have_binary()) return;
+    const std::string data = std::string(EXSAL_SHARED_DATA_DIR) + "/hsmm_trapnell2014_fpkm.csv.gz";
+    const std::string gmt = std::string(EXSAL_SHARED_DATA_DIR) + "/h.all.v6.2.symbols.gmt";
+    if (!fs::exists(data) || !fs::exists(gmt)) {
+        MESSAGE("skipped: HSMM or Hallmark v6.2 not found in " << EXSAL_SHARED_DATA_DIR);
+        return;
+    }
+    const fs::path a = fresh("hsmm_train"), b = fresh("hsmm_project");
+    const std::string inputs = " --expression '" + data + "' --gene-sets '" + gmt + "' --gene-set-prefix HALLMARK_";
+    const Run ra = run(inputs + " --epochs 2 --threads 2 --quiet --compare 0h:72h --out '" + a.string() + "'", "hsmm_train");
+    REQUIRE_MESSAGE(ra.code == 0, ra.err);
+    const Run rb = run(inputs + " --threads 2 --quiet --model-in '" + (a / "model.exsal").string() + "' --out '" +
+                           b.string() + "'",
+                       "hsmm_project");
+    REQUIRE_MESSAGE(rb.code == 0, rb.err);
+
+    const Csv ta = read_csv(a / "representation.csv"), tb = read_csv(b / "representation.csv");
+    REQUIRE(ta.header == tb.header);
+    REQUIRE(ta.rows.size() == 271);
+    REQUIRE(tb.rows.size() == 271);
+    double worst = 0.0;
+    for (std::size_t i = 0; i < ta.rows.size(); ++i) {
+        CHECK(ta.rows[i][0] == tb.rows[i][0]);
+        CHECK(ta.rows[i][1] == tb.rows[i][1]);
+        for (std::size_t k = 2; k < ta.header.size(); ++k)
+            worst = std::max(worst, std::abs(number(ta.rows[i][k]) - number(tb.rows[i][k])));
+    }
+    CHECK(worst <= 1e-4);
+
+    const Csv ugs = read_csv(a / "unit_gene_sets.csv");
+    std::set<std::string> sets;
+    for (const auto& row : ugs.rows) sets.insert(row[1]);
+    CHECK(sets.size() == 50); // every Hallmark set has >= 10 genes in HSMM (shared/data README)
+    const Csv gu = read_csv(a / "group_units.csv");
+    std::set<std::string> labels;
+    for (const auto& row : gu.rows) labels.insert(row[0]);
+    CHECK(labels == std::set<std::string>{"0h", "24h", "48h", "72h", "0h_vs_72h"});
+    for (const char* f : {"heatmap_0h.svg", "heatmap_72h.svg", "heatmap_0h_vs_72h.svg"}) CHECK_MESSAGE(fs::exists(a / f), f);
+}
