@@ -133,12 +133,17 @@ public:
     }
 
     // Sizes every training buffer for batches of up to max_batch cells. Call once before training.
+    // Buffers only grow: a smaller request (e.g. a validation set smaller than the training batch)
+    // keeps the larger capacity the layers already have.
     void reserve(Index max_batch) {
         for (auto& l : m_layers) l->reserve(max_batch);
+        const Index capacity = m_layers[0]->capacity();
         Index widest = m_config.n_genes;
         for (Index h : m_config.hidden) widest = std::max(widest, h);
-        m_dy_a.resize(widest, max_batch);
-        m_dy_b.resize(widest, max_batch);
+        if (m_dy_a.cols() < capacity) {
+            m_dy_a.resize(widest, capacity);
+            m_dy_b.resize(widest, capacity);
+        }
         m_gram.resize(units(), units());
     }
 
