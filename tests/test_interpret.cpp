@@ -357,7 +357,7 @@ TEST_CASE("impact equals a brute-force oracle: lower median (even and odd sets),
 }
 
 TEST_CASE("interpret gives bit-identical results for 1 and 2 threads; impacts agree across block sizes") {
-    const Index G = 60, C = 50;
+    const Index G = 150, C = 50; // 150 genes: 3 expression bins
     const auto net = small_net<float>(G, {20, 8, 20}, 1, {}, 51);
     const MatrixF x = uniform_matrix(G, C, 52, 0.0, 2.0).cast<float>();
     const auto genes = gene_names(G);
@@ -379,6 +379,7 @@ TEST_CASE("interpret gives bit-identical results for 1 and 2 threads; impacts ag
         const Interpretation a = interpret<float>(net, x, genes, groups, sets, o);
         set_threads(2);
         const Interpretation b = interpret<float>(net, x, genes, groups, sets, o);
+        CHECK(a.expression_bins == 3);
         CHECK(a.impact == b.impact);
         CHECK(a.z_score == b.z_score);
         CHECK(a.p_value == b.p_value);
@@ -436,11 +437,125 @@ TEST_CASE("exact null of the lower median equals enumeration of all subsets, wit
         const SetSignificance sig = gene_set_significance(scores, subsets);
         for (std::size_t s = 0; s < subsets.size(); ++s) {
             const double exceed = static_cast<double>(std::count_if(medians.begin(), medians.end(), [&](double m) { return m >= medians[s]; }));
+            const double above = static_cast<double>(std::count_if(medians.begin(), medians.end(), [&](double m) { return m > medians[s]; }));
             CHECK(sig.statistic(static_cast<Index>(s), 0) == medians[s]);
             CHECK(sig.p_value(static_cast<Index>(s), 0) == doctest::Approx(exceed / n).epsilon(1e-12));
+            CHECK(sig.z_score(static_cast<Index>(s), 0) == doctest::Approx(-detail::normal_quantile(0.5 * (exceed + above) / n)).epsilon(1e-9));
             CHECK(sig.null_mean(static_cast<Index>(s), 0) == doctest::Approx(mean).epsilon(1e-12));
             CHECK(sig.null_sd(static_cast<Index>(s), 0) == doctest::Approx(std::sqrt(var)).epsilon(1e-9));
         }
+    }
+}
+
+TEST_CASE("normal quantile against reference values") {
+    // references: Python statistics.NormalDist().inv_cdf (Wichura AS241)
+    CHECK(detail::normal_quantile(0.5) == doctest::Approx(0.0).scale(1.0).epsilon(1e-15));
+    CHECK(detail::normal_quantile(0.975) == doctest::Approx(1.959963984540054).epsilon(1e-13));
+    CHECK(detail::normal_quantile(0.025) == doctest::Approx(-1.959963984540054).epsilon(1e-13));
+    CHECK(detail::normal_quantile(1e-10) == doctest::Approx(-6.361340902404056).epsilon(1e-12));
+    CHECK(detail::normal_quantile(0.8413447460685429) == doctest::Approx(1.0).epsilon(1e-12));
+    CHECK(detail::normal_quantile(1e-300) == doctest::Approx(-37.0470962993612).epsilon(1e-12));
+    for (double p : {1e-200, 1e-20, 0.01, 0.3, 0.6, 0.99, 1 - 1e-12}) CHECK(0.5 * std::erfc(-detail::normal_quantile(p) / std::sqrt(2.0)) == doctest::Approx(p).epsilon(1e-12));
+}
+
+TEST_CASE("exact null with expression strata equals enumeration of all stratified subsets") {
+    // 11 genes in 3 strata (4, 4, 3) with ties; every composition (k_0, k_1, k_2) with k >= 1 is
+    // checked against all subsets holding k_b genes of stratum b.
+    const std::vector<double> pop = {0.5, 0.1, 0.7, 0.1, 0.3, 0.9, 0.3, 0.3, 0.2, 0.8, 0.05};
+    const std::vector<Index> strata = {0, 0, 0, 0, 1, 1, 1, 1, 2, 2, 2};
+    const Index G = static_cast<Index>(pop.size());
+    MatrixD scores(G, 1);
+    for (Index g = 0; g < G; ++g) scores(g, 0) = pop[static_cast<std::size_t>(g)];
+    SignificanceOptions o;
+    o.strata = strata;
+    Index checked = 0;
+    for (Index k0 = 0; k0 <= 4; ++k0)
+        for (Index k1 = 0; k1 <= 4; ++k1)
+            for (Index k2 = 0; k2 <= 3; ++k2) {
+                if (k0 + k1 + k2 == 0) continue;
+                std::vector<double> medians;
+                std::vector<std::vector<Index>> subsets;
+                for (unsigned mask = 0; mask < (1u << G); ++mask) {
+                    Index kb[3] = {0, 0, 0};
+                    std::vector<Index> rows;
+                    std::vector<double> v;
+                    for (Index g = 0; g < G; ++g)
+                        if (mask & (1u << g)) {
+                            ++kb[strata[static_cast<std::size_t>(g)]];
+                            rows.push_back(g);
+                            v.push_back(pop[static_cast<std::size_t>(g)]);
+                        }
+                    if (kb[0] != k0 || kb[1] != k1 || kb[2] != k2) continue;
+                    subsets.push_back(rows);
+                    medians.push_back(sorted_lower_median(v));
+                }
+                const SetSignificance sig = gene_set_significance(scores, subsets, o);
+                const double n = static_cast<double>(medians.size());
+                for (std::size_t s = 0; s < subsets.size(); s += 7) { // a sample of the subsets
+                    const double ge = static_cast<double>(std::count_if(medians.begin(), medians.end(), [&](double m) { return m >= medians[s]; }));
+                    const double gt = static_cast<double>(std::count_if(medians.begin(), medians.end(), [&](double m) { return m > medians[s]; }));
+                    CHECK(sig.p_value(static_cast<Index>(s), 0) == doctest::Approx(ge / n).epsilon(1e-12));
+                    CHECK(sig.z_score(static_cast<Index>(s), 0) == doctest::Approx(-detail::normal_quantile(0.5 * (ge + gt) / n)).epsilon(1e-9));
+                    ++checked;
+                }
+                CHECK(std::isnan(sig.null_mean(0, 0)));
+            }
+    CHECK(checked > 300);
+    // one stratum given explicitly equals no strata
+    MatrixD many(40, 2);
+    Rng rng(5);
+    for (Index i = 0; i < many.size(); ++i) many.data()[i] = rng.uniform();
+    std::vector<std::vector<Index>> sets = {random_rows(40, 7, rng), random_rows(40, 12, rng)};
+    SignificanceOptions one;
+    one.strata.assign(40, 0);
+    CHECK(gene_set_significance(many, sets, one).p_value == gene_set_significance(many, sets).p_value);
+    // strata by rank of the level: equal counts, ordered by level
+    VectorD level(10);
+    level << 5, 1, 9, 3, 3, 7, 0, 2, 8, 6;
+    CHECK(expression_strata(level, 3) == std::vector<Index>{1, 0, 2, 0, 1, 2, 0, 0, 2, 1});
+    CHECK(error_of([&] { expression_strata(level, 11); }).find("bins must be in [1, 10], got 11") != std::string::npos);
+}
+
+TEST_CASE("expression-matched null: calibrated when saliency follows expression, where the plain null is not") {
+    // Scores grow with a gene's expression level (plus noise); sets are drawn at random from the
+    // more highly expressed half of the genes. They are null sets given their expression, but the
+    // plain null calls them; the matched null (strata = bins of the level, nested in the halves)
+    // does not.
+    const Index G = 1200, U = 4, N = 600;
+    Rng rng(77);
+    VectorD level(G);
+    for (Index g = 0; g < G; ++g) level(g) = rng.uniform(0.0, 5.0);
+    MatrixD scores(G, U);
+    for (Index u = 0; u < U; ++u)
+        for (Index g = 0; g < G; ++g) scores(g, u) = 0.2 * level(g) + rng.gamma(1.0, 1.0);
+    const std::vector<Index> strata = expression_strata(level, 20);
+    std::vector<Index> upper; // genes in the upper 10 strata = the upper half of the levels
+    for (Index g = 0; g < G; ++g)
+        if (strata[static_cast<std::size_t>(g)] >= 10) upper.push_back(g);
+    REQUIRE(upper.size() == 600u);
+    const std::vector<Index> sizes = {15, 30, 60, 120};
+    std::vector<std::vector<Index>> sets;
+    for (Index i = 0; i < N; ++i) {
+        std::vector<Index> rows;
+        for (Index r : random_rows(static_cast<Index>(upper.size()), sizes[static_cast<std::size_t>(i) % sizes.size()], rng)) rows.push_back(upper[static_cast<std::size_t>(r)]);
+        sets.push_back(rows);
+    }
+    for (NullMethod method : {NullMethod::exact, NullMethod::monte_carlo}) {
+        SignificanceOptions plain, matched;
+        plain.method = matched.method = method;
+        plain.permutations = matched.permutations = 400;
+        matched.strata = strata;
+        const SetSignificance a = gene_set_significance(scores, sets, plain);
+        const SetSignificance b = gene_set_significance(scores, sets, matched);
+        const auto fraction_below = [](const MatrixD& p) { return (p.array() < 0.05).cast<double>().mean(); };
+        const double n = static_cast<double>(N * U);
+        const std::vector<double> pb(b.p_value.data(), b.p_value.data() + b.p_value.size());
+        MESSAGE(std::string(to_string(method)) << ": fraction p < 0.05, plain null " << fraction_below(a.p_value) << ", matched null "
+                                  << fraction_below(b.p_value) << " (KS " << ks_uniform(pb) << ")");
+        CHECK(fraction_below(a.p_value) > 0.25); // observed about 0.46
+        CHECK(fraction_below(b.p_value) <= 0.05 + 4.0 * std::sqrt(0.05 * 0.95 / n));
+        CHECK(fraction_below(b.p_value) >= 0.05 - 4.0 * std::sqrt(0.05 * 0.95 / n) - 0.01);
+        CHECK(ks_uniform(pb) < (method == NullMethod::exact ? 0.04 : 0.06));
     }
 }
 

@@ -8,7 +8,8 @@
 //
 //   usable sets    usable_gene_sets(sets, genes, min_genes)                (gene_set_impact.hpp)
 //   impacts        gene_set_impact(model, input, rows, groups, ...)       (one streaming pass)
-//   significance   gene_set_significance(gene_saliency, rows, ...)        (statistics.hpp)
+//   significance   gene_set_significance(gene_saliency, rows, ...)        (statistics.hpp), random
+//                  sets matched in size and in expression (bins of the mean input over the cells)
 //   q-values       benjamini_hochberg(p) over all sets x units
 //   pairs          impact_in_group of the two named groups
 
@@ -53,6 +54,7 @@ inline void check_interpret_arguments(Index model_genes, Index rows, Index cols,
     }
     if (o.min_genes < 1) throw ArgumentError(where, "min_genes must be >= 1, got " + std::to_string(o.min_genes));
     if (o.block_cells < 1) throw ArgumentError(where, "block_cells must be >= 1, got " + std::to_string(o.block_cells));
+    if (o.expression_bins < 0) throw ArgumentError(where, "expression_bins must be >= 0, got " + std::to_string(o.expression_bins));
     const bool monte_carlo = o.null_method == NullMethod::monte_carlo || o.aggregator == ImpactAggregator::mean;
     if (monte_carlo && o.permutations < 1)
         throw ArgumentError(where, "permutations must be >= 1, got " + std::to_string(o.permutations));
@@ -110,6 +112,8 @@ Interpretation interpret(const Autoencoder<Scalar>& model, const ConstMatrixRef<
     so.method = options.aggregator == ImpactAggregator::median ? options.null_method : NullMethod::monte_carlo;
     so.permutations = options.permutations;
     so.seed = options.seed;
+    const Index bins = std::max<Index>(1, std::min<Index>(options.expression_bins, input.rows() / 50));
+    if (bins > 1) so.strata = expression_strata(input.template cast<double>().rowwise().mean(), bins);
     SetSignificance sig = gene_set_significance(gi.gene_saliency, usable.rows, so);
 
     out.set_names = std::move(usable.names);
@@ -130,6 +134,7 @@ Interpretation interpret(const Autoencoder<Scalar>& model, const ConstMatrixRef<
     out.impact_in_rest = std::move(gi.impact_in_rest);
     out.cells = input.cols();
     out.null_method = so.method;
+    out.expression_bins = bins;
     for (const auto& [a, b] : options.compare_pairs) {
         const auto index = [&](const std::string& g) {
             return static_cast<std::size_t>(std::lower_bound(out.groups.begin(), out.groups.end(), g) - out.groups.begin());

@@ -28,6 +28,12 @@ struct InterpretOptions {
     // Added to the contract: how the null of random size-matched sets is evaluated (statistics.hpp).
     // exact (default) applies to the median aggregator; the mean aggregator always uses monte_carlo.
     NullMethod null_method = NullMethod::exact;
+    // Added to the contract: random sets are matched to the set's expression profile. Genes are
+    // split into this many equal-count bins of their mean input over the cells (at most one bin
+    // per 50 genes; 0 or 1: no matching) and every random set takes as many genes from each bin
+    // as the set has there (statistics.hpp). Guards against sets of highly expressed genes being
+    // called for every unit (saliency grows with expression).
+    Index expression_bins = 20;
 };
 
 // Impacts of one named pair of groups (impact_a - impact_b = a minus b).
@@ -54,6 +60,7 @@ struct Interpretation {
     std::vector<Index> group_sizes;         // per group: number of cells
     Index cells = 0;                        // cells interpreted
     NullMethod null_method = NullMethod::exact; // the null actually used
+    Index expression_bins = 1;              // expression bins actually used (1 = none)
 };
 
 } // namespace exsal

@@ -1,30 +1,41 @@
 #ifndef EXSAL_INTERPRET_STATISTICS_HPP
 #define EXSAL_INTERPRET_STATISTICS_HPP
 
-// Significance of gene-set scores against random size-matched gene sets, and Benjamini-Hochberg
-// q-values (METHOD.md section 6, "go beyond the reference").
+// Significance of gene-set scores against random gene sets of the same size (and, optionally,
+// the same expression profile), and Benjamini-Hochberg q-values (METHOD.md section 6, "go beyond
+// the reference").
 //
 // The null is built from quantities computed once (recomputing per-cell medians for every random
 // set is far too slow). Per unit u every gene g present has a score s_g(u) (in interpret():
 // the mean over cells of |saliency(c, u, g)|, i.e. gene_saliency). For a set S with k genes
 // present the test statistic is
 //   T(u, S) = aggregator over g in S of s_g(u)      (lower median, or mean)
-// and the null hypothesis is that S's genes are a uniformly random k-subset, drawn without
-// replacement, of ALL genes present (rows of the score matrix), as far as their scores for u go:
+// Null hypothesis: S's genes are a random draw from the genes present, as far as their scores
+// for u go. Genes may be split into strata (e.g. bins of mean expression: saliency grows with a
+// gene's expression, so sets of highly expressed genes would otherwise look significant for
+// every unit); with k_b of S's genes in stratum b, the random sets hold k_b genes drawn uniformly
+// without replacement from each stratum b (one stratum: a uniform k-subset of all genes present).
 //   p = P_null(T_random >= T)    (ties count as exceedances: conservative)
-//   z = (T - E_null[T]) / SD_null[T]   (0 when SD_null = 0)
 // Two ways to evaluate the null:
-//   NullMethod::exact (lower median only): the distribution of the lower median of a random
-//     k-subset of a fixed population is known in closed form. With the population sorted,
-//     s_(1) <= ... <= s_(G), and m = floor((k - 1) / 2) + 1 the rank of the lower median in the
-//     subset, P(median = s_(j)) = C(j-1, m-1) C(G-j, k-m) / C(G, k), so p, E and SD are exact
-//     sums over j: the Monte Carlo null below with infinitely many random sets. No resolution
-//     floor (a Monte Carlo p is >= 1 / (P + 1), which BH over many units x sets cannot bring
-//     below 0.05 for a lone strong signal), no seed, O(G) per unit and set size.
-//   NullMethod::monte_carlo (either aggregator): P random size-matched sets per set size, drawn
-//     with Rng(derive_seed(seed, k)) and shared by all units and all sets of that size;
-//     p = (1 + #{null >= T}) / (P + 1), E and SD are the null sample's mean and SD (n - 1).
-// Both are calibrated by exchangeability: for a set that IS a random subset of the genes present,
+//   NullMethod::exact (lower median only). The lower median, the m-th smallest of the k values
+//     with m = floor((k - 1) / 2) + 1, is >= T exactly when at most m - 1 of the drawn values are
+//     < T. The number drawn below T from stratum b is hypergeometric (N_b genes, a_b of them
+//     below T, k_b draws), independently across strata, so
+//       p = P(sum_b Hypergeometric(N_b, a_b, k_b) <= m - 1)
+//     by convolution of the strata's distributions: the Monte Carlo null below with infinitely
+//     many random sets. No resolution floor (a Monte Carlo p is >= 1 / (P + 1), which BH over
+//     many units x sets cannot bring below 0.05 for a lone strong signal), no seed.
+//     z = -Phi^{-1}(mid-p), mid-p = P(T_random > T) + P(T_random = T) / 2: the standard normal
+//     deviate with the same upper tail, centred for a discrete null (all values tied: z = 0);
+//     p and mid-p are floored at the smallest normal double, so z <= 37.5. With one stratum the null's mean and SD are
+//     exact too: P(median = s_(j)) = C(j-1, m-1) C(G-j, k-m) / C(G, k) over the sorted scores;
+//     with several strata they are not computed (NaN).
+//   NullMethod::monte_carlo (either aggregator): P random sets per stratum composition (per set
+//     size with one stratum), drawn with Rng(derive_seed(seed, k)) (one stratum) or
+//     Rng(derive_seed(seed, hash of (k_b)_b)), shared by all units and all sets with that
+//     composition; p = (1 + #{null >= T}) / (P + 1); z = (T - mean) / SD of the null sample
+//     (n - 1; z = 0 when SD = 0).
+// Both are calibrated by exchangeability: for a set that IS such a random draw,
 // P(p <= alpha) <= alpha (up to the discreteness of p).
 
 #include "exsal/core/error.hpp"
@@ -107,20 +118,67 @@ inline MatrixD benjamini_hochberg(const MatrixD& p) {
 struct SignificanceOptions {
     ImpactAggregator aggregator = ImpactAggregator::median;
     NullMethod method = NullMethod::exact; // exact needs the median aggregator
-    Index permutations = 1000;             // monte_carlo: random sets per set size
-    std::uint64_t seed = 1;                // monte_carlo: random sets of size k from derive_seed(seed, k)
+    Index permutations = 1000;             // monte_carlo: random sets per stratum composition
+    std::uint64_t seed = 1;                // monte_carlo: see the top of this header
+    std::vector<Index> strata;             // per gene (row of the scores): stratum >= 0; empty = one stratum
 };
 
 // Per set and unit (sets x units each).
 struct SetSignificance {
     MatrixD statistic; // T(u, S), aggregator over the set's genes of their scores
-    MatrixD null_mean; // E_null[T]
-    MatrixD null_sd;   // SD_null[T]
-    MatrixD z_score;   // (T - mean) / sd, 0 when sd = 0
+    MatrixD null_mean; // E_null[T] (exact with several strata: NaN)
+    MatrixD null_sd;   // SD_null[T] (exact with several strata: NaN)
+    MatrixD z_score;   // exact: -Phi^{-1}(mid-p); monte_carlo: (T - mean) / sd, 0 when sd = 0
     MatrixD p_value;   // P_null(T_random >= T); exact p is floored at the smallest normal double
 };
 
+// Equal-count strata of genes by `level` (e.g. mean expression): genes sorted by level (ties by
+// row), the gene of rank i (0-based) in stratum floor(i * bins / G). Throws ArgumentError unless
+// 1 <= bins <= G and all levels are finite.
+inline std::vector<Index> expression_strata(const VectorD& level, Index bins) {
+    const char* where = "exsal::expression_strata";
+    const Index G = level.size();
+    if (bins < 1 || bins > G)
+        throw ArgumentError(where, "bins must be in [1, " + std::to_string(G) + "], got " + std::to_string(bins));
+    if (!level.allFinite()) throw ArgumentError(where, "a level is not finite");
+    std::vector<Index> order(static_cast<std::size_t>(G));
+    std::iota(order.begin(), order.end(), Index(0));
+    std::stable_sort(order.begin(), order.end(), [&](Index a, Index b) { return level(a) < level(b); });
+    std::vector<Index> stratum(static_cast<std::size_t>(G));
+    for (Index i = 0; i < G; ++i) stratum[static_cast<std::size_t>(order[static_cast<std::size_t>(i)])] = i * bins / G;
+    return stratum;
+}
+
 namespace detail {
+
+// Standard normal quantile Phi^{-1}(p), 0 < p < 1: Acklam's rational approximation refined by one
+// Halley step on erfc (relative error ~1e-15 over the double range).
+inline double normal_quantile(double p) {
+    static const double a[] = {-3.969683028665376e+01, 2.209460984245205e+02, -2.759285104469687e+02,
+                               1.383577518672690e+02, -3.066479806614716e+01, 2.506628277459239e+00};
+    static const double b[] = {-5.447609879822406e+01, 1.615858368580409e+02, -1.556989798598866e+02,
+                               6.680131188771972e+01, -1.328068155288572e+01};
+    static const double c[] = {-7.784894002430293e-03, -3.223964580411365e-01, -2.400758277161838e+00,
+                               -2.549732539343734e+00, 4.374664141464968e+00, 2.938163982698783e+00};
+    static const double d[] = {7.784695709041462e-03, 3.224671290700398e-01, 2.445134137142996e+00, 3.754408661907416e+00};
+    const double lo = 0.02425, hi = 1.0 - lo;
+    double x;
+    if (p < lo) {
+        const double q = std::sqrt(-2.0 * std::log(p));
+        x = (((((c[0] * q + c[1]) * q + c[2]) * q + c[3]) * q + c[4]) * q + c[5]) / ((((d[0] * q + d[1]) * q + d[2]) * q + d[3]) * q + 1.0);
+    } else if (p <= hi) {
+        const double q = p - 0.5, r = q * q;
+        x = (((((a[0] * r + a[1]) * r + a[2]) * r + a[3]) * r + a[4]) * r + a[5]) * q /
+            (((((b[0] * r + b[1]) * r + b[2]) * r + b[3]) * r + b[4]) * r + 1.0);
+    } else {
+        const double q = std::sqrt(-2.0 * std::log1p(-p));
+        x = -(((((c[0] * q + c[1]) * q + c[2]) * q + c[3]) * q + c[4]) * q + c[5]) / ((((d[0] * q + d[1]) * q + d[2]) * q + d[3]) * q + 1.0);
+    }
+    // Halley step: e = Phi(x) - p, u = e sqrt(2 pi) exp(x^2 / 2)
+    const double e = 0.5 * std::erfc(-x / std::sqrt(2.0)) - p;
+    const double u = e * std::sqrt(2.0 * 3.14159265358979323846) * std::exp(x * x / 2.0);
+    return x - u / (1.0 + x * u / 2.0);
+}
 
 // Exact null of the lower median of a random k-subset (without replacement) of G values:
 // w[j] = P(median = s_(j+1)) for the 0-based sorted position j. log_fact[i] = log(i!), i <= G.
@@ -136,6 +194,34 @@ inline std::vector<double> lower_median_weights(Index G, Index k, const std::vec
     return w;
 }
 
+// P(sum_b X_b <= limit), X_b ~ Hypergeometric(n[b] genes, a[b] marked, k[b] draws) independent:
+// convolution truncated at `limit`. dist and next are scratch of size >= limit + 1.
+inline double hypergeometric_sum_cdf(const std::vector<Index>& n, const std::vector<Index>& a, const std::vector<Index>& k,
+                                     Index limit, const std::vector<double>& log_fact, std::vector<double>& dist,
+                                     std::vector<double>& next) {
+    const auto lf = [&](Index i) { return log_fact[static_cast<std::size_t>(i)]; };
+    const auto lchoose = [&](Index N, Index r) { return lf(N) - lf(r) - lf(N - r); };
+    std::fill(dist.begin(), dist.begin() + limit + 1, 0.0);
+    dist[0] = 1.0; // distribution of the partial sum over [0, limit]
+    Index top = 0; // largest partial sum with mass
+    for (std::size_t b = 0; b < n.size(); ++b) {
+        if (k[b] == 0) continue;
+        const Index lo = std::max<Index>(0, k[b] - (n[b] - a[b])), hi = std::min(k[b], a[b]);
+        if (lo > limit) return 0.0;
+        const double log_total = lchoose(n[b], k[b]);
+        std::fill(next.begin(), next.begin() + limit + 1, 0.0);
+        for (Index x = lo; x <= hi && x <= limit; ++x) {
+            const double h = std::exp(lchoose(a[b], x) + lchoose(n[b] - a[b], k[b] - x) - log_total); // P(X_b = x)
+            for (Index y = 0; y <= top && y + x <= limit; ++y) next[static_cast<std::size_t>(y + x)] += dist[static_cast<std::size_t>(y)] * h;
+        }
+        top = std::min(limit, top + hi);
+        std::swap(dist, next);
+    }
+    double p = 0.0;
+    for (Index y = 0; y <= top; ++y) p += dist[static_cast<std::size_t>(y)];
+    return p;
+}
+
 inline void check_significance_arguments(const char* where, const MatrixD& scores,
                                          const std::vector<std::vector<Index>>& set_rows, const SignificanceOptions& o) {
     const Index G = scores.rows();
@@ -145,6 +231,12 @@ inline void check_significance_arguments(const char* where, const MatrixD& score
         throw ArgumentError(where, "the exact null needs the median aggregator; use NullMethod::monte_carlo for the mean");
     if (o.method == NullMethod::monte_carlo && o.permutations < 1)
         throw ArgumentError(where, "permutations must be >= 1, got " + std::to_string(o.permutations));
+    if (!o.strata.empty()) {
+        if (static_cast<Index>(o.strata.size()) != G)
+            throw ArgumentError(where, std::to_string(o.strata.size()) + " strata for " + std::to_string(G) + " genes");
+        for (Index s : o.strata)
+            if (s < 0 || s >= G) throw ArgumentError(where, "stratum " + std::to_string(s) + " is outside 0.." + std::to_string(G - 1));
+    }
     for (std::size_t s = 0; s < set_rows.size(); ++s) {
         const auto& rows = set_rows[s];
         if (rows.empty() || static_cast<Index>(rows.size()) > G)
@@ -159,15 +251,17 @@ inline void check_significance_arguments(const char* where, const MatrixD& score
 
 } // namespace detail
 
-// Tests every set (rows into `scores`, distinct) against random size-matched sets of the rows of
-// `scores` (G genes present x U units), per unit. See the top of this header for the null.
-// Deterministic and independent of the thread count. Throws ArgumentError naming
-// gene_set_significance on empty or non-finite scores, rows out of range, or exact + mean.
+// Tests every set (rows into `scores`, distinct) against random sets of the rows of `scores`
+// (G genes present x U units) with the same size and, with strata, the same number of genes in
+// every stratum, per unit. See the top of this header for the null. Deterministic and independent
+// of the thread count. Throws ArgumentError naming gene_set_significance on empty or non-finite
+// scores, rows out of range, strata of the wrong size, or exact + mean.
 inline SetSignificance gene_set_significance(const MatrixD& scores, const std::vector<std::vector<Index>>& set_rows,
                                              const SignificanceOptions& o = {}) {
     const char* where = "exsal::gene_set_significance";
     detail::check_significance_arguments(where, scores, set_rows, o);
     const Index G = scores.rows(), U = scores.cols(), S = static_cast<Index>(set_rows.size());
+    const double nan = std::numeric_limits<double>::quiet_NaN();
     SetSignificance r;
     r.statistic.resize(S, U);
     r.null_mean.resize(S, U);
@@ -175,6 +269,20 @@ inline SetSignificance gene_set_significance(const MatrixD& scores, const std::v
     r.z_score.resize(S, U);
     r.p_value.resize(S, U);
     if (S == 0) return r;
+
+    // Strata: index per gene, members per stratum, composition (genes per stratum) per set.
+    std::vector<Index> stratum = o.strata.empty() ? std::vector<Index>(static_cast<std::size_t>(G), 0) : o.strata;
+    const Index B = *std::max_element(stratum.begin(), stratum.end()) + 1;
+    std::vector<std::vector<Index>> members(static_cast<std::size_t>(B)); // rows of each stratum, ascending
+    for (Index g = 0; g < G; ++g) members[static_cast<std::size_t>(stratum[static_cast<std::size_t>(g)])].push_back(g);
+    std::vector<Index> stratum_size(static_cast<std::size_t>(B));
+    for (Index b = 0; b < B; ++b) stratum_size[static_cast<std::size_t>(b)] = static_cast<Index>(members[static_cast<std::size_t>(b)].size());
+    std::map<std::vector<Index>, std::vector<Index>> by_composition; // (k_b)_b -> sets with it
+    for (Index s = 0; s < S; ++s) {
+        std::vector<Index> k(static_cast<std::size_t>(B), 0);
+        for (Index g : set_rows[static_cast<std::size_t>(s)]) ++k[static_cast<std::size_t>(stratum[static_cast<std::size_t>(g)])];
+        by_composition[k].push_back(s);
+    }
 
     // Observed statistics, per unit.
 #pragma omp parallel
@@ -190,54 +298,108 @@ inline SetSignificance gene_set_significance(const MatrixD& scores, const std::v
             }
     }
 
-    // Sets grouped by size k (ascending).
-    std::map<Index, std::vector<Index>> by_size; // k -> sets of that size
-    for (Index s = 0; s < S; ++s) by_size[static_cast<Index>(set_rows[static_cast<std::size_t>(s)].size())].push_back(s);
-
     if (o.method == NullMethod::exact) {
-        MatrixD sorted = scores; // G x U, each column ascending
-        for (Index u = 0; u < U; ++u) std::sort(sorted.col(u).data(), sorted.col(u).data() + G);
         std::vector<double> log_fact(static_cast<std::size_t>(G + 1), 0.0); // log(i!)
         for (Index i = 1; i <= G; ++i)
             log_fact[static_cast<std::size_t>(i)] = log_fact[static_cast<std::size_t>(i - 1)] + std::log(static_cast<double>(i));
-        for (const auto& [k, sets] : by_size) {
-            const std::vector<double> w = detail::lower_median_weights(G, k, log_fact); // G, P(median = s_(j))
-            std::vector<double> tail(static_cast<std::size_t>(G) + 1, 0.0);              // tail[j] = sum_{i >= j} w[i]
-            for (Index j = G; j-- > 0;)
-                tail[static_cast<std::size_t>(j)] = tail[static_cast<std::size_t>(j) + 1] + w[static_cast<std::size_t>(j)];
+        // p = P(T_random >= T); z from the mid-p P(T_random > T) + P(T_random = T) / 2, which is 1/2
+        // (z = 0) when every value is tied.
+        const auto finish = [&](Index s, Index u, double p_ge, double p_gt) {
+            const double tiny = std::numeric_limits<double>::min();
+            r.p_value(s, u) = std::clamp(p_ge, tiny, 1.0);
+            const double mid = std::clamp(0.5 * (p_ge + p_gt), tiny, 1.0 - std::numeric_limits<double>::epsilon());
+            r.z_score(s, u) = -detail::normal_quantile(mid);
+        };
+        if (B == 1) {
+            // One stratum: tail sums of the closed-form distribution of the median.
+            MatrixD sorted = scores; // G x U, each column ascending
+            for (Index u = 0; u < U; ++u) std::sort(sorted.col(u).data(), sorted.col(u).data() + G);
+            for (const auto& [comp, sets] : by_composition) {
+                const Index k = comp[0];
+                const std::vector<double> w = detail::lower_median_weights(G, k, log_fact); // G, P(median = s_(j))
+                std::vector<double> tail(static_cast<std::size_t>(G) + 1, 0.0);              // tail[j] = sum_{i >= j} w[i]
+                for (Index j = G; j-- > 0;)
+                    tail[static_cast<std::size_t>(j)] = tail[static_cast<std::size_t>(j) + 1] + w[static_cast<std::size_t>(j)];
 #pragma omp parallel for schedule(static)
+                for (Index u = 0; u < U; ++u) {
+                    const double* v = sorted.col(u).data();
+                    double mean = 0.0, var = 0.0;
+                    for (Index j = 0; j < G; ++j) mean += w[static_cast<std::size_t>(j)] * v[j];
+                    for (Index j = 0; j < G; ++j) var += w[static_cast<std::size_t>(j)] * (v[j] - mean) * (v[j] - mean);
+                    for (Index s : sets) {
+                        const Index ge = std::lower_bound(v, v + G, r.statistic(s, u)) - v; // first sorted value >= T
+                        const Index gt = std::upper_bound(v, v + G, r.statistic(s, u)) - v; // first sorted value > T
+                        r.null_mean(s, u) = mean;
+                        r.null_sd(s, u) = std::sqrt(var);
+                        finish(s, u, tail[static_cast<std::size_t>(ge)], tail[static_cast<std::size_t>(gt)]);
+                    }
+                }
+            }
+            return r;
+        }
+        // Several strata: P(sum_b Hypergeometric(N_b, a_b, k_b) <= m - 1), a_b = #{g in b: s_g < T}.
+        r.null_mean.setConstant(nan);
+        r.null_sd.setConstant(nan);
+#pragma omp parallel
+        {
+            std::vector<std::vector<double>> sorted(static_cast<std::size_t>(B)); // per stratum: this unit's scores, ascending
+            std::vector<Index> below(static_cast<std::size_t>(B));
+            std::vector<double> dist(static_cast<std::size_t>(G) + 1), next(static_cast<std::size_t>(G) + 1);
+#pragma omp for schedule(static)
             for (Index u = 0; u < U; ++u) {
-                const double* v = sorted.col(u).data();
-                double mean = 0.0, var = 0.0;
-                for (Index j = 0; j < G; ++j) mean += w[static_cast<std::size_t>(j)] * v[j];
-                for (Index j = 0; j < G; ++j) var += w[static_cast<std::size_t>(j)] * (v[j] - mean) * (v[j] - mean);
-                const double sd = std::sqrt(var);
-                for (Index s : sets) {
-                    const double t = r.statistic(s, u);
-                    const Index first = std::lower_bound(v, v + G, t) - v; // first sorted value >= T
-                    r.null_mean(s, u) = mean;
-                    r.null_sd(s, u) = sd;
-                    r.z_score(s, u) = sd > 0.0 ? (t - mean) / sd : 0.0;
-                    r.p_value(s, u) = std::clamp(tail[static_cast<std::size_t>(first)], std::numeric_limits<double>::min(), 1.0);
+                for (Index b = 0; b < B; ++b) {
+                    auto& v = sorted[static_cast<std::size_t>(b)];
+                    v.clear();
+                    for (Index g : members[static_cast<std::size_t>(b)]) v.push_back(scores(g, u));
+                    std::sort(v.begin(), v.end());
+                }
+                for (const auto& [comp, sets] : by_composition) {
+                    const Index k = std::accumulate(comp.begin(), comp.end(), Index(0));
+                    const Index m = (k - 1) / 2 + 1;
+                    for (Index s : sets) {
+                        const double t = r.statistic(s, u);
+                        // median >= T  <=>  at most m - 1 drawn values < T; median > T: at most m - 1 <= T
+                        for (Index b = 0; b < B; ++b) {
+                            const auto& v = sorted[static_cast<std::size_t>(b)];
+                            below[static_cast<std::size_t>(b)] = std::lower_bound(v.begin(), v.end(), t) - v.begin();
+                        }
+                        const double p_ge = detail::hypergeometric_sum_cdf(stratum_size, below, comp, m - 1, log_fact, dist, next);
+                        for (Index b = 0; b < B; ++b) {
+                            const auto& v = sorted[static_cast<std::size_t>(b)];
+                            below[static_cast<std::size_t>(b)] = std::upper_bound(v.begin(), v.end(), t) - v.begin();
+                        }
+                        const double p_gt = detail::hypergeometric_sum_cdf(stratum_size, below, comp, m - 1, log_fact, dist, next);
+                        finish(s, u, p_ge, p_gt);
+                    }
                 }
             }
         }
         return r;
     }
 
-    // Monte Carlo: P random k-subsets per size, shared by units and sets of that size.
+    // Monte Carlo: P random sets per composition, shared by units and the sets with it.
     const Index P = o.permutations;
-    for (const auto& [k, sets] : by_size) {
-        Rng rng(derive_seed(o.seed, static_cast<std::uint64_t>(k)));
-        std::vector<Index> pool(static_cast<std::size_t>(G));
-        std::iota(pool.begin(), pool.end(), Index(0));
-        std::vector<Index> drawn(static_cast<std::size_t>(P * k)); // P x k rows, permutation p at [p k, (p+1) k)
+    for (const auto& [comp, sets] : by_composition) {
+        const Index k = std::accumulate(comp.begin(), comp.end(), Index(0));
+        std::uint64_t stream = static_cast<std::uint64_t>(k);
+        if (B > 1) { // FNV-1a over the composition
+            stream = 1469598103934665603ULL;
+            for (Index c : comp) stream = (stream ^ static_cast<std::uint64_t>(c)) * 1099511628211ULL;
+        }
+        Rng rng(derive_seed(o.seed, stream));
+        std::vector<std::vector<Index>> pool = members;
+        std::vector<Index> drawn(static_cast<std::size_t>(P * k)); // P x k rows, random set p at [p k, (p+1) k)
         for (Index p = 0; p < P; ++p) {
-            for (Index i = 0; i < k; ++i) { // partial Fisher-Yates: a uniform k-subset
-                const auto j = static_cast<std::size_t>(i) + rng.below(static_cast<std::uint64_t>(G - i));
-                std::swap(pool[static_cast<std::size_t>(i)], pool[j]);
+            Index at = p * k;
+            for (Index b = 0; b < B; ++b) {
+                auto& pb = pool[static_cast<std::size_t>(b)];
+                const Index kb = comp[static_cast<std::size_t>(b)], nb = static_cast<Index>(pb.size());
+                for (Index i = 0; i < kb; ++i) { // partial Fisher-Yates: a uniform kb-subset of the stratum
+                    const auto j = static_cast<std::size_t>(i) + rng.below(static_cast<std::uint64_t>(nb - i));
+                    std::swap(pb[static_cast<std::size_t>(i)], pb[j]);
+                    drawn[static_cast<std::size_t>(at++)] = pb[static_cast<std::size_t>(i)];
+                }
             }
-            std::copy(pool.begin(), pool.begin() + k, drawn.begin() + p * k);
         }
 #pragma omp parallel
         {
