@@ -122,7 +122,7 @@ CommandLine parse_command_line(int argc, char** argv) {
     app.option_defaults()->always_capture_default();
     app.get_formatter()->column_width(34);
 
-    std::string loss = "poisson", optimizer = "adam", transform = "log1p", saliency = "guided", aggregator = "median",
+    std::string loss = "poisson", optimizer = "adam", transform = "minmax", saliency = "guided", aggregator = "median",
                 null = "exact";
     int epochs = 0;
     std::vector<std::string> compare;
@@ -163,9 +163,6 @@ CommandLine parse_command_line(int argc, char** argv) {
     training.push_back(app.add_option("--validate-every", c.validate_every, "Epochs between validation checks")->group(model));
     training.push_back(
         app.add_option("--patience", c.patience, "Checks without improvement before stopping (0: never stop early)")->group(model));
-    training.push_back(app.add_option("--min-improvement", c.min_improvement,
-                                      "Relative validation-loss improvement that counts for early stopping")
-                           ->group(model));
 
     const char* interp = "Interpretation";
     app.add_option("--saliency", saliency, "Saliency maps")->check(CLI::IsMember({"guided", "vanilla"}))->group(interp);

@@ -46,11 +46,10 @@ struct PipelineConfig {
     double lambda_orth = 1.0;             // --lambda-orth: weight of ||I - W W^T||_F
     int epochs = 0;                       // --epochs: at most this many; 0 = default_epochs()
     Index batch = 128;                    // --batch: cells per mini-batch
-    InputTransform input_transform = InputTransform::log1p; // --input-transform
+    InputTransform input_transform = InputTransform::minmax; // --input-transform (per gene to [0, 1] on the training cells)
     double validation_fraction = 0.05;    // --validation-fraction: held-out cells for early stopping
     int validate_every = 10;              // --validate-every: epochs between validation checks
     int patience = 5;                     // --patience: checks without improvement before stopping (0 = never)
-    double min_improvement = 1e-3;        // --min-improvement: relative validation gain that counts
 
     // Interpretation.
     SaliencyKind saliency = SaliencyKind::guided;           // --saliency
@@ -110,8 +109,6 @@ struct PipelineConfig {
             throw ArgumentError("--validation-fraction", "must be in [0, 0.5), got " + format_value(validation_fraction));
         positive("--validate-every", validate_every);
         if (patience < 0) throw ArgumentError("--patience", "must be >= 0, got " + std::to_string(patience));
-        if (!(min_improvement >= 0.0 && min_improvement < 1.0))
-            throw ArgumentError("--min-improvement", "must be in [0, 1), got " + format_value(min_improvement));
         positive("--permutations", permutations);
         if (null_method == NullMethod::exact && aggregator == ImpactAggregator::mean)
             throw ArgumentError("--null", "exact needs --aggregator median (use --null monte-carlo with mean)");
@@ -156,7 +153,6 @@ struct PipelineConfig {
         j["validation_fraction"] = validation_fraction;
         j["validate_every"] = validate_every;
         j["patience"] = patience;
-        j["min_improvement"] = min_improvement;
         j["saliency"] = to_string(saliency);
         j["aggregator"] = to_string(aggregator);
         j["null"] = null_option_name(null_method);

@@ -131,7 +131,6 @@ inline TrainOptions pipeline_train_options(const PipelineConfig& c) {
     o.batch_size = c.batch;
     o.validate_every = c.validate_every;
     o.patience = c.patience;
-    o.min_improvement = c.min_improvement;
     o.seed = pipeline_seed(c, PipelineSeed::batches);
     o.loss.loss = c.loss;
     o.loss.lambda = c.lambda_orth;
