@@ -143,6 +143,7 @@ public:
         if (m_dy_a.cols() < capacity) {
             m_dy_a.resize(widest, capacity);
             m_dy_b.resize(widest, capacity);
+            m_column_loss.resize(static_cast<std::size_t>(capacity));
         }
         m_gram.resize(units(), units());
     }
@@ -175,13 +176,13 @@ public:
         const Index n = input.cols();
         LossParts parts;
         auto dy = m_dy_a.topLeftCorner(m_config.n_genes, n);
-        if (o.loss == LossKind::poisson) {
-            parts.reconstruction = PoissonLoss{}.value<Scalar>(reconstruction(), target);
-            PoissonLoss{}.gradient<Scalar>(reconstruction(), target, dy);
-        } else {
-            parts.reconstruction = MseLoss{}.value<Scalar>(reconstruction(), target);
-            MseLoss{}.gradient<Scalar>(reconstruction(), target, dy);
-        }
+        // Loss value and dL/dYhat in one pass over the columns.
+        if (o.loss == LossKind::poisson)
+            parts.reconstruction =
+                PoissonLoss{}.value_and_gradient<Scalar>(reconstruction(), target, dy, m_column_loss.data());
+        else
+            parts.reconstruction =
+                MseLoss{}.value_and_gradient<Scalar>(reconstruction(), target, dy, m_column_loss.data());
         // Backward through the layers; dL/dY of layer l is dL/dX of layer l+1.
         Mat* upstream = &m_dy_a;
         Mat* downstream = &m_dy_b;
@@ -258,6 +259,7 @@ private:
     Vec m_grads;  // dL/d(params), same layout
     Mat m_dy_a, m_dy_b; // widest layer x capacity, ping-pong buffers for dL/dY between layers
     Mat m_gram;         // U x U, W W^T - I of the representation weights
+    std::vector<double> m_column_loss; // capacity, per-cell reconstruction loss sums of the last batch
 };
 
 } // namespace exsal

@@ -16,6 +16,23 @@ namespace exsal {
 
 enum class LossKind { poisson, mse };
 
+namespace detail {
+// sums[c] = column(c) for c < n (OpenMP over columns when the block has >= 2^15 entries), then
+// the mean sum(sums) / entries with the columns added in order.
+template <typename F>
+double columns_in_parallel(Index n, Index entries, double* sums, F&& column) {
+    if (entries >= (Index(1) << 15) && n > 1) {
+#pragma omp parallel for schedule(static)
+        for (Index c = 0; c < n; ++c) sums[c] = column(c);
+    } else {
+        for (Index c = 0; c < n; ++c) sums[c] = column(c);
+    }
+    double total = 0.0;
+    for (Index c = 0; c < n; ++c) total += sums[c];
+    return total / static_cast<double>(entries);
+}
+} // namespace detail
+
 inline const char* to_string(LossKind k) { return k == LossKind::poisson ? "poisson" : "mse"; }
 inline LossKind loss_from_string(const std::string& s) {
     if (s == "poisson") return LossKind::poisson;
@@ -43,6 +60,20 @@ struct PoissonLoss {
         const Scalar e = static_cast<Scalar>(eps), inv_n = Scalar(1) / static_cast<Scalar>(yhat.size());
         dy.array() = (Scalar(1) - x.array() / (yhat.array() + e)) * inv_n;
     }
+    // value() and gradient() in one parallel pass over the columns (each column's data is read
+    // once while in cache). column_sums: caller's scratch of yhat.cols() doubles (no allocation
+    // here); the per-column sums are added in column order, so the value equals value() exactly.
+    template <typename Scalar, typename Out>
+    double value_and_gradient(const ConstMatrixRef<Scalar>& yhat, const ConstMatrixRef<Scalar>& x, Out&& dy,
+                              double* column_sums) const {
+        const Scalar e = static_cast<Scalar>(eps), inv_n = Scalar(1) / static_cast<Scalar>(yhat.size());
+        return detail::columns_in_parallel(yhat.cols(), yhat.size(), column_sums, [&](Index c) {
+            const auto yc = yhat.col(c).array();
+            const auto xc = x.col(c).array();
+            dy.col(c).array() = (Scalar(1) - xc / (yc + e)) * inv_n;
+            return static_cast<double>((yc - xc * (yc + e).log()).sum());
+        });
+    }
 };
 
 // Mean squared error: L = mean((yhat - x)^2); dL/dyhat = 2 (yhat - x) / N.
@@ -60,6 +91,16 @@ struct MseLoss {
     void gradient(const ConstMatrixRef<Scalar>& yhat, const ConstMatrixRef<Scalar>& x, Out&& dy) const {
         const Scalar s = Scalar(2) / static_cast<Scalar>(yhat.size());
         dy.array() = (yhat.array() - x.array()) * s;
+    }
+    // value() and gradient() in one parallel pass over the columns; see PoissonLoss.
+    template <typename Scalar, typename Out>
+    double value_and_gradient(const ConstMatrixRef<Scalar>& yhat, const ConstMatrixRef<Scalar>& x, Out&& dy,
+                              double* column_sums) const {
+        const Scalar s = Scalar(2) / static_cast<Scalar>(yhat.size());
+        return detail::columns_in_parallel(yhat.cols(), yhat.size(), column_sums, [&](Index c) {
+            dy.col(c).array() = (yhat.col(c).array() - x.col(c).array()) * s;
+            return static_cast<double>((yhat.col(c) - x.col(c)).squaredNorm());
+        });
     }
 };
 
