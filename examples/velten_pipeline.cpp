@@ -46,7 +46,7 @@ public:
         const double eta = e.seconds / done * (e.max_epochs - done);
         if (m_terminal) {
             char line[200];
-            std::snprintf(line, sizeof line, "\r  %s epoch %d/%d  train %.5g  validation %s  ETA %s (at most) ",
+            std::snprintf(line, sizeof line, "\r  %s epoch %d/%d  train %.5g  validation %s  ETA %s (at most)\033[K",
                           bar(static_cast<double>(done) / e.max_epochs).c_str(), done, e.max_epochs, e.train_loss,
                           validation_text().c_str(), duration(eta).c_str());
             std::cerr << line << std::flush;
@@ -64,7 +64,7 @@ public:
             std::chrono::duration<double>(std::chrono::steady_clock::now() - m_stage_start).count();
         const double eta = done > 0 ? seconds / static_cast<double>(done) * static_cast<double>(total - done) : 0.0;
         std::cerr << "\r  " << bar(static_cast<double>(done) / static_cast<double>(total)) << " saliency " << done << "/"
-                  << total << " cells  ETA " << duration(eta) << "  " << std::flush;
+                  << total << " cells  ETA " << duration(eta) << "\033[K" << std::flush;
         m_bar_open = true;
     }
     void note(const std::string& message) {
@@ -173,6 +173,9 @@ CommandLine parse_command_line(int argc, char** argv) {
         ->check(CLI::IsMember({"exact", "monte-carlo"}))
         ->group(interp);
     app.add_option("--permutations", c.permutations, "Random gene sets per set size (monte-carlo null)")->group(interp);
+    app.add_option("--expression-bins", c.expression_bins,
+                   "Random gene sets also match the set's expression: bins of mean input (1: size only)")
+        ->group(interp);
     app.add_option("--compare", compare, "Compare two groups A:B (repeatable)")->group(interp)->default_str("none");
     app.add_option("--heatmap-sets", c.heatmap_sets, "At most this many gene sets in the heatmaps (smallest q first)")
         ->group(interp);

@@ -282,6 +282,7 @@ TEST_CASE("invalid options are refused before any work, naming the option") {
         {"--units -2", "--units"},
         {"--batch 0", "--batch"},
         {"--permutations 0", "--permutations"},
+        {"--expression-bins 0", "--expression-bins"},
         {"--min-genes 0", "--min-genes"},
         {"--min-gene-max nan", "--min-gene-max"},
         {"--threads 0", "--threads"},

@@ -56,6 +56,7 @@ struct PipelineConfig {
     ImpactAggregator aggregator = ImpactAggregator::median; // --aggregator
     NullMethod null_method = NullMethod::exact;             // --null
     Index permutations = 1000;            // --permutations: random sets per size (--null monte-carlo, --aggregator mean)
+    Index expression_bins = 20;           // --expression-bins: random sets match the set's expression (1 = size only)
     std::vector<std::pair<std::string, std::string>> compare; // --compare A:B (repeatable)
     Index heatmap_sets = 60;              // --heatmap-sets: at most this many sets in the heatmaps
 
@@ -110,6 +111,7 @@ struct PipelineConfig {
         positive("--validate-every", validate_every);
         if (patience < 0) throw ArgumentError("--patience", "must be >= 0, got " + std::to_string(patience));
         positive("--permutations", permutations);
+        positive("--expression-bins", expression_bins);
         if (null_method == NullMethod::exact && aggregator == ImpactAggregator::mean)
             throw ArgumentError("--null", "exact needs --aggregator median (use --null monte-carlo with mean)");
         positive("--heatmap-sets", heatmap_sets);
@@ -157,6 +159,7 @@ struct PipelineConfig {
         j["aggregator"] = to_string(aggregator);
         j["null"] = null_option_name(null_method);
         j["permutations"] = permutations;
+        j["expression_bins"] = expression_bins;
         JsonValue pairs = JsonValue::array();
         for (const auto& [a, b] : compare) pairs.push_back(a + ":" + b);
         j["compare"] = std::move(pairs);

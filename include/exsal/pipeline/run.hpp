@@ -386,6 +386,7 @@ inline PipelineResult run_pipeline(const PipelineConfig& c, const PipelineObserv
     JsonValue ij = JsonValue::object();
     ij["cells"] = in.cells;
     ij["null_method"] = to_string(in.null_method);
+    ij["expression_bins"] = in.expression_bins;
     ij["heatmap_sets"] = static_cast<Index>(rows.size());
     ij["heatmap_units_shown"] = static_cast<Index>(shown.columns.size());
     JsonValue planted = JsonValue::array();

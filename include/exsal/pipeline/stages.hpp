@@ -158,14 +158,7 @@ inline TrainedModel fit_pipeline_model(const PipelineConfig& c, const Expression
     Autoencoder<float>& model = t.fitted.model;
     model.initialize(pipeline_seed(c, PipelineSeed::weights));
     TrainOptions o = pipeline_train_options(c);
-    const Index batch = std::min<Index>(o.batch_size, prepared.train.n_cells());
-    o.on_epoch = [&](const EpochInfo& e) {
-        // exsal::train's validation pass (evaluate_loss) re-reserves the model's buffers for the
-        // validation cells only; with fewer validation cells than a batch the next epoch would
-        // overrun them, so the training width is restored here after every epoch.
-        model.reserve(batch);
-        if (on_epoch) on_epoch(e);
-    };
+    o.on_epoch = on_epoch;
     t.history = train<float>(model, prepared.train_input, prepared.train.values, prepared.validation_input,
                              prepared.validation.values, o);
     return t;
@@ -219,6 +212,7 @@ inline InterpretOptions pipeline_interpret_options(const PipelineConfig& c) {
     o.null_method = c.null_method;
     o.min_genes = c.min_genes;
     o.permutations = c.permutations;
+    o.expression_bins = c.expression_bins;
     o.seed = pipeline_seed(c, PipelineSeed::null);
     o.compare_pairs = c.compare;
     return o;
