@@ -24,6 +24,46 @@ namespace detail {
 // Column ranges for elementwise work split over OpenMP threads: large blocks only.
 inline bool parallel_worthwhile(Index elements) { return elements >= (Index(1) << 15); }
 
+// dst = lhs * rhs (no aliasing) with the output split over the OpenMP threads along its longer
+// side: each thread runs one single-threaded Eigen product on its slice (Eigen does not thread a
+// product inside a parallel region), so the threads meet once per product. Eigen's own threaded
+// GEMM synchronises its threads many times per product by spinning, which costs little on idle
+// cores but collapses when the machine has more runnable threads than cores. Small products, and
+// calls from inside a parallel region, run as one product on the calling thread. The split only
+// depends on the shapes and the thread count, so results are reproducible for a thread count.
+template <typename Dst, typename Lhs, typename Rhs>
+void split_product(Dst&& dst, const Lhs& lhs, const Rhs& rhs) {
+    const Index m = dst.rows(), n = dst.cols(), k = lhs.cols();
+#ifdef _OPENMP
+    const int nt = omp_in_parallel() ? 1 : omp_get_max_threads();
+#else
+    const int nt = 1;
+#endif
+    constexpr Index min_work = Index(1) << 20; // multiply-adds
+    const bool by_rows = m >= n;
+    const Index side = by_rows ? m : n, quantum = by_rows ? 16 : 4; // rows: whole packets; cols: the kernel's nr
+    if (nt < 2 || m * n * k < min_work || side < 2 * quantum) {
+        dst.noalias() = lhs * rhs;
+        return;
+    }
+#pragma omp parallel num_threads(nt)
+    {
+#ifdef _OPENMP
+        const Index t = omp_get_thread_num(), T = omp_get_num_threads();
+#else
+        const Index t = 0, T = 1;
+#endif
+        const Index units = (side + quantum - 1) / quantum;
+        const Index a = std::min(side, quantum * (units * t / T)), b = std::min(side, quantum * (units * (t + 1) / T));
+        if (b > a) {
+            if (by_rows)
+                dst.middleRows(a, b - a).noalias() = lhs.middleRows(a, b - a) * rhs;
+            else
+                dst.middleCols(a, b - a).noalias() = lhs * rhs.middleCols(a, b - a);
+        }
+    }
+}
+
 // Softplus on SIMD packets. Eigen 3.4 evaluates select() one scalar at a time (libm exp and
 // log1p per element), so the Softplus layer runs these kernels instead where the scalar type has
 // packet exp and log1p (float). Same formulas as Softplus::value and Softplus::derivative:
@@ -155,10 +195,10 @@ public:
     // dL/dZ = dL/dY * f'(Z) from dL/dY (out x n); stored for the two gradient steps below.
     virtual void backward(const ConstRef& dy) = 0;
     // dL/dX = W^T dL/dZ (in x n). Saliency needs only this chain.
-    void input_gradient(Eigen::Ref<Mat> dx) const { dx.noalias() = m_w.transpose() * m_dz.leftCols(m_n); }
+    void input_gradient(Eigen::Ref<Mat> dx) const { detail::split_product(dx, m_w.transpose(), m_dz.leftCols(m_n)); }
     // dL/dW = dL/dZ X^T, dL/db = rowsum(dL/dZ), written into the model's gradient vector.
     void parameter_gradient(const ConstRef& x) {
-        m_dw.noalias() = m_dz.leftCols(m_n) * x.transpose();
+        detail::split_product(m_dw, m_dz.leftCols(m_n), x.transpose());
         // dL/db: each row summed over the columns in column order (the same for any thread count);
         // rows split over threads when the block is large.
         const Index n = m_n;
@@ -235,7 +275,7 @@ public:
     void forward(const ConstRef& x) override {
         const Index n = x.cols();
         this->m_n = n;
-        this->m_z.leftCols(n).noalias() = this->m_w * x; // Z = W X
+        detail::split_product(this->m_z.leftCols(n), this->m_w, x); // Z = W X
         elementwise_columns(n, [&](Index c0, Index nc) { add_bias_activate(this->m_z, this->m_y, c0, nc); });
     }
 
@@ -259,7 +299,7 @@ public:
     void apply(const ConstRef& x, Mat& z, Mat& y) const override {
         z.resize(this->m_out, x.cols());
         y.resize(this->m_out, x.cols());
-        z.noalias() = this->m_w * x;
+        detail::split_product(z, this->m_w, x);
         add_bias_activate(z, y, 0, x.cols());
     }
 
