@@ -153,7 +153,8 @@ const std::string tiny_model = " --hidden 16 --units 8";
 TEST_CASE("default run: every output file with its columns") {
     if (!have_binary()) return;
     const fs::path out = fresh("default");
-    const Run r = run(small + " --out '" + out.string() + "'", "default");
+    // The default run (built-in data of 2,000 cells x 3,000 genes, default model), 2 epochs only.
+    const Run r = run(" --epochs 2 --threads 2 --quiet --out '" + out.string() + "'", "default");
     REQUIRE_MESSAGE(r.code == 0, r.err);
     CHECK(r.out.empty()); // --quiet
     CHECK(r.err.empty());
@@ -172,7 +173,7 @@ TEST_CASE("default run: every output file with its columns") {
     std::vector<std::string> header = {"cell", "group"};
     for (const auto& u : unit_columns(U)) header.push_back(u);
     CHECK(rep.header == header);
-    REQUIRE(rep.rows.size() == 300);
+    REQUIRE(rep.rows.size() == 2000);
     std::map<std::string, int> group_count;
     for (const auto& row : rep.rows) {
         ++group_count[row[1]];
@@ -214,7 +215,7 @@ TEST_CASE("default run: every output file with its columns") {
     for (const auto& row : gs.rows) CHECK(number(row[2]) >= 0.0);
 
     const std::string json = read_text(out / "run.json");
-    for (const char* key : {"\"parameters\"", "\"seed\"", "\"versions\"", "\"exsal\"", "\"data\"", "\"cells\": 300",
+    for (const char* key : {"\"parameters\"", "\"seed\"", "\"versions\"", "\"exsal\"", "\"data\"", "\"cells\": 2000",
                             "\"genes_model\"", "\"coverage\"", "\"training\"", "\"epochs\"", "\"train_loss\"",
                             "\"validation_loss\"", "\"timings_seconds\"", "\"planted_programmes\"", "\"outputs\""})
         CHECK_MESSAGE(json.find(key) != std::string::npos, key);
@@ -337,6 +338,21 @@ TEST_CASE("--help lists every option with its default") {
                           "--lambda-orth FLOAT=1", "--epochs", "--batch INT=128", "--input-transform", "=guided",
                           "--permutations INT=1000", "--compare", "--out TEXT=", "--force", "--seed UINT=1", "--threads INT=",
                           "--quiet", "--model-in"})
+        CHECK_MESSAGE(r.out.find(s) != std::string::npos, s);
+}
+
+TEST_CASE("progress without a terminal: plain lines every 10 epochs; summary on stdout") {
+    if (!have_binary()) return;
+    const fs::path out = fresh("progress");
+    const Run r = run(" --simulate-cells 300 --simulate-genes 600 --epochs 12 --threads 2" + tiny_model + " --out '" +
+                          out.string() + "'",
+                      "progress");
+    REQUIRE_MESSAGE(r.code == 0, r.err);
+    CHECK(r.err.find('\r') == std::string::npos); // no bar when stderr is a file
+    for (const char* line : {"epoch 1/12 ", "epoch 10/12 ", "epoch 12/12 "}) CHECK_MESSAGE(r.err.find(line) != std::string::npos, line);
+    CHECK(r.err.find("epoch 5/12 ") == std::string::npos);
+    for (const char* s : {"Data: built-in simulation, 300 cells x 600 genes", "Training: 12 of at most 12 epochs",
+                          "Planted programmes", "SIM_ERYTHROID", "Outputs in"})
         CHECK_MESSAGE(r.out.find(s) != std::string::npos, s);
 }
 
