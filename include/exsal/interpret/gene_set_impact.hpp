@@ -101,7 +101,7 @@ struct ImpactPartial {
 // UsableGeneSets::rows) and per group (groups.of_cell empty = no groups). Throws ArgumentError
 // naming gene_set_impact on mismatched sizes or rows out of range.
 template <typename Scalar>
-GeneSetImpact gene_set_impact(const Autoencoder<Scalar>& model, const ConstMatrixRef<Scalar>& input,
+GeneSetImpact gene_set_impact(const Autoencoder<Scalar>& model, const detail::InputRef<Scalar>& input,
                               const std::vector<std::vector<Index>>& set_rows, const GroupLabels& groups,
                               const ImpactOptions& options = {}) {
     const char* where = "exsal::gene_set_impact";

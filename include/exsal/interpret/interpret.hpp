@@ -75,7 +75,7 @@ inline void check_interpret_arguments(Index model_genes, Index rows, Index cols,
 // Throws ArgumentError naming exsal::interpret on mismatched sizes, duplicate gene names, unknown
 // groups in compare_pairs, non-finite input, bad options, or when no set has min_genes genes present.
 template <typename Scalar>
-Interpretation interpret(const Autoencoder<Scalar>& model, const ConstMatrixRef<Scalar>& input,
+Interpretation interpret(const Autoencoder<Scalar>& model, const detail::InputRef<Scalar>& input,
                          const std::vector<std::string>& genes, const std::vector<std::string>& cell_groups,
                          const GeneSetCollection& sets, const InterpretOptions& options) {
     const char* where = "exsal::interpret";

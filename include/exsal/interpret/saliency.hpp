@@ -54,6 +54,15 @@ struct SaliencyOptions {
 
 namespace detail {
 
+// T in a non-deduced context: functions templated on the model's Scalar take the input as
+// ConstMatrixRef<Scalar> and still accept a Matrix, a Map or a block without <Scalar>.
+template <typename T>
+struct NonDeduced {
+    using type = T;
+};
+template <typename Scalar>
+using InputRef = typename NonDeduced<ConstMatrixRef<Scalar>>::type;
+
 // Per-thread scratch for the saliency of one block of cells; sized once by reserve().
 template <typename Scalar>
 class SaliencyWorkspace {
@@ -225,7 +234,7 @@ struct NoMerge {
 // rows != model genes or block_cells < 1; an exception from the visitor stops the stream and is
 // rethrown.
 template <typename Scalar, typename Visitor>
-void for_each_saliency_block(const Autoencoder<Scalar>& model, const ConstMatrixRef<Scalar>& input,
+void for_each_saliency_block(const Autoencoder<Scalar>& model, const detail::InputRef<Scalar>& input,
                              const SaliencyOptions& options, Visitor&& visitor) {
     detail::check_saliency_arguments("exsal::for_each_saliency_block", model.n_genes(), input.rows(), options.block_cells);
     detail::saliency_blocks<Scalar>(model, input, options, visitor, static_cast<detail::NoMerge*>(nullptr));
@@ -236,7 +245,7 @@ void for_each_saliency_block(const Autoencoder<Scalar>& model, const ConstMatrix
 // is called for the blocks in cell order, one call at a time (so merging per-thread partial
 // results into totals there gives results independent of the thread count).
 template <typename Scalar, typename Visitor, typename Merge>
-void for_each_saliency_block(const Autoencoder<Scalar>& model, const ConstMatrixRef<Scalar>& input,
+void for_each_saliency_block(const Autoencoder<Scalar>& model, const detail::InputRef<Scalar>& input,
                              const SaliencyOptions& options, Visitor&& visitor, Merge&& merge) {
     detail::check_saliency_arguments("exsal::for_each_saliency_block", model.n_genes(), input.rows(), options.block_cells);
     detail::saliency_blocks<Scalar>(model, input, options, visitor, &merge);
@@ -245,7 +254,7 @@ void for_each_saliency_block(const Autoencoder<Scalar>& model, const ConstMatrix
 // Mean over cells of |saliency|: genes x units, accumulated in double (per block, then blocks
 // added in cell order: the same result for any thread count at a given block size).
 template <typename Scalar>
-MatrixD mean_abs_saliency(const Autoencoder<Scalar>& model, const ConstMatrixRef<Scalar>& input,
+MatrixD mean_abs_saliency(const Autoencoder<Scalar>& model, const detail::InputRef<Scalar>& input,
                           const SaliencyOptions& options = {}) {
     const char* where = "exsal::mean_abs_saliency";
     detail::check_saliency_arguments(where, model.n_genes(), input.rows(), options.block_cells);
@@ -266,7 +275,7 @@ MatrixD mean_abs_saliency(const Autoencoder<Scalar>& model, const ConstMatrixRef
 
 // Signed saliency of one cell (column `cell` of input): genes x units, column u = d r_u / d x.
 template <typename Scalar>
-Matrix<Scalar> cell_saliency(const Autoencoder<Scalar>& model, const ConstMatrixRef<Scalar>& input, Index cell,
+Matrix<Scalar> cell_saliency(const Autoencoder<Scalar>& model, const detail::InputRef<Scalar>& input, Index cell,
                              SaliencyKind kind = SaliencyKind::guided) {
     const char* where = "exsal::cell_saliency";
     detail::check_saliency_arguments(where, model.n_genes(), input.rows(), 1);

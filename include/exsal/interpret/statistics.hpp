@@ -27,9 +27,9 @@
 //     many units x sets cannot bring below 0.05 for a lone strong signal), no seed.
 //     z = -Phi^{-1}(mid-p), mid-p = P(T_random > T) + P(T_random = T) / 2: the standard normal
 //     deviate with the same upper tail, centred for a discrete null (all values tied: z = 0);
-//     p and mid-p are floored at the smallest normal double, so z <= 37.5. With one stratum the null's mean and SD are
-//     exact too: P(median = s_(j)) = C(j-1, m-1) C(G-j, k-m) / C(G, k) over the sorted scores;
-//     with several strata they are not computed (NaN).
+//     p and mid-p are floored at the smallest normal double, so z <= 37.5. With one stratum the
+//     null's mean and SD are exact too: P(median = s_(j)) = C(j-1, m-1) C(G-j, k-m) / C(G, k)
+//     over the sorted scores; with several strata they are not computed (NaN).
 //   NullMethod::monte_carlo (either aggregator): P random sets per stratum composition (per set
 //     size with one stratum), drawn with Rng(derive_seed(seed, k)) (one stratum) or
 //     Rng(derive_seed(seed, hash of (k_b)_b)), shared by all units and all sets with that
