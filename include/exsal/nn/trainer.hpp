@@ -42,7 +42,7 @@ struct TrainOptions {
     Index batch_size = 128;
     int validate_every = 10;  // epochs between validation checks
     int patience = 5;         // checks without improvement before stopping (0 = never stop early)
-    double min_improvement = 0.0; // relative improvement that counts
+    double min_improvement = 0.0; // improvement relative to |best loss| that counts (Poisson losses can be negative)
     std::uint64_t seed = 1;
     LossOptions loss;
     OptimizerKind optimizer = OptimizerKind::adam;
@@ -206,7 +206,7 @@ TrainHistory train(Autoencoder<Scalar>& model, const ConstMatrixRef<Scalar>& tra
             if (!std::isfinite(info.validation_loss))
                 throw NumericError("training diverged at epoch " + std::to_string(epoch + 1) +
                                    ": the validation loss is not finite; try a lower learning rate");
-            if (info.validation_loss < best_loss * (1.0 - o.min_improvement) || h.best_epoch < 0) {
+            if (info.validation_loss < best_loss - o.min_improvement * std::abs(best_loss) || h.best_epoch < 0) {
                 best_loss = info.validation_loss;
                 best = model.parameters();
                 h.best_epoch = epoch;
