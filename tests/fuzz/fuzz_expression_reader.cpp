@@ -27,7 +27,7 @@ bool has_line_break(const std::vector<std::string>& names) {
 void check_matrix(const exsal::ExpressionMatrix& m, const exsal::ExpressionReadOptions& opt) {
     m.check_consistent("fuzz"); // throws (a finding: not caught below) when names and shape disagree
     fuzz_check(m.n_genes() >= 1 && m.n_cells() >= 1);
-    fuzz_check(opt.genes_in_rows ? !m.has_groups() : (m.has_groups() || m.groups.empty()));
+    if (opt.genes_in_rows || opt.group_column.empty()) fuzz_check(!m.has_groups());
     fuzz_check(m.values.allFinite());
     if (!opt.allow_negative) fuzz_check((m.values.array() >= 0.0f).all());
     std::unordered_set<std::string> seen;
