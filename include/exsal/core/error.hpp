@@ -45,7 +45,14 @@ private:
 class ArgumentError : public Error {
 public:
     ArgumentError(const std::string& where, const std::string& message)
-        : Error(where + ": " + message) {}
+        : Error(where + ": " + message), m_where(where), m_message(message) {}
+
+    const std::string& where() const noexcept { return m_where; }     // function or option
+    const std::string& message() const noexcept { return m_message; } // what() without "where: "
+
+private:
+    std::string m_where;
+    std::string m_message;
 };
 
 // A computation left the finite numbers (e.g. a diverging training run).

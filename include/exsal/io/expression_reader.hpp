@@ -29,6 +29,7 @@
 #include <cmath>
 #include <cstdint>
 #include <cstring>
+#include <map>
 #include <string>
 #include <string_view>
 #include <system_error>
@@ -45,9 +46,25 @@ struct ExpressionReadOptions {
     bool upper_case_genes = true;          // upper-case gene symbols (ASCII letters)
     bool sum_duplicates = false;           // add up genes whose symbols coincide, instead of failing
     bool allow_negative = false;           // accept values < 0 (the Poisson loss needs counts >= 0)
+    // How error messages name the settings above where they suggest one, e.g. {"id_column",
+    // "--id-column"} for a command line. A setting mapped to "" is not suggested; a setting not
+    // in the map is named "ExpressionReadOptions::<setting>".
+    std::map<std::string, std::string> setting_names;
 };
 
 namespace detail {
+
+// The name under which messages suggest the setting `name` ("" when it is not to be suggested).
+inline std::string setting_name(const ExpressionReadOptions& opt, const std::string& name) {
+    const auto it = opt.setting_names.find(name);
+    return it == opt.setting_names.end() ? "ExpressionReadOptions::" + name : it->second;
+}
+
+// "; set <sum_duplicates> to add them up" (or nothing when that setting is not offered).
+inline std::string duplicate_hint(const ExpressionReadOptions& opt) {
+    const std::string s = setting_name(opt, "sum_duplicates");
+    return s.empty() ? std::string() : "; set " + s + " to add them up";
+}
 
 enum class FieldStatus : unsigned char { ok, unterminated_quote, text_after_quote };
 
@@ -224,7 +241,8 @@ inline NumberStatus parse_value(std::string_view f, bool allow_negative, float& 
 }
 
 [[noreturn]] inline void throw_number_error(const std::string& path, std::size_t line, std::size_t column,
-                                            NumberStatus status, std::string_view text, const std::string& where) {
+                                            NumberStatus status, std::string_view text, const std::string& where,
+                                            const ExpressionReadOptions& opt) {
     const std::string q = quote_excerpt(text);
     std::string msg;
     switch (status) {
@@ -232,7 +250,9 @@ inline NumberStatus parse_value(std::string_view f, bool allow_negative, float& 
     case NumberStatus::not_finite: msg = q + " is not a finite number (NaN and infinity are not allowed)"; break;
     case NumberStatus::overflow: msg = q + " is out of the range of a 32-bit float (overflow)"; break;
     case NumberStatus::negative:
-        msg = q + " is negative (expression counts must be >= 0; set ExpressionReadOptions::allow_negative to accept it)";
+        msg = q + " is negative (expression counts must be >= 0" +
+              (setting_name(opt, "allow_negative").empty() ? std::string(")")
+                                                           : "; set " + setting_name(opt, "allow_negative") + " to accept it)");
         break;
     default: msg = q + " is not a number"; break;
     }
@@ -314,7 +334,8 @@ inline ExpressionMatrix read_cells_in_rows(TextLineReader& in, char* header, cha
         throw FileError(path, header_line, 0,
                         "the header has no cell id column " + quote_excerpt(opt.id_column) + " (its fields start with " +
                             field_list_excerpt(names) +
-                            "); set ExpressionReadOptions::id_column, or genes_in_rows for a genes x cells table");
+                            "); set " + setting_name(opt, "id_column") + " to name it, or " +
+                            setting_name(opt, "genes_in_rows") + " for a genes x cells table");
 
     // role[k]: row of field k's gene, or one of the two negative roles.
     constexpr Index role_id = -1, role_group = -2;
@@ -350,7 +371,7 @@ inline ExpressionMatrix read_cells_in_rows(TextLineReader& in, char* header, cha
                             "duplicate gene symbol " + quote_excerpt(symbol) + " in header fields " +
                                 std::to_string(it->second + 1) + " and " + std::to_string(k + 1) +
                                 (opt.upper_case_genes ? " (after upper-casing)" : "") +
-                                "; set ExpressionReadOptions::sum_duplicates to add them up");
+                                duplicate_hint(opt));
         }
     }
     const Index n_genes = static_cast<Index>(genes.size());
@@ -390,7 +411,7 @@ inline ExpressionMatrix read_cells_in_rows(TextLineReader& in, char* header, cha
                     if (fs != FieldStatus::ok) throw_field_error(path, line_no, k + 1, fs, f);
                     const NumberStatus ns = parse_value(f, opt.allow_negative, v);
                     if (ns != NumberStatus::ok)
-                        throw_number_error(path, line_no, k + 1, ns, f, "gene " + quote_excerpt(names[k]));
+                        throw_number_error(path, line_no, k + 1, ns, f, "gene " + quote_excerpt(names[k]), opt);
                 }
                 if (has_duplicates)
                     col[r] += v;
@@ -479,7 +500,7 @@ inline ExpressionMatrix read_genes_in_rows(TextLineReader& in, char* header, cha
                             "duplicate gene symbol " + quote_excerpt(symbol) + " on lines " +
                                 std::to_string(it->second.second) + " and " + std::to_string(line_no) +
                                 (opt.upper_case_genes ? " (after upper-casing)" : "") +
-                                "; set ExpressionReadOptions::sum_duplicates to add them up");
+                                duplicate_hint(opt));
         }
         for (std::size_t k = 1; k < nf; ++k) {
             if (p == end) throw_field_count(path, line_no, 0, nf, k);
@@ -493,7 +514,7 @@ inline ExpressionMatrix read_genes_in_rows(TextLineReader& in, char* header, cha
             const NumberStatus ns = parse_value(f, opt.allow_negative, dst[k - 1]);
             if (ns != NumberStatus::ok)
                 throw_number_error(path, line_no, k + 1, ns, f,
-                                   "gene " + quote_excerpt(symbol) + ", cell " + quote_excerpt(cells[k - 1]));
+                                   "gene " + quote_excerpt(symbol) + ", cell " + quote_excerpt(cells[k - 1]), opt);
         }
         if (p != end) throw_field_count(path, line_no, nf + 1, nf, nf + count_extra_fields(p, end, sep));
         if (inserted) {

@@ -213,7 +213,13 @@ inline PipelineResult run_pipeline(const PipelineConfig& c, const PipelineObserv
     r.units = fitted->model.units();
 
     stage("project");
-    const Projection projection = project_cells(*fitted, data.expression);
+    const Projection projection = [&] {
+        try {
+            return project_cells(*fitted, data.expression);
+        } catch (const ArgumentError& e) {
+            rethrow_for_command_line(e, c, data.source);
+        }
+    }();
     if (projection.genes_missing > 0)
         note(std::to_string(projection.genes_missing) + " of the model's " + std::to_string(r.genes_model) +
              " genes are missing from the cells and were set to 0 (first: " +

@@ -82,6 +82,11 @@ inline PipelineData load_pipeline_data(const PipelineConfig& c) {
         o.genes_in_rows = c.genes_in_rows;
         o.id_column = c.id_column;
         o.group_column = c.group_column;
+        o.setting_names = {{"id_column", "--id-column"},
+                           {"genes_in_rows", "--genes-in-rows"},
+                           {"group_column", "--group-column"},
+                           {"sum_duplicates", ""},  // no such option: duplicates are an error
+                           {"allow_negative", ""}}; // the Poisson loss needs counts
         d.expression = read_expression(c.expression, o);
         d.source = c.expression;
     }
@@ -101,6 +106,22 @@ inline void check_pipeline_data(const PipelineConfig& c, const PipelineData& d) 
                                                      (known.empty() ? std::string(" (the cells have no group labels)")
                                                                     : " (groups: " + known + ")"));
             }
+}
+
+// Re-throws an ArgumentError of a preprocessing step in the command line's terms: the option to
+// change, or the file at fault, instead of the library function that found the problem. `source`
+// names the expression data. Other errors are re-thrown unchanged.
+[[noreturn]] inline void rethrow_for_command_line(const ArgumentError& e, const PipelineConfig& c, const std::string& source) {
+    const std::string& w = e.where();
+    if (w == "split_train_validation") throw ArgumentError("--validation-fraction", source + ": " + e.message());
+    if (w == "filter_genes_by_max") throw ArgumentError("--min-gene-max", source + ": " + e.message());
+    if (w == "restrict_to_gene_sets") {
+        if (c.gene_sets.empty()) throw ArgumentError("--gene-set-prefix", source + ": " + e.message());
+        throw FileError(c.gene_sets, e.message() + " (expression data: " + source + ")");
+    }
+    if (w == "upper_case_genes" || w == "Preprocessor::align" || w == "Preprocessor::transform")
+        throw FileError(source, e.message() + (c.projecting() ? " (model: " + c.model_in + ")" : std::string()));
+    throw e;
 }
 
 // A trained model and the preprocessing its input needs.
@@ -150,7 +171,12 @@ inline TrainedModel fit_pipeline_model(const PipelineConfig& c, const Expression
     po.filter_threshold = static_cast<float>(c.min_gene_max);
     po.transform = c.input_transform;
     po.gene_sets_label = c.gene_sets.empty() ? std::string("built-in simulated gene sets") : c.gene_sets;
-    PreparedData prepared = prepare(data, sets, po);
+    PreparedData prepared;
+    try {
+        prepared = prepare(data, sets, po);
+    } catch (const ArgumentError& e) {
+        rethrow_for_command_line(e, c, c.builtin_data() ? std::string("built-in data") : c.expression);
+    }
 
     TrainedModel t{FittedModel{Autoencoder<float>(pipeline_architecture(c, prepared.train.n_genes())),
                                std::move(prepared.preprocessor)},
