@@ -244,6 +244,26 @@ TEST_CASE("input transforms agree with their formulas") {
     }
 }
 
+TEST_CASE("transform_in_place equals transform bit for bit, for every transform") {
+    const ExpressionMatrix train = random_counts(25, 30, 21);
+    MatrixF x = random_counts(25, 9, 22).values;
+    x.col(2).setZero(); // an empty cell (cpm_log1p's library 0)
+    for (InputTransform t : {InputTransform::none, InputTransform::log1p, InputTransform::minmax, InputTransform::cpm_log1p}) {
+        CAPTURE(input_transform_name(t));
+        const auto p = Preprocessor::fit(train, t);
+        const MatrixF expected = p.transform(x);
+        MatrixF y = x;
+        p.transform_in_place(y);
+        CHECK(y == expected);
+        if (t != InputTransform::none) CHECK(y != x);
+    }
+    const auto p = Preprocessor::fit(train, InputTransform::log1p);
+    MatrixF wrong = MatrixF::Zero(5, 3), negative = x;
+    negative(7, 4) = -1.0f;
+    CHECK(contains(error_of([&] { p.transform_in_place(wrong); }), "Preprocessor::transform_in_place"));
+    CHECK(contains(error_of([&] { p.transform_in_place(negative); }), "gene G1007 of cell 5"));
+}
+
 TEST_CASE("transform rejects wrong shapes and values its formula cannot take") {
     const ExpressionMatrix train = random_counts(6, 5, 14);
     const auto p = Preprocessor::fit(train, InputTransform::log1p);

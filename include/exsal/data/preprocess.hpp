@@ -23,6 +23,7 @@
 #include <cmath>
 #include <cstdint>
 #include <limits>
+#include <numeric>
 #include <string>
 #include <string_view>
 #include <unordered_map>
@@ -271,7 +272,16 @@ public:
     // Network input from raw values (genes x cells, genes in model order). Throws ArgumentError
     // when the row count differs, or for log1p / cpm_log1p when a value is negative or not finite.
     MatrixF transform(ConstMatrixRef<float> values) const {
-        const std::string where = "Preprocessor::transform";
+        MatrixF out(values.rows(), values.cols());
+        transform_into(values, out, "Preprocessor::transform");
+        return out;
+    }
+    // The same, overwriting `values` (no second copy of a large matrix).
+    void transform_in_place(MatrixF& values) const { transform_into(values, values, "Preprocessor::transform_in_place"); }
+
+private:
+    // out = transform(values); out may be values itself (every entry is read before it is written).
+    void transform_into(ConstMatrixRef<float> values, Eigen::Ref<MatrixF> out, const std::string& where) const {
         if (values.rows() != n_genes())
             throw ArgumentError(where, "expected " + std::to_string(n_genes()) + " genes (rows) in model order, got " +
                                            std::to_string(values.rows()));
@@ -287,11 +297,10 @@ public:
                                            " needs finite non-negative values; gene " + m_genes[static_cast<std::size_t>(g)] +
                                            " of cell " + std::to_string(c + 1) + " is " + std::to_string(values(g, c)));
         }
-        MatrixF out(values.rows(), values.cols());
         const Index n_cells = values.cols(), n = values.rows();
         switch (m_transform) {
         case InputTransform::none:
-            out = values;
+            if (out.data() != values.data()) out = values;
             break;
         case InputTransform::log1p:
 #pragma omp parallel for schedule(static)
@@ -317,8 +326,9 @@ public:
             }
             break;
         }
-        return out;
     }
+
+public:
 
     // New cells' raw values reordered to the model's genes.
     struct Aligned {
@@ -483,6 +493,25 @@ struct PreparedData {
 
 namespace detail::prep {
 
+// Rows `rows` (renamed `genes`) of the columns `columns` of m, with the columns' ids and groups:
+// out(i, j) = m(rows[i], columns[j]). Indices are checked by the caller.
+inline ExpressionMatrix select_block(const ExpressionMatrix& m, const std::vector<Index>& rows,
+                                     const std::vector<std::string>& genes, const std::vector<Index>& columns) {
+    ExpressionMatrix out;
+    const Index n_rows = static_cast<Index>(rows.size());
+    out.values.resize(n_rows, static_cast<Index>(columns.size()));
+    out.genes = genes;
+    for (std::size_t j = 0; j < columns.size(); ++j) {
+        const Index c = columns[j];
+        const float* src = m.values.col(c).data();
+        float* dst = out.values.col(static_cast<Index>(j)).data();
+        for (Index i = 0; i < n_rows; ++i) dst[i] = src[rows[static_cast<std::size_t>(i)]];
+        out.cells.push_back(m.cells[static_cast<std::size_t>(c)]);
+        if (m.has_groups()) out.groups.push_back(m.groups[static_cast<std::size_t>(c)]);
+    }
+    return out;
+}
+
 inline PreparedData prepare(const ExpressionMatrix& data, const GeneSetCollection* sets, const PreprocessOptions& opt) {
     data.check_consistent("prepare");
     PreparedData out;
@@ -490,19 +519,39 @@ inline PreparedData prepare(const ExpressionMatrix& data, const GeneSetCollectio
     out.report.genes_input = data.n_genes();
     // 1. split (columns into `data`)
     out.split = split_train_validation(data.n_cells(), opt.validation_fraction, opt.seed);
-    // 2. filter genes on all cells (as the reference did), 3. upper-case, 4. restrict to the sets
-    ExpressionMatrix genes_kept =
-        opt.filter ? select_genes(data, filter_genes_by_max(data, opt.filter_threshold)) : data;
-    out.report.genes_removed_by_filter = data.n_genes() - genes_kept.n_genes();
-    upper_case_genes(genes_kept);
-    if (sets) {
-        const Index before = genes_kept.n_genes();
-        genes_kept = select_genes(genes_kept, restrict_to_gene_sets(genes_kept, *sets));
-        out.report.genes_removed_by_gene_sets = before - genes_kept.n_genes();
+    // 2. filter genes on all cells (as the reference did), 3. upper-case, 4. restrict to the sets:
+    // on row indices and names only, so that the values are copied once, straight into the
+    // training and validation matrices (peak memory: the data plus its two prepared copies).
+    std::vector<Index> rows;
+    if (opt.filter) {
+        rows = filter_genes_by_max(data, opt.filter_threshold);
+    } else {
+        rows.resize(static_cast<std::size_t>(data.n_genes()));
+        std::iota(rows.begin(), rows.end(), Index(0));
     }
-    out.report.genes_kept = genes_kept.n_genes();
-    out.train = select_cells(genes_kept, out.split.train);
-    out.validation = select_cells(genes_kept, out.split.validation);
+    out.report.genes_removed_by_filter = data.n_genes() - static_cast<Index>(rows.size());
+    std::vector<std::string> names; // upper-cased symbols of `rows`
+    names.reserve(rows.size());
+    for (Index r : rows) names.push_back(data.genes[static_cast<std::size_t>(r)]);
+    check_unique_upper(names, "upper_case_genes");
+    for (auto& g : names) g = upper(g);
+    if (sets) {
+        const std::vector<Index> in_sets = restrict_to_gene_sets(names, *sets); // positions in `rows`
+        out.report.genes_removed_by_gene_sets = static_cast<Index>(rows.size() - in_sets.size());
+        std::vector<Index> kept_rows;
+        std::vector<std::string> kept_names;
+        kept_rows.reserve(in_sets.size());
+        kept_names.reserve(in_sets.size());
+        for (Index i : in_sets) {
+            kept_rows.push_back(rows[static_cast<std::size_t>(i)]);
+            kept_names.push_back(std::move(names[static_cast<std::size_t>(i)]));
+        }
+        rows = std::move(kept_rows);
+        names = std::move(kept_names);
+    }
+    out.report.genes_kept = static_cast<Index>(rows.size());
+    out.train = select_block(data, rows, names, out.split.train);
+    out.validation = select_block(data, rows, names, out.split.validation);
     out.report.cells_train = out.train.n_cells();
     out.report.cells_validation = out.validation.n_cells();
     // 5. fit the transform on the training cells only

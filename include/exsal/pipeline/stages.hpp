@@ -119,7 +119,7 @@ inline void check_pipeline_data(const PipelineConfig& c, const PipelineData& d) 
         if (c.gene_sets.empty()) throw ArgumentError("--gene-set-prefix", source + ": " + e.message());
         throw FileError(c.gene_sets, e.message() + " (expression data: " + source + ")");
     }
-    if (w == "upper_case_genes" || w == "Preprocessor::align" || w == "Preprocessor::transform")
+    if (w == "upper_case_genes" || w == "Preprocessor::align" || w == "Preprocessor::transform_in_place")
         throw FileError(source, e.message() + (c.projecting() ? " (model: " + c.model_in + ")" : std::string()));
     throw e;
 }
@@ -223,7 +223,8 @@ struct Projection {
 inline Projection project_cells(const FittedModel& f, const ExpressionMatrix& cells) {
     Preprocessor::Aligned aligned = f.preprocessor.align(cells);
     Projection p;
-    p.input = f.preprocessor.transform(aligned.values);
+    f.preprocessor.transform_in_place(aligned.values); // one copy of the cells, not two
+    p.input = std::move(aligned.values);
     p.representation = f.model.encode(p.input);
     p.genes_missing = aligned.genes_missing;
     p.genes_extra = aligned.genes_extra;
