@@ -11,6 +11,12 @@
 //   roofline  only the matrix products of one training step on the same shapes, repeated --reps times
 //   phases    one step split into forward, loss+backward and optimiser, repeated --reps times
 //   saliency  saliency only, on the initialised (untrained) model: the same cost as after training
+//   agreement (double) writes what benchmarks/same_model.py needs to check that the PyTorch
+//             reference computes the same model: --out DIR gets params.bin (the initial parameters
+//             with random biases, the library's layout: per layer W out x in column-major, then b),
+//             data.bin (counts, genes x cells), grad.bin (loss gradient on the first batch) and
+//             losses.bin (reconstruction and orthogonality loss of --steps Adam steps on
+//             consecutive batches, before each step); all little-endian float64
 // Keys: train_s, train_cells_per_s, saliency_s, final_loss as the reference (saliency_s: guided
 // saliency of all units for every cell, summing |g| like the reference; mean_abs_saliency_s: the
 // library's mean |saliency| reduction over the same cells); step_ms (median of the
@@ -25,7 +31,9 @@
 
 #include "exsal/interpret/saliency.hpp"
 
+#include <cmath>
 #include <cstdio>
+#include <fstream>
 #include <iostream>
 #include <sstream>
 
@@ -41,6 +49,8 @@ struct Config {
     std::uint64_t seed = 1;
     double lambda = 1.0;
     std::string mode = "all";
+    std::string out;       // agreement: output folder
+    int steps = 10;        // agreement: Adam steps
     bool saliency = true;
     Index block_cells = 0; // saliency cells per block (0: the library's default)
 };
@@ -245,6 +255,50 @@ void train_model(exsal::Autoencoder<Scalar>& model, const exsal::Matrix<Scalar>&
     }
 }
 
+void write_doubles(const std::string& path, const double* v, std::size_t n) {
+    std::ofstream f(path, std::ios::binary);
+    f.write(reinterpret_cast<const char*>(v), static_cast<std::streamsize>(n * sizeof(double)));
+    if (!f) throw exsal::FileError(path, "cannot write");
+}
+
+// Mode agreement (see the top of the file).
+int agreement(const Config& c) {
+    if (c.out.empty()) throw exsal::ArgumentError("bench_autoencoder", "--mode agreement needs --out DIR");
+    exsal::set_threads(c.threads);
+    exsal::AutoencoderConfig ac;
+    ac.n_genes = c.genes;
+    exsal::Autoencoder<double> model(ac);
+    model.initialize(c.seed);
+    exsal::Rng rng(exsal::derive_seed(c.seed, 99)); // biases uniform in +-1/sqrt(in), as PyTorch's default
+    for (Index l = 0; l < model.layer_count(); ++l) {
+        const double bound = 1.0 / std::sqrt(static_cast<double>(model.layer(l).in_size()));
+        for (Index i = 0; i < model.layer(l).bias().size(); ++i) model.layer(l).bias()(i) = (2.0 * rng.uniform() - 1.0) * bound;
+    }
+    const exsal::MatrixD data = exsal_bench::synthetic_counts<double>(c.cells, c.genes, c.seed);
+    write_doubles(c.out + "/params.bin", model.parameters().data(), static_cast<std::size_t>(model.parameters().size()));
+    write_doubles(c.out + "/data.bin", data.data(), static_cast<std::size_t>(data.size()));
+    model.reserve(c.batch);
+    exsal::LossOptions lo;
+    lo.lambda = c.lambda;
+    exsal::Adam<double> adam(model.parameters().size(), {});
+    std::vector<double> losses;
+    for (int s = 0; s < c.steps; ++s) {
+        const Index first = (static_cast<Index>(s) * c.batch) % c.cells, n = std::min(c.batch, c.cells - first);
+        const exsal::MatrixD batch = data.middleCols(first, n);
+        const exsal::LossParts parts = model.loss_and_gradient(batch, batch, lo);
+        if (s == 0) write_doubles(c.out + "/grad.bin", model.gradient().data(), static_cast<std::size_t>(model.gradient().size()));
+        losses.push_back(parts.reconstruction);
+        losses.push_back(parts.orthogonality);
+        adam.step(model.parameters(), model.gradient());
+    }
+    write_doubles(c.out + "/losses.bin", losses.data(), losses.size());
+    Json j;
+    j.add_text("impl", "exsal").add_text("mode", "agreement").add("cells", c.cells).add("genes", c.genes)
+        .add("batch", c.batch).add("steps", c.steps).add("lambda", c.lambda).add_text("out", c.out);
+    std::cout << j.str() << std::endl;
+    return 0;
+}
+
 template <typename Scalar>
 int run(Config c) {
     exsal::set_threads(c.threads);
@@ -323,7 +377,7 @@ int main(int argc, char** argv) {
     try {
         const exsal_bench::Args a(argc, argv,
                                   {"cells", "genes", "epochs", "batch", "threads", "seed", "lambda-orth", "mode", "reps",
-                                   "block-cells"},
+                                   "block-cells", "out", "steps"},
                                   {"double", "no-saliency"});
         Config c;
         c.cells = a.integer("cells", c.cells);
@@ -337,10 +391,14 @@ int main(int argc, char** argv) {
         c.reps = static_cast<int>(a.integer("reps", c.reps));
         c.saliency = !a.flag("no-saliency");
         c.block_cells = a.integer("block-cells", 0);
-        if (c.mode != "all" && c.mode != "train" && c.mode != "roofline" && c.mode != "phases" && c.mode != "saliency")
-            throw exsal::ArgumentError("bench_autoencoder", "--mode must be all, train, roofline, phases or saliency");
-        if (c.cells < 1 || c.genes < 1 || c.epochs < 1 || c.batch < 1 || c.threads < 1 || c.reps < 1)
-            throw exsal::ArgumentError("bench_autoencoder", "sizes, epochs, threads and reps must be >= 1");
+        c.out = a.text("out", "");
+        c.steps = static_cast<int>(a.integer("steps", c.steps));
+        if (c.mode != "all" && c.mode != "train" && c.mode != "roofline" && c.mode != "phases" && c.mode != "saliency" &&
+            c.mode != "agreement")
+            throw exsal::ArgumentError("bench_autoencoder", "--mode must be all, train, roofline, phases, saliency or agreement");
+        if (c.cells < 1 || c.genes < 1 || c.epochs < 1 || c.batch < 1 || c.threads < 1 || c.reps < 1 || c.steps < 1)
+            throw exsal::ArgumentError("bench_autoencoder", "sizes, epochs, threads, reps and steps must be >= 1");
+        if (c.mode == "agreement") return agreement(c);
         return a.flag("double") ? run<double>(c) : run<float>(c);
     } catch (const std::exception& e) {
         std::cerr << "bench_autoencoder: " << e.what() << "\n";

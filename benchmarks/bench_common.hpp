@@ -94,7 +94,17 @@ inline double peak_rss_mib() {
 }
 
 // Whether this binary was built with -march=native (EXSAL_NATIVE), as far as the compiler says.
-inline const char* simd_name() { return Eigen::SimdInstructionSetsInUse(); }
+// Eigen's instruction sets (Eigen 3.4 names AVX but not AVX2 / FMA, so those are added here).
+inline std::string simd_name() {
+    std::string s = Eigen::SimdInstructionSetsInUse();
+#ifdef EIGEN_VECTORIZE_AVX2
+    s = "AVX2 " + s;
+#endif
+#ifdef EIGEN_VECTORIZE_FMA
+    s = "FMA " + s;
+#endif
+    return s;
+}
 
 // The reference's synthetic counts, genes x cells:
 //   rate = usage (cells x modules, gamma(0.5, 1)) @ programs (modules x genes, gamma(0.3, 2)) + 0.05,

@@ -2,7 +2,9 @@
 """Side-by-side timings of exsal and the PyTorch reference on the same shapes, in one run.
 
 Runs the two implementations alternately (several repetitions, medians), then exsal with 1 and
-2 threads, the GEMM-only roofline, and the expression reader against pandas.read_csv. Prints a
+2 threads next to Eigen's own GEMM with 1 and 2 threads on the products of one training step (the
+scaling ceiling of the machine), the GEMM-only roofline, and the expression reader against
+pandas.read_csv. Prints a
 Markdown table and, with --json, writes every raw measurement.
 
   benchmarks/compare.py [--build build-bench] [--cells 2000 --genes 4000 --epochs 3 --batch 128]
@@ -89,13 +91,18 @@ def main():
             print(f"# reference rep {r + 1}: {ref[-1]}", file=sys.stderr)
     raw["exsal"], raw["reference"] = ours, ref
 
-    # 2. thread scaling of exsal: 1 and 2 threads alternating.
-    one, two = [], []
+    # 2. thread scaling of exsal: 1 and 2 threads alternating (training and saliency), and the
+    #    scaling of Eigen's own GEMM on the products of one step (the ceiling on this machine).
+    one, two, gemm1, gemm2 = [], [], [], []
     for r in range(a.reps):
-        one.append(run_json([bench, *shape, "--threads", "1", "--mode", "train"]))
-        two.append(run_json([bench, *shape, "--threads", "2", "--mode", "train"]))
-        print(f"# threads 1/2 rep {r + 1}: {one[-1].get('train_s')} / {two[-1].get('train_s')}", file=sys.stderr)
-    raw["threads1"], raw["threads2"] = one, two
+        one.append(run_json([bench, *shape, "--threads", "1", "--mode", "all"]))
+        two.append(run_json([bench, *shape, "--threads", "2", "--mode", "all"]))
+        gemm1.append(run_json([bench, *shape, "--threads", "1", "--mode", "roofline"]))
+        gemm2.append(run_json([bench, *shape, "--threads", "2", "--mode", "roofline"]))
+        print(f"# threads 1/2 rep {r + 1}: train {one[-1].get('train_s')} / {two[-1].get('train_s')}, saliency "
+              f"{one[-1].get('saliency_s')} / {two[-1].get('saliency_s')}, GEMM step "
+              f"{gemm1[-1].get('gemm_eigen_ms')} / {gemm2[-1].get('gemm_eigen_ms')} ms", file=sys.stderr)
+    raw["threads1"], raw["threads2"], raw["gemm_threads1"], raw["gemm_threads2"] = one, two, gemm1, gemm2
 
     # 3. the reader against pandas.read_csv, on the file as given and on a decompressed copy.
     reader = []
@@ -141,10 +148,15 @@ def main():
     if any("saliency_s" in o for o in one):
         s1, s2 = med(one, "saliency_s"), med(two, "saliency_s")
         rows.append(("saliency 1 thread / 2 threads s", f"{s1:.3f} / {s2:.3f}", "", f"{ratio(s1, s2):.2f}x"))
+    g1, g2 = med(gemm1, "gemm_eigen_ms"), med(gemm2, "gemm_eigen_ms")
+    rows.append(("Eigen GEMM of one step, 1 thread / 2 threads ms", f"{g1:.2f} / {g2:.2f}", "", f"{ratio(g1, g2):.2f}x"))
     for rd in reader:
         e, pd = med(rd["exsal"], "read_s"), med(rd["pandas"], "read_s")
         name = os.path.basename(rd["file"])
         rows.append((f"read {name} ({rd['bytes'] / 1e6:.1f} MB) s", f"{e:.4f}", f"pandas {pd:.4f}", f"{ratio(pd, e):.2f}x"))
+    cpu = next((l.split(":", 1)[1].strip() for l in open("/proc/cpuinfo") if l.startswith("model name")), "?")
+    print(f"Machine: {cpu}, {os.cpu_count()} cores; float; exsal built with "
+          f"SIMD {ours[0].get('simd')}; {a.reps} repetitions, medians.\n")
     print(f"| {a.cells} cells x {a.genes} genes, batch {a.batch}, {a.epochs} epochs | exsal | reference | ratio |")
     print("|---|---|---|---|")
     for r in rows:
