@@ -8,13 +8,18 @@
 //
 // The stages live in include/exsal/pipeline/ (run_pipeline); this file parses the command line
 // (CLI11), shows progress and prints a short summary. Exit codes: 0 success, 2 invalid command
-// line (every option is checked before any work), 1 anything that fails while running.
+// line (every option is checked before any work), 1 anything that fails while running, 128 + N
+// when stopped by signal N (SIGINT, SIGTERM, SIGHUP: the run's staging folder is removed first,
+// so --out is left as it was).
 
 #include "exsal/pipeline/run.hpp"
 
 #include <CLI/CLI.hpp>
 
 #include <chrono>
+#include <csignal>
+#include <filesystem>
+#include <pthread.h>
 #include <cstdio>
 #include <exception>
 #include <iostream>
@@ -283,12 +288,46 @@ void print_summary(const exsal::PipelineConfig& c, const exsal::PipelineResult& 
     std::printf("\n");
 }
 
+// SIGINT, SIGTERM and SIGHUP are blocked in every thread (call before any thread starts: OpenMP's
+// threads inherit the mask) and taken by one watcher thread, which removes this run's staging
+// folder for `out` (nothing under a final name is touched) and ends the process with 128 + N.
+// The removal runs in an ordinary thread, not in a signal handler, so it may use the file system.
+sigset_t block_termination_signals() {
+    sigset_t set;
+    sigemptyset(&set);
+    for (int s : {SIGINT, SIGTERM, SIGHUP}) sigaddset(&set, s);
+    pthread_sigmask(SIG_BLOCK, &set, nullptr);
+    return set;
+}
+
+void watch_termination_signals(sigset_t set, const std::string& out) {
+    std::filesystem::path staging;
+    if (!out.empty()) {
+        try {
+            staging = exsal::OutputFolder::staging_path(out);
+        } catch (const std::exception&) {
+        }
+    }
+    std::thread([set, staging] {
+        int sig = 0;
+        if (sigwait(&set, &sig) != 0) return;
+        std::error_code ec;
+        if (!staging.empty()) {
+            std::filesystem::remove_all(staging, ec);
+            std::filesystem::remove_all(staging, ec); // a file the run created meanwhile
+        }
+        std::_Exit(128 + sig);
+    }).detach();
+}
+
 } // namespace
 
 int main(int argc, char** argv) {
+    const sigset_t termination = block_termination_signals();
     CommandLine cl = parse_command_line(argc, argv);
     if (cl.exit_code >= 0) return cl.exit_code;
     const exsal::PipelineConfig& c = cl.config;
+    watch_termination_signals(termination, c.out);
     Progress progress(c.quiet, ::isatty(STDERR_FILENO) != 0);
     try {
         exsal::PipelineObserver observer;
