@@ -350,7 +350,7 @@ public:
         for (std::size_t i = 0; i < new_cells.genes.size(); ++i)
             row_of.emplace(detail::prep::upper(new_cells.genes[i]), static_cast<Index>(i));
         Aligned a;
-        a.values = MatrixF::Zero(n_genes(), new_cells.n_cells());
+        std::vector<Index> source(static_cast<std::size_t>(n_genes()), -1); // new row of model gene g, -1: missing
         Index matched = 0;
         for (Index g = 0; g < n_genes(); ++g) {
             const auto it = row_of.find(m_genes[static_cast<std::size_t>(g)]);
@@ -358,7 +358,7 @@ public:
                 a.missing_genes.push_back(m_genes[static_cast<std::size_t>(g)]);
                 continue;
             }
-            a.values.row(g) = new_cells.values.row(it->second); // model row g = new row of the same symbol
+            source[static_cast<std::size_t>(g)] = it->second;
             ++matched;
         }
         if (matched == 0)
@@ -366,6 +366,18 @@ public:
                                            std::to_string(new_cells.n_genes()) + " genes of the new cells; model genes: " +
                                            detail::prep::first_few(m_genes) + "; new genes: " +
                                            detail::prep::first_few(new_cells.genes));
+        // Column by column (the storage order): values(g, c) = new(source[g], c), 0 where missing.
+        const Index n_cells = new_cells.n_cells(), n = n_genes();
+        a.values.resize(n, n_cells);
+#pragma omp parallel for schedule(static)
+        for (Index c = 0; c < n_cells; ++c) {
+            const float* src = new_cells.values.col(c).data();
+            float* dst = a.values.col(c).data();
+            for (Index g = 0; g < n; ++g) {
+                const Index r = source[static_cast<std::size_t>(g)];
+                dst[g] = r >= 0 ? src[r] : 0.0f;
+            }
+        }
         a.genes_missing = static_cast<Index>(a.missing_genes.size());
         a.genes_extra = new_cells.n_genes() - matched;
         return a;
