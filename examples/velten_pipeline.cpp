@@ -8,19 +8,13 @@
 //
 // The stages live in include/exsal/pipeline/ (run_pipeline); this file parses the command line
 // (CLI11), shows progress and prints a short summary. Exit codes: 0 success, 2 invalid command
-// line (every option is checked before any work), 1 anything that fails while running. SIGINT,
-// SIGTERM and SIGHUP end the run by that signal (a shell shows 128 + N) after its staging folder
-// is removed, so --out is left as it was.
+// line (every option is checked before any work), 1 anything that fails while running.
 
 #include "exsal/pipeline/run.hpp"
 
 #include <CLI/CLI.hpp>
 
-#include <atomic>
 #include <chrono>
-#include <csignal>
-#include <filesystem>
-#include <pthread.h>
 #include <cstdio>
 #include <exception>
 #include <iostream>
@@ -289,66 +283,12 @@ void print_summary(const exsal::PipelineConfig& c, const exsal::PipelineResult& 
     std::printf("\n");
 }
 
-// SIGINT, SIGTERM and SIGHUP are blocked in every thread (call before any thread starts: OpenMP's
-// threads inherit the mask) and taken by one watcher thread, which removes this run's staging
-// folder for `out` (nothing under a final name is touched) and ends the process by the signal.
-// The removal runs in an ordinary thread, not in a signal handler, so it may use the file system.
-// Set by the watcher when a termination signal arrives; main() then waits for the watcher to end
-// the process instead of returning (a write into the staging folder being removed fails, and
-// that failure must not end the process as an ordinary error first).
-std::atomic<bool> terminating{false};
-
-sigset_t block_termination_signals() {
-    sigset_t set;
-    sigemptyset(&set);
-    for (int s : {SIGINT, SIGTERM, SIGHUP}) sigaddset(&set, s);
-    pthread_sigmask(SIG_BLOCK, &set, nullptr);
-    return set;
-}
-
-void watch_termination_signals(sigset_t set, const std::string& out) {
-    std::filesystem::path staging;
-    if (!out.empty()) {
-        try {
-            staging = exsal::OutputFolder::staging_path(out);
-        } catch (const std::exception&) {
-        }
-    }
-    std::thread([set, staging] {
-        int sig = 0;
-        if (sigwait(&set, &sig) != 0) return;
-        terminating = true;
-        std::error_code ec;
-        if (!staging.empty()) {
-            std::filesystem::remove_all(staging, ec);
-            std::filesystem::remove_all(staging, ec); // a file the run created meanwhile
-        }
-        // End by the same signal, with its default action: the kernel stops every thread at once
-        // (an exit() or _Exit() would first run exit-time work, e.g. a sanitizer's leak check,
-        // while the other threads go on and may create the staging folder again).
-        std::signal(sig, SIG_DFL);
-        sigset_t only;
-        sigemptyset(&only);
-        sigaddset(&only, sig);
-        pthread_sigmask(SIG_UNBLOCK, &only, nullptr);
-        ::raise(sig);
-        std::_Exit(128 + sig); // not reached
-    }).detach();
-}
-
-// The watcher is ending the process: never return from main (see `terminating`).
-void wait_if_terminating() {
-    while (terminating) std::this_thread::sleep_for(std::chrono::seconds(1));
-}
-
 } // namespace
 
 int main(int argc, char** argv) {
-    const sigset_t termination = block_termination_signals();
     CommandLine cl = parse_command_line(argc, argv);
     if (cl.exit_code >= 0) return cl.exit_code;
     const exsal::PipelineConfig& c = cl.config;
-    watch_termination_signals(termination, c.out);
     Progress progress(c.quiet, ::isatty(STDERR_FILENO) != 0);
     try {
         exsal::PipelineObserver observer;
@@ -363,16 +303,13 @@ int main(int argc, char** argv) {
         program["arguments"] = exsal::JsonValue::array_of(args);
         const exsal::PipelineResult result = exsal::run_pipeline(c, observer, program);
         progress.end_bar();
-        wait_if_terminating();
         if (!c.quiet) print_summary(c, result);
         return 0;
     } catch (const exsal::Error& e) {
         progress.end_bar();
-        wait_if_terminating();
         std::cerr << program_name << ": error: " << e.what() << "\n";
     } catch (const std::exception& e) {
         progress.end_bar();
-        wait_if_terminating();
         std::cerr << program_name << ": error: " << e.what() << "\n";
     }
     return 1;

@@ -31,7 +31,8 @@ public:
     static OutputFolder open(const std::string& target, bool force) {
         namespace fs = std::filesystem;
         if (target.empty()) throw ArgumentError("--out", "must not be empty");
-        const fs::path clean = normalised(target);
+        const fs::path path = fs::absolute(fs::path(target)).lexically_normal();
+        const fs::path clean = path.has_filename() ? path : path.parent_path(); // drop a trailing '/'
         std::error_code ec;
         const fs::file_status st = fs::status(clean, ec);
         bool non_empty = false;
@@ -50,20 +51,13 @@ public:
         OutputFolder f;
         f.m_target = clean;
         f.m_merge = non_empty;
-        f.m_staging = staging_path(target);
+        f.m_staging = parent / ("." + clean.filename().string() + ".exsal-staging-" + std::to_string(::getpid()));
         fs::remove_all(f.m_staging, ec); // a leftover of an earlier process with the same id
         if (!fs::create_directory(f.m_staging, ec) || ec)
             throw FileError(f.m_staging.string(), "cannot create the staging folder: " +
                                                       (ec ? ec.message() : std::string("it already exists")));
         f.m_active = true;
         return f;
-    }
-
-    // The staging folder this process uses for `target`: the hidden sibling
-    // ".<name>.exsal-staging-<pid>" (so a signal handler can find and remove it).
-    static std::filesystem::path staging_path(const std::string& target) {
-        const std::filesystem::path clean = normalised(target);
-        return clean.parent_path() / ("." + clean.filename().string() + ".exsal-staging-" + std::to_string(::getpid()));
     }
 
     OutputFolder(OutputFolder&& other) noexcept { *this = std::move(other); }
@@ -128,11 +122,6 @@ public:
 
 private:
     OutputFolder() = default;
-    // Absolute, normalised, without a trailing '/'.
-    static std::filesystem::path normalised(const std::string& target) {
-        const std::filesystem::path path = std::filesystem::absolute(std::filesystem::path(target)).lexically_normal();
-        return path.has_filename() ? path : path.parent_path();
-    }
     void discard() noexcept {
         if (!m_active) return;
         std::error_code ec;
