@@ -13,6 +13,8 @@
 
 #include <doctest/doctest.h>
 
+#include "test_files.hpp"
+
 #include "exsal/core/random.hpp"
 #include "exsal/core/serialize.hpp"
 #include "exsal/data/preprocess.hpp"
@@ -43,6 +45,11 @@ namespace fs = std::filesystem;
 
 namespace {
 
+using exsal_test::gzip_member;
+using exsal_test::read_bytes;
+using exsal_test::TempDir;
+using exsal_test::write_bytes;
+
 const std::string pipeline_binary = std::string(EXSAL_BINARY_DIR) + "/examples/velten_pipeline";
 
 bool pipeline_built() {
@@ -50,20 +57,6 @@ bool pipeline_built() {
     MESSAGE("skipped: " << pipeline_binary << " is not built (configure with EXSAL_BUILD_EXAMPLES=ON)");
     return false;
 }
-
-struct TempDir {
-    fs::path dir;
-    explicit TempDir(const std::string& tag) {
-        dir = fs::temp_directory_path() / ("exsal_test_cli_" + tag + "_" + std::to_string(::getpid()));
-        fs::remove_all(dir);
-        fs::create_directories(dir);
-    }
-    ~TempDir() { // EXSAL_KEEP_TEST_FILES=1 keeps the files of a failing case for a look
-        std::error_code ec;
-        if (!std::getenv("EXSAL_KEEP_TEST_FILES")) fs::remove_all(dir, ec);
-    }
-    std::string file(const std::string& name) const { return (dir / name).string(); }
-};
 
 // Every file of `a` equals the one of the same name in `b`, and the name sets agree.
 void check_same_files(const std::map<std::string, std::string>& a, const std::map<std::string, std::string>& b) {
@@ -73,31 +66,6 @@ void check_same_files(const std::map<std::string, std::string>& a, const std::ma
         if (b.count(name)) CHECK_MESSAGE(content == b.at(name), name << " differs");
     }
     CHECK(a.size() == b.size());
-}
-
-void write_bytes(const std::string& path, const std::string& bytes) {
-    std::ofstream out(path, std::ios::binary | std::ios::trunc);
-    out.write(bytes.data(), static_cast<std::streamsize>(bytes.size()));
-    REQUIRE(out.good());
-}
-
-std::string read_bytes(const std::string& path) {
-    std::ifstream in(path, std::ios::binary);
-    return std::string(std::istreambuf_iterator<char>(in), std::istreambuf_iterator<char>());
-}
-
-std::string gzip_member(const std::string& text) {
-    z_stream z{};
-    REQUIRE(deflateInit2(&z, 6, Z_DEFLATED, 15 + 16, 8, Z_DEFAULT_STRATEGY) == Z_OK);
-    std::string out(deflateBound(&z, static_cast<uLong>(text.size())) + 64, '\0');
-    z.next_in = reinterpret_cast<Bytef*>(const_cast<char*>(text.data()));
-    z.avail_in = static_cast<uInt>(text.size());
-    z.next_out = reinterpret_cast<Bytef*>(&out[0]);
-    z.avail_out = static_cast<uInt>(out.size());
-    REQUIRE(deflate(&z, Z_FINISH) == Z_STREAM_END);
-    out.resize(z.total_out);
-    deflateEnd(&z);
-    return out;
 }
 
 // ---------------------------------------------------------------------------------------------

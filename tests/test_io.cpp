@@ -4,6 +4,8 @@
 
 #include <doctest/doctest.h>
 
+#include "test_files.hpp"
+
 #include "exsal/core/random.hpp"
 #include "exsal/io/byte_source.hpp"
 #include "exsal/io/expression_reader.hpp"
@@ -37,46 +39,10 @@ using exsal::Index;
 
 namespace {
 
-// A fresh folder under the system temporary directory, removed with its content at scope exit.
-struct TempDir {
-    fs::path dir;
-    explicit TempDir(const std::string& tag) {
-        dir = fs::temp_directory_path() / ("exsal_test_io_" + tag + "_" + std::to_string(::getpid()));
-        fs::remove_all(dir);
-        fs::create_directories(dir);
-    }
-    ~TempDir() {
-        std::error_code ec;
-        fs::remove_all(dir, ec);
-    }
-    std::string file(const std::string& name) const { return (dir / name).string(); }
-};
-
-void write_bytes(const std::string& path, const std::string& bytes) {
-    std::ofstream out(path, std::ios::binary | std::ios::trunc);
-    out.write(bytes.data(), static_cast<std::streamsize>(bytes.size()));
-    REQUIRE(out.good());
-}
-
-std::string read_bytes(const std::string& path) {
-    std::ifstream in(path, std::ios::binary);
-    return std::string(std::istreambuf_iterator<char>(in), std::istreambuf_iterator<char>());
-}
-
-// One gzip member of `text`, made with zlib directly (the oracle for the reader's inflate).
-std::string gzip_member(const std::string& text, int level = 6) {
-    z_stream z{};
-    REQUIRE(deflateInit2(&z, level, Z_DEFLATED, 15 + 16, 8, Z_DEFAULT_STRATEGY) == Z_OK);
-    std::string out(deflateBound(&z, static_cast<uLong>(text.size())) + 64, '\0');
-    z.next_in = reinterpret_cast<Bytef*>(const_cast<char*>(text.data()));
-    z.avail_in = static_cast<uInt>(text.size());
-    z.next_out = reinterpret_cast<Bytef*>(&out[0]);
-    z.avail_out = static_cast<uInt>(out.size());
-    REQUIRE(deflate(&z, Z_FINISH) == Z_STREAM_END);
-    out.resize(z.total_out);
-    deflateEnd(&z);
-    return out;
-}
+using exsal_test::gzip_member;
+using exsal_test::read_bytes;
+using exsal_test::TempDir;
+using exsal_test::write_bytes;
 
 // The text of a gzip file, inflated with zlib's gzFile (the oracle for the writer's deflate).
 std::string gunzip_file(const std::string& path) {
