@@ -16,6 +16,7 @@
 #include "exsal/data/preprocess.hpp"
 #include "exsal/io/byte_source.hpp"
 #include "exsal/io/expression_reader.hpp"
+#include "exsal/io/expression_writer.hpp"
 #include "exsal/io/gmt.hpp"
 #include "exsal/nn/model_file.hpp"
 
@@ -273,6 +274,63 @@ TEST_CASE("fuzz finding: save_model refuses non-finite parameters and leaves the
     const std::string fresh = tmp.file("fresh.exsal");
     CHECK_THROWS_AS(exsal::save_model(fresh, net), exsal::NumericError);
     CHECK_FALSE(fs::exists(fresh));
+}
+
+TEST_CASE("fuzz finding: a first field that begins with a byte order mark is refused by the writers, not written unreadable") {
+    // The GMT target read "     \xfe\xff...\t\tGA" as a set named "\xfe\xff..." (the blanks are
+    // trimmed); write_gmt put that name first in the file, and read_gmt then took the file for
+    // UTF-16 text. A leading UTF-8 byte order mark would be dropped on reading instead.
+    TempDir tmp("bom_first");
+    const std::string fuzz_input = tmp.file("fuzz.gmt");
+    write_bytes(fuzz_input, "     \xfe\xff\xff\xff\xff\xff\xff\xff   \t\tGA");
+    const exsal::GeneSetCollection from_fuzz = exsal::read_gmt(fuzz_input);
+    REQUIRE(from_fuzz.size() == 1);
+    CHECK(from_fuzz[0].name == std::string(8, '\xff').replace(0, 1, "\xfe"));
+    const std::string out = tmp.file("out.gmt");
+    CHECK_THROWS_WITH_AS(exsal::write_gmt(out, from_fuzz), doctest::Contains("UTF-16 byte order mark (FE FF)"),
+                         exsal::ArgumentError);
+    CHECK_FALSE(fs::exists(out));
+    for (const std::string& mark : {std::string("\xef\xbb\xbf"), std::string("\xff\xfe"), std::string("\xfe\xff")}) {
+        CAPTURE(mark.size());
+        exsal::GeneSetCollection sets(2);
+        sets[0].name = mark + "FIRST";
+        sets[0].genes = {"A"};
+        sets[1].name = "SECOND";
+        sets[1].genes = {"B"};
+        CHECK_THROWS_WITH_AS(exsal::write_gmt(out, sets), doctest::Contains("byte order mark"), exsal::ArgumentError);
+        CHECK_FALSE(fs::exists(out));
+        std::swap(sets[0], sets[1]); // not first in the file: written and read back as it is
+        exsal::write_gmt(out, sets);
+        const exsal::GeneSetCollection back = exsal::read_gmt(out, {});
+        REQUIRE(back.size() == 2);
+        CHECK(back[1].name == mark + "FIRST");
+        fs::remove(out);
+
+        ExpressionMatrix m;
+        m.genes = {mark + "G1", "G2"};
+        m.cells = {mark + "C1"};
+        m.values = exsal::MatrixF::Ones(2, 1);
+        const std::string table = tmp.file("t.csv");
+        exsal::ExpressionWriteOptions w;
+        w.id_column = mark + "cell";
+        CHECK_THROWS_WITH_AS(exsal::write_expression(table, m, w), doctest::Contains("id_column"), exsal::ArgumentError);
+        w.genes_in_rows = true;
+        w.gene_column = mark + "gene";
+        CHECK_THROWS_WITH_AS(exsal::write_expression(table, m, w), doctest::Contains("gene_column"), exsal::ArgumentError);
+        CHECK_FALSE(fs::exists(table));
+        // Names elsewhere in the header are fine, in both layouts.
+        for (bool rows : {false, true}) {
+            exsal::ExpressionWriteOptions ok;
+            ok.genes_in_rows = rows;
+            exsal::write_expression(table, m, ok);
+            exsal::ExpressionReadOptions r;
+            r.genes_in_rows = rows;
+            const ExpressionMatrix again = exsal::read_expression(table, r);
+            CHECK(again.genes == m.genes);
+            CHECK(again.cells == m.cells);
+        }
+        fs::remove(table);
+    }
 }
 
 // ---------------------------------------------------------------------------------------------

@@ -258,6 +258,18 @@ private:
 
 namespace detail {
 
+// The byte order mark that `text` begins with, as readers see it at the start of a file: "UTF-8
+// byte order mark (EF BB BF)" (skipped by TextLineReader), "UTF-16 byte order mark (FF FE)" or
+// "(FE FF)" (refused by FileByteSource); "" for none. Writers refuse a first field that begins
+// with one, since it would not be read back as written (found by fuzzing the GMT round trip).
+inline std::string leading_byte_order_mark(std::string_view text) {
+    const auto byte = [&](std::size_t i) { return i < text.size() ? static_cast<unsigned char>(text[i]) : 0u; };
+    if (byte(0) == 0xef && byte(1) == 0xbb && byte(2) == 0xbf) return "UTF-8 byte order mark (EF BB BF)";
+    if (byte(0) == 0xff && byte(1) == 0xfe) return "UTF-16 byte order mark (FF FE)";
+    if (byte(0) == 0xfe && byte(1) == 0xff) return "UTF-16 byte order mark (FE FF)";
+    return "";
+}
+
 // Passes a FileByteSource's text through and ends it with '\n' when its last line has none, so
 // that io::LineReader never takes its missing-final-newline path. That path tests the byte after
 // the data, which past the first 48 MiB is stale text of an earlier block: where it was a '\n',

@@ -10,6 +10,7 @@
 // The file is written under a temporary name and renamed into place (write_file_atomically).
 
 #include "exsal/core/atomic_file.hpp"
+#include "exsal/io/byte_source.hpp"
 #include "exsal/io/expression_matrix.hpp"
 
 #include <zlib.h>
@@ -157,8 +158,8 @@ inline bool ends_with(const std::string& s, std::string_view suffix) noexcept {
 } // namespace detail
 
 // Writes `m` to `path` atomically. Throws ArgumentError("write_expression", ...) for an
-// inconsistent or empty matrix, non-finite values, names with line breaks and invalid options;
-// FileError for I/O failures.
+// inconsistent or empty matrix, non-finite values, names with line breaks, an id_column (or
+// gene_column) that begins with a byte order mark and invalid options; FileError for I/O failures.
 inline void write_expression(const std::string& path, const ExpressionMatrix& m,
                              const ExpressionWriteOptions& options = {}) {
     const std::string where = "write_expression";
@@ -188,6 +189,14 @@ inline void write_expression(const std::string& path, const ExpressionMatrix& m,
     } else {
         detail::check_writable_name(where, "id_column", options.id_column, false);
         if (write_groups) detail::check_writable_name(where, "group_column", options.group_column, false);
+    }
+    {
+        const std::string& first = options.genes_in_rows ? options.gene_column : options.id_column;
+        const std::string mark = detail::leading_byte_order_mark(first);
+        if (!mark.empty())
+            throw ArgumentError(where, std::string(options.genes_in_rows ? "gene_column" : "id_column") + " \"" + first +
+                                           "\" begins with a " + mark +
+                                           "; as the first bytes of the file it would not be read back as written");
     }
     const bool gzip = options.compression == Compression::gzip ||
                       (options.compression == Compression::by_extension && detail::ends_with(path, ".gz"));

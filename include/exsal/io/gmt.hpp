@@ -105,7 +105,8 @@ inline GeneSetCollection read_gmt(const std::string& path, const GmtReadOptions&
 }
 
 // Writes `sets` to `path` as GMT, atomically. Throws ArgumentError("write_gmt", ...) for what
-// read_gmt would not read back: empty or duplicate names, no genes, tabs or line breaks in fields.
+// read_gmt would not read back: empty or duplicate names, no genes, tabs or line breaks in fields,
+// a first set name that begins with a byte order mark.
 inline void write_gmt(const std::string& path, const GeneSetCollection& sets) {
     const std::string where = "write_gmt";
     std::unordered_set<std::string_view> names;
@@ -120,6 +121,12 @@ inline void write_gmt(const std::string& path, const GeneSetCollection& sets) {
         check("description of gene set \"" + set.name + "\"", set.description, true);
         if (set.genes.empty()) throw ArgumentError(where, "gene set \"" + set.name + "\" has no genes");
         for (const auto& g : set.genes) check("a gene symbol of set \"" + set.name + "\"", g, false);
+    }
+    if (!sets.empty()) {
+        const std::string mark = detail::leading_byte_order_mark(sets.front().name);
+        if (!mark.empty())
+            throw ArgumentError(where, "gene set name \"" + sets.front().name + "\" begins with a " + mark +
+                                           "; as the first bytes of the file it would not be read back as written");
     }
     std::string text;
     for (const auto& set : sets) {
