@@ -8,16 +8,22 @@
 //
 // The stages live in include/exsal/pipeline/ (run_pipeline); this file parses the command line
 // (CLI11), shows progress and prints a short summary. Exit codes: 0 success, 2 invalid command
-// line (every option is checked before any work), 1 anything that fails while running.
+// line (every option is checked before any work), 1 anything that fails while running. SIGINT,
+// SIGTERM and SIGHUP end the run by that signal (a shell shows 128 + N) after its staging folder
+// is removed, so --out is left as it was (or holds the complete output, if the signal came while
+// it was being moved into place).
 
 #include "exsal/pipeline/run.hpp"
 
 #include <CLI/CLI.hpp>
 
+#include <atomic>
 #include <chrono>
+#include <csignal>
 #include <cstdio>
 #include <exception>
 #include <iostream>
+#include <pthread.h>
 #include <string>
 #include <thread>
 #include <unistd.h>
@@ -283,12 +289,57 @@ void print_summary(const exsal::PipelineConfig& c, const exsal::PipelineResult& 
     std::printf("\n");
 }
 
+// SIGINT, SIGTERM and SIGHUP are blocked in every thread (call before any thread starts: OpenMP's
+// threads inherit the mask) and taken by one watcher thread, which removes the run's staging
+// folder through OutputFolder::remove_staging_folders_for_exit() - under the lock that also
+// orders the folder's creation and commit, so a folder can neither appear after the removal nor
+// be removed half committed - and then ends the process by the same signal. The removal runs in
+// an ordinary thread, not in a signal handler, so it may use the file system.
+// Set by the watcher when a signal has arrived: main() then waits for the watcher to end the
+// process instead of returning (a write into the folder being removed fails, and that failure
+// must not end the process as an ordinary error first).
+std::atomic<bool> terminating{false};
+
+sigset_t block_termination_signals() {
+    sigset_t set;
+    sigemptyset(&set);
+    for (int s : {SIGINT, SIGTERM, SIGHUP}) sigaddset(&set, s);
+    pthread_sigmask(SIG_BLOCK, &set, nullptr);
+    return set;
+}
+
+void watch_termination_signals(sigset_t set) {
+    std::thread([set] {
+        int sig = 0;
+        if (sigwait(&set, &sig) != 0) return;
+        terminating = true;
+        exsal::OutputFolder::remove_staging_folders_for_exit();
+        // End by the same signal, with its default action: the kernel stops every thread at once
+        // (exit() would first run exit-time work, e.g. a sanitizer's leak check, while the other
+        // threads go on).
+        std::signal(sig, SIG_DFL);
+        sigset_t only;
+        sigemptyset(&only);
+        sigaddset(&only, sig);
+        pthread_sigmask(SIG_UNBLOCK, &only, nullptr);
+        ::raise(sig);
+        std::_Exit(128 + sig); // not reached
+    }).detach();
+}
+
+// The watcher is ending the process: never return from main (see `terminating`).
+void wait_if_terminating() {
+    while (terminating) std::this_thread::sleep_for(std::chrono::seconds(1));
+}
+
 } // namespace
 
 int main(int argc, char** argv) {
+    const sigset_t termination = block_termination_signals();
     CommandLine cl = parse_command_line(argc, argv);
     if (cl.exit_code >= 0) return cl.exit_code;
     const exsal::PipelineConfig& c = cl.config;
+    watch_termination_signals(termination);
     Progress progress(c.quiet, ::isatty(STDERR_FILENO) != 0);
     try {
         exsal::PipelineObserver observer;
@@ -303,13 +354,16 @@ int main(int argc, char** argv) {
         program["arguments"] = exsal::JsonValue::array_of(args);
         const exsal::PipelineResult result = exsal::run_pipeline(c, observer, program);
         progress.end_bar();
+        wait_if_terminating();
         if (!c.quiet) print_summary(c, result);
         return 0;
     } catch (const exsal::Error& e) {
         progress.end_bar();
+        wait_if_terminating();
         std::cerr << program_name << ": error: " << e.what() << "\n";
     } catch (const std::exception& e) {
         progress.end_bar();
+        wait_if_terminating();
         std::cerr << program_name << ": error: " << e.what() << "\n";
     }
     return 1;

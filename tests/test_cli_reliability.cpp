@@ -211,6 +211,23 @@ bool holds_nothing(const std::string& out) {
     return !fs::exists(out) || (fs::is_directory(out) && fs::is_empty(out, ec));
 }
 
+// Waits until process `pid` blocks signal `sig` (bit sig - 1 of SigBlk in /proc/<pid>/status);
+// false after `timeout_s` or when the process is gone.
+bool wait_until_blocked(pid_t pid, int sig, double timeout_s) {
+    const auto start = std::chrono::steady_clock::now();
+    while (std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count() < timeout_s) {
+        std::ifstream status("/proc/" + std::to_string(pid) + "/status");
+        std::string line;
+        while (std::getline(status, line))
+            if (line.rfind("SigBlk:", 0) == 0) {
+                const unsigned long long mask = std::stoull(line.substr(7), nullptr, 16);
+                if (mask >> (sig - 1) & 1ull) return true;
+            }
+        std::this_thread::sleep_for(std::chrono::milliseconds(1));
+    }
+    return false;
+}
+
 std::vector<std::string> staging_leftovers(const std::string& out) {
     std::vector<std::string> found;
     const fs::path p(out);
@@ -721,6 +738,61 @@ TEST_CASE("a run killed at any moment leaves no partial file under a final name"
         for (const auto& st : states) s += st + " ";
         return s;
     }());
+}
+
+TEST_CASE("SIGTERM, SIGINT or SIGHUP at any moment: ends by the signal, no staging folder left, --out as before") {
+    if (!pipeline_built()) return;
+    TempDir tmp("term");
+    const std::string gmt = tmp.file("sets.gmt");
+    write_bytes(gmt, gmt_text());
+    const std::string table = tmp.file("table.csv");
+    write_bytes(table, table_text(600));
+    const auto args = [&](const std::string& out) {
+        return fast_options(table, gmt) + std::vector<std::string>{"--epochs", "60", "--patience", "0", "--out", out};
+    };
+    const std::string reference = tmp.file("reference");
+    const Exit full = run_cli(args(reference), reference);
+    REQUIRE(full.code == 0);
+    const auto finished = folder_files(reference);
+    int stopped = 0;
+    for (int sig : {SIGTERM, SIGINT, SIGHUP})
+        for (double fraction : {0.0, 0.02, 0.1, 0.5, 0.9, 1.0})
+            for (bool merge : {false, true}) {
+                CAPTURE(sig);
+                CAPTURE(fraction);
+                CAPTURE(merge);
+                const std::string out = tmp.file("out");
+                fs::remove_all(out);
+                std::vector<std::string> a = args(out);
+                if (merge) { // an existing --out with a file of the user's, replaced with --force
+                    fs::create_directories(out);
+                    write_bytes(out + "/notes.txt", "mine");
+                    a.push_back("--force");
+                }
+                const Child c = spawn(a, out);
+                // Between fork and the pipeline's first line the signal would still have its
+                // default action: wait until the process blocks it (SigBlk in /proc/<pid>/status).
+                REQUIRE(wait_until_blocked(c.pid, sig, 60.0));
+                std::this_thread::sleep_for(std::chrono::duration<double>(fraction * full.seconds));
+                REQUIRE(::kill(c.pid, sig) == 0);
+                const Exit x = finish(c, 600);
+                // Ended by the signal itself (after removing its staging folder), or it had finished.
+                CHECK(((!x.exited && x.signal == sig) || (x.exited && x.code == 0)));
+                CHECK(staging_leftovers(out).empty());
+                for (const auto& name : staging_leftovers(out)) fs::remove_all(fs::path(out).parent_path() / name);
+                if (!x.exited) ++stopped;
+                if (x.exited) REQUIRE(fs::exists(out));
+                // --out: as before (absent, or only the user's file), or with the complete output
+                // (the signal came while it was being moved into place, or after the run).
+                std::map<std::string, std::string> now = fs::exists(out) ? folder_files(out) : std::map<std::string, std::string>{};
+                if (merge) {
+                    REQUIRE(now.count("notes.txt") == 1);
+                    CHECK(now.at("notes.txt") == "mine");
+                    now.erase("notes.txt");
+                }
+                CHECK((now.empty() || now.size() == finished.size()));
+            }
+    CHECK(stopped >= 6);
 }
 
 TEST_CASE("same seed and thread count: identical output files (run.json apart from its timings)") {

@@ -10,18 +10,44 @@
 //     deleted, so inputs kept there, notes and earlier results under other names survive.
 // If the run fails (or commit() is never called) the destructor removes the staging folder and
 // the target is exactly as before. Refusal happens in open(), before any work.
+//
+// Termination: creating, committing and discarding a staging folder each happen under one
+// process-wide lock, which also guards the list of staging folders this process has open.
+// remove_staging_folders_for_exit() takes that lock for good and removes every folder on the
+// list, so a program that ends on a signal (velten_pipeline does, from a thread that waits for
+// SIGINT, SIGTERM and SIGHUP) leaves either the target as it was or the complete output in it.
 
 #include "exsal/core/error.hpp"
 
 #include <cerrno>
 #include <cstring>
+#include <algorithm>
 #include <filesystem>
+#include <mutex>
 #include <string>
 #include <system_error>
 #include <unistd.h>
 #include <vector>
 
 namespace exsal {
+
+namespace detail {
+// The staging folders this process has open, and the lock that orders their creation, commit and
+// removal. Allocated once and never freed: a thread may still take the lock while the process
+// exits, after static objects have been destroyed.
+struct StagingRegistry {
+    std::mutex lock;
+    std::vector<std::filesystem::path> open;
+    void add(const std::filesystem::path& p) { open.push_back(p); }
+    void remove(const std::filesystem::path& p) noexcept {
+        open.erase(std::remove(open.begin(), open.end(), p), open.end());
+    }
+};
+inline StagingRegistry& staging_registry() {
+    static StagingRegistry* registry = new StagingRegistry;
+    return *registry;
+}
+} // namespace detail
 
 class OutputFolder {
 public:
@@ -52,10 +78,13 @@ public:
         f.m_target = clean;
         f.m_merge = non_empty;
         f.m_staging = parent / ("." + clean.filename().string() + ".exsal-staging-" + std::to_string(::getpid()));
+        detail::StagingRegistry& registry = detail::staging_registry();
+        const std::lock_guard<std::mutex> hold(registry.lock);
         fs::remove_all(f.m_staging, ec); // a leftover of an earlier process with the same id
         if (!fs::create_directory(f.m_staging, ec) || ec)
             throw FileError(f.m_staging.string(), "cannot create the staging folder: " +
                                                       (ec ? ec.message() : std::string("it already exists")));
+        registry.add(f.m_staging);
         f.m_active = true;
         return f;
     }
@@ -100,6 +129,8 @@ public:
     void commit() {
         namespace fs = std::filesystem;
         if (!m_active) throw ArgumentError("OutputFolder::commit", "nothing to commit");
+        detail::StagingRegistry& registry = detail::staging_registry();
+        const std::lock_guard<std::mutex> hold(registry.lock);
         std::error_code ec;
         if (!m_merge) {
             // An empty target folder is replaced by the rename; a target created meanwhile is not.
@@ -107,6 +138,7 @@ public:
             fs::rename(m_staging, m_target, ec);
             if (ec) {
                 m_active = false; // keep the staged output: the message points to it
+                registry.remove(m_staging);
                 throw FileError(m_target.string(), "cannot move the finished output into place: " + ec.message() +
                                                        " (the complete output is in " + m_staging.string() + ")");
             }
@@ -117,15 +149,42 @@ public:
             }
             fs::remove_all(m_staging, ec);
         }
+        registry.remove(m_staging);
         m_active = false;
+    }
+
+    // For a program about to end on a termination signal; call it from an ordinary thread (it
+    // uses the file system, so not from a signal handler), then end the process at once. Takes
+    // the staging lock and never releases it, and removes every staging folder this process has
+    // open: a commit under way finishes first (the target then holds the complete output), and
+    // no thread can create, commit or discard a staging folder afterwards - such a thread waits
+    // for the lock until the process ends. Each folder is first renamed (same hidden prefix,
+    // suffix ".removing"), so a thread still writing into it cannot create new entries there.
+    static void remove_staging_folders_for_exit() noexcept {
+        namespace fs = std::filesystem;
+        detail::StagingRegistry& registry = detail::staging_registry();
+        registry.lock.lock(); // never unlocked (see above)
+        for (const fs::path& staging : registry.open) {
+            std::error_code ec;
+            fs::path doomed = staging;
+            doomed += ".removing";
+            fs::rename(staging, doomed, ec);
+            if (ec) doomed = staging;
+            fs::remove_all(doomed, ec);
+            fs::remove_all(doomed, ec); // an entry created by a write that was already under way
+        }
+        registry.open.clear();
     }
 
 private:
     OutputFolder() = default;
     void discard() noexcept {
         if (!m_active) return;
+        detail::StagingRegistry& registry = detail::staging_registry();
+        const std::lock_guard<std::mutex> hold(registry.lock);
         std::error_code ec;
         std::filesystem::remove_all(m_staging, ec);
+        registry.remove(m_staging);
         m_active = false;
     }
 
