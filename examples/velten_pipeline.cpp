@@ -129,7 +129,7 @@ CommandLine parse_command_line(int argc, char** argv) {
     app.get_formatter()->column_width(34);
 
     std::string loss = "poisson", optimizer = "adam", transform = "minmax", saliency = "guided", aggregator = "median",
-                null = "exact";
+                null = "exact", centring = "on";
     int epochs = 0;
     std::vector<std::string> compare;
 
@@ -164,11 +164,21 @@ CommandLine parse_command_line(int argc, char** argv) {
     training.push_back(app.add_option("--input-transform", transform, "Transform of the network input (the loss target stays raw)")
                            ->check(CLI::IsMember({"none", "log1p", "minmax", "cpm-log1p"}))
                            ->group(model));
+    training.push_back(app.add_option("--input-centring", centring,
+                                      "Subtract each gene's mean input over the training cells (stored with the model)")
+                           ->check(CLI::IsMember({"on", "off"}))
+                           ->group(model));
     training.push_back(app.add_option("--validation-fraction", c.validation_fraction, "Held-out cells for early stopping")
                            ->group(model));
     training.push_back(app.add_option("--validate-every", c.validate_every, "Epochs between validation checks")->group(model));
     training.push_back(
         app.add_option("--patience", c.patience, "Checks without improvement before stopping (0: never stop early)")->group(model));
+    training.push_back(app.add_option("--min-validation-cells", c.min_validation_cells,
+                                      "With fewer validation cells: no early stopping, the last epoch's model is kept")
+                           ->group(model));
+    training.push_back(app.add_option("--ensemble", c.ensemble,
+                                      "Train K models from derived seeds and report the consensus of their group programmes")
+                           ->group(model));
 
     const char* interp = "Interpretation";
     app.add_option("--saliency", saliency, "Saliency maps")->check(CLI::IsMember({"guided", "vanilla"}))->group(interp);
@@ -184,6 +194,15 @@ CommandLine parse_command_line(int argc, char** argv) {
         ->group(interp);
     app.add_option("--compare", compare, "Compare two groups A:B (repeatable)")->group(interp)->default_str("none");
     app.add_option("--heatmap-sets", c.heatmap_sets, "At most this many gene sets in the heatmaps (smallest q first)")
+        ->group(interp);
+    app.add_option("--heatmap-values", c.heatmap_values,
+                   "heatmap.svg shows signed z-scores of the active units, clustered (z), or the reference's scaled impact")
+        ->check(CLI::IsMember({"z", "impact"}))
+        ->group(interp);
+    app.add_option("--activity-floor", c.activity_floor,
+                   "Units whose activation SD is at most this fraction of the largest unit SD are inactive (not tested)")
+        ->group(interp);
+    app.add_option("--label-permutations", c.label_permutations, "Group-label permutations of the programme test")
         ->group(interp);
 
     const char* run = "Run";
@@ -224,6 +243,7 @@ CommandLine parse_command_line(int argc, char** argv) {
         c.loss = exsal::loss_from_string(loss);
         c.optimizer = exsal::optimizer_from_string(optimizer);
         c.input_transform = exsal::parse_input_transform(transform == "cpm-log1p" ? "cpm_log1p" : transform);
+        c.input_centring = centring == "on";
         c.saliency = exsal::saliency_kind_from_string(saliency);
         c.aggregator = exsal::impact_aggregator_from_string(aggregator);
         c.null_method = null == "exact" ? exsal::NullMethod::exact : exsal::NullMethod::monte_carlo;
@@ -252,11 +272,17 @@ void print_summary(const exsal::PipelineConfig& c, const exsal::PipelineResult& 
                 static_cast<long long>(r.sets_read), in.set_names.size());
     if (r.trained) {
         const exsal::TrainHistory& h = r.history;
-        std::printf("Training: %d of at most %d epochs%s; final train loss %.6g, validation loss %.6g "
-                    "(best %.6g at epoch %d), orthogonality error %.3g\n",
-                    h.epochs_run, r.max_epochs, h.stopped_early ? " (stopped early)" : "", h.train_loss.back(),
-                    exsal::detail::last_finite(h.validation_loss), h.best_validation_loss, h.best_epoch + 1,
-                    h.orthogonality_error.back());
+        if (h.best_epoch >= 0)
+            std::printf("Training: %d of at most %d epochs%s; final train loss %.6g, validation loss %.6g "
+                        "(best %.6g at epoch %d), orthogonality error %.3g\n",
+                        h.epochs_run, r.max_epochs, h.stopped_early ? " (stopped early)" : "", h.train_loss.back(),
+                        exsal::detail::last_finite(h.validation_loss), h.best_validation_loss, h.best_epoch + 1,
+                        h.orthogonality_error.back());
+        else
+            std::printf("Training: %d of at most %d epochs%s; final train loss %.6g, validation loss %.6g, "
+                        "orthogonality error %.3g\n",
+                        h.epochs_run, r.max_epochs, r.early_stopping ? "" : " (no early stopping: few validation cells)",
+                        h.train_loss.back(), exsal::detail::last_finite(h.validation_loss), h.orthogonality_error.back());
     } else {
         std::printf("Projection through %s (no training)\n", c.model_in.c_str());
     }
@@ -270,10 +296,32 @@ void print_summary(const exsal::PipelineConfig& c, const exsal::PipelineResult& 
     const auto annotations = exsal::annotate_units(in, 1);
     Index named = 0;
     for (const auto& a : annotations) named += a.top_sets.empty() ? 0 : 1;
-    std::printf("Units with a significant gene set (q <= 0.05): %lld of %lld\n", static_cast<long long>(named),
-                static_cast<long long>(r.units));
+    const Index active = r.activity.n_active();
+    std::printf("Units with a significant gene set (q <= 0.05 within the unit): %lld of %lld active units (%lld inactive)\n",
+                static_cast<long long>(named), static_cast<long long>(active), static_cast<long long>(r.units - active));
+    if (!r.programmes.comparisons.empty()) {
+        const bool consensus = !r.consensus.empty();
+        std::printf("Top programmes per group (gene sets higher in the group%s; score, q):\n",
+                    consensus ? ", consensus of the ensemble: mean rank, q" : "");
+        for (std::size_t g = 0; g < r.programmes.comparisons.size(); ++g) {
+            const exsal::GroupProgrammes& p = r.programmes.comparisons[g];
+            std::printf("  %-14s", p.group.c_str());
+            for (Index rank = 1; rank <= 3; ++rank)
+                for (std::size_t s = 0; s < in.set_names.size(); ++s) {
+                    const auto& dir = consensus ? r.consensus[g].direction : p.direction;
+                    const auto& rk = consensus ? r.consensus[g].rank : p.rank;
+                    if (dir[s] != exsal::ProgrammeDirection::higher || rk[s] != rank) continue;
+                    const Index i = static_cast<Index>(s);
+                    if (consensus)
+                        std::printf("  %s (%.1f, %.2g)", in.set_names[s].c_str(), r.consensus[g].mean_rank(i), r.consensus[g].q_value(i));
+                    else
+                        std::printf("  %s (%.1f, %.2g)", in.set_names[s].c_str(), p.score(i), p.q_value(i));
+                }
+            std::printf("\n");
+        }
+    }
     if (!r.group_stats.empty()) {
-        std::printf("Most active units per group (effect size; best gene set):\n");
+        std::printf("Most active units per group (active units by effect size; best gene set):\n");
         for (const auto& m : exsal::group_modules(r.group_stats, 3)) {
             std::printf("  %-14s", m.group.c_str());
             for (Index u : m.units) {

@@ -1,7 +1,10 @@
-// Report layer: CSV and JSON writers, SVG builder, heatmap, scatter plot, PCA.
+// Report layer: CSV and JSON writers, SVG builder, heatmaps (scaled and signed), clustering,
+// scatter plot, PCA, and the pipeline's signed z-score and group programme figures.
 
 #include "exsal/core/random.hpp"
 #include "exsal/interpret/pca.hpp"
+#include "exsal/pipeline/result_figures.hpp"
+#include "exsal/report/cluster.hpp"
 #include "exsal/report/csv_table.hpp"
 #include "exsal/report/heatmap.hpp"
 #include "exsal/report/json.hpp"
@@ -582,4 +585,443 @@ TEST_CASE("pca handles degenerate input and rejects bad arguments") {
     CHECK_THROWS_AS(exsal::pca(constant, 6), exsal::ArgumentError);
     constant(1, 1) = std::numeric_limits<float>::quiet_NaN();
     CHECK_THROWS_AS(exsal::pca(constant, 1), exsal::ArgumentError);
+}
+
+namespace {
+// Items (rows) x features: row i follows profile i % blocks (random, one per block) times a
+// positive scale plus an offset and noise, so rows of one block are strongly correlated.
+exsal::MatrixD block_rows(Index rows, Index cols, Index blocks, std::uint64_t seed) {
+    exsal::Rng rng(seed);
+    exsal::MatrixD profiles(blocks, cols);
+    for (Index b = 0; b < blocks; ++b)
+        for (Index j = 0; j < cols; ++j) profiles(b, j) = rng.normal();
+    exsal::MatrixD m(rows, cols);
+    for (Index i = 0; i < rows; ++i) {
+        const double scale = 0.5 + rng.uniform(), offset = rng.normal();
+        for (Index j = 0; j < cols; ++j) m(i, j) = scale * profiles(i % blocks, j) + offset + 0.25 * rng.normal();
+    }
+    return m;
+}
+
+bool is_permutation_of_iota(const std::vector<Index>& order, Index n) {
+    std::vector<Index> sorted = order;
+    std::sort(sorted.begin(), sorted.end());
+    std::vector<Index> identity(static_cast<std::size_t>(n));
+    std::iota(identity.begin(), identity.end(), Index{0});
+    return sorted == identity;
+}
+
+// True when the items i with i % blocks == b are contiguous in `order`, for every block b.
+bool blocks_contiguous(const std::vector<Index>& order, Index blocks) {
+    for (Index b = 0; b < blocks; ++b) {
+        std::size_t first = order.size(), last = 0, members = 0;
+        for (std::size_t p = 0; p < order.size(); ++p)
+            if (order[p] % blocks == b) {
+                first = std::min(first, p);
+                last = p;
+                ++members;
+            }
+        if (members > 0 && last - first + 1 != members) return false;
+    }
+    return true;
+}
+
+// The part of an SVG text from `<g id="<id>"` to the group's closing tag (nested groups included).
+std::string svg_group(const std::string& svg, const std::string& id) {
+    const std::size_t start = svg.find("<g id=\"" + id + "\"");
+    if (start == std::string::npos) return "";
+    int depth = 0;
+    for (std::size_t pos = start; pos < svg.size(); ++pos) {
+        if (svg.compare(pos, 3, "<g ") == 0 || svg.compare(pos, 3, "<g>") == 0) ++depth;
+        if (svg.compare(pos, 4, "</g>") == 0 && --depth == 0) return svg.substr(start, pos - start);
+    }
+    return svg.substr(start);
+}
+
+// `<rect ... fill="<colour>"><title><tooltip></title>` is in the SVG text.
+bool has_cell(const std::string& svg, const std::string& colour, const std::string& tooltip) {
+    return svg.find("fill=\"" + colour + "\"><title>" + exsal::detail::xml_escape(tooltip) + "</title>") !=
+           std::string::npos;
+}
+} // namespace
+
+TEST_CASE("correlation_distances: 1 - Pearson over shared finite values, 1 when undefined") {
+    const double nan = std::numeric_limits<double>::quiet_NaN();
+    exsal::MatrixD m(7, 5);
+    m << 1, 2, 3, 4, 5,          //
+        2, 4, 6, 8, 10,          // r = 1 with row 0
+        5, 4, 3, 2, 1,           // r = -1
+        7, 7, 7, 7, 7,           // constant
+        1, nan, 3, nan, 4,       // shared with row 0: columns 0, 2, 4
+        nan, nan, nan, nan, 2,   // one finite value
+        3, 1, 4, 1, 5;
+    const exsal::MatrixD d = exsal::correlation_distances(m);
+    REQUIRE(d.rows() == 7);
+    REQUIRE(d.cols() == 7);
+    CHECK(d.diagonal().isZero(0.0));
+    CHECK((d - d.transpose()).isZero(0.0));
+    CHECK(d(0, 1) == doctest::Approx(0.0).scale(1.0));
+    CHECK(d(0, 2) == doctest::Approx(2.0));
+    CHECK(d(0, 3) == 1.0); // zero variance
+    CHECK(d(3, 6) == 1.0);
+    CHECK(d(5, 0) == 1.0); // fewer than 2 shared values
+    CHECK(d(5, 4) == 1.0);
+    // Row 4 against row 0 over columns 0, 2, 4: (1, 3, 4) and (1, 3, 5).
+    const double ax[3] = {1, 3, 4}, bx[3] = {1, 3, 5};
+    const double ma = 8.0 / 3.0, mb = 3.0;
+    double sab = 0, saa = 0, sbb = 0;
+    for (int k = 0; k < 3; ++k) {
+        sab += (ax[k] - ma) * (bx[k] - mb);
+        saa += (ax[k] - ma) * (ax[k] - ma);
+        sbb += (bx[k] - mb) * (bx[k] - mb);
+    }
+    CHECK(d(4, 0) == doctest::Approx(1.0 - sab / std::sqrt(saa * sbb)).epsilon(1e-12));
+    // Row 6 against row 0: Pearson of (3, 1, 4, 1, 5) and 1..5.
+    const Eigen::VectorXd a = m.row(6).transpose(), b = m.row(0).transpose();
+    const Eigen::VectorXd ca = a.array() - a.mean(), cb = b.array() - b.mean();
+    CHECK(d(6, 0) == doctest::Approx(1.0 - ca.dot(cb) / (ca.norm() * cb.norm())).epsilon(1e-12));
+    CHECK((d.array() >= 0.0).all());
+    CHECK((d.array() <= 2.0).all());
+}
+
+TEST_CASE("cluster_order puts blocks of correlated rows together, is a permutation and tolerates NaN") {
+    for (const Index blocks : {Index{2}, Index{3}}) {
+        CAPTURE(blocks);
+        exsal::MatrixD m = block_rows(30, 40, blocks, 7 + static_cast<std::uint64_t>(blocks)); // blocks interleaved
+        const auto order = exsal::cluster_order(m);
+        REQUIRE(order.size() == 30);
+        CHECK(is_permutation_of_iota(order, 30));
+        CHECK(blocks_contiguous(order, blocks));
+        CHECK(order.front() < order.back()); // normalised direction
+        CHECK(exsal::cluster_order(m) == order); // deterministic
+
+        // 15 % of the entries NaN, one row almost all NaN (it may go anywhere).
+        exsal::Rng rng(3);
+        for (Index i = 0; i < m.rows(); ++i)
+            for (Index j = 0; j < m.cols(); ++j)
+                if (rng.uniform() < 0.15) m(i, j) = std::numeric_limits<double>::quiet_NaN();
+        const auto with_nan = exsal::cluster_order(m);
+        CHECK(is_permutation_of_iota(with_nan, 30));
+        CHECK(blocks_contiguous(with_nan, blocks));
+        m.row(5).setConstant(std::numeric_limits<double>::quiet_NaN());
+        m(5, 0) = 1.0;
+        CHECK(is_permutation_of_iota(exsal::cluster_order(m), 30));
+    }
+    // Columns: the transpose.
+    const exsal::MatrixD cols = block_rows(24, 30, 2, 5).transpose();
+    CHECK(blocks_contiguous(exsal::cluster_order(cols.transpose()), 2));
+
+    // Small and degenerate cases; ties (all distances 1) keep the input order.
+    CHECK(exsal::cluster_order(exsal::MatrixD(0, 4)).empty());
+    CHECK(exsal::cluster_order(exsal::MatrixD::Ones(1, 4)) == std::vector<Index>{0});
+    CHECK(exsal::cluster_order(exsal::MatrixD::Ones(2, 3)) == std::vector<Index>{0, 1});
+    CHECK(exsal::cluster_order(exsal::MatrixD::Ones(5, 3)) == std::vector<Index>{0, 1, 2, 3, 4});
+    CHECK(exsal::cluster_order(exsal::MatrixD(4, 0)) == std::vector<Index>{0, 1, 2, 3});
+    // Two anti-correlated pairs: {0, 2} and {1, 3} each merge first.
+    exsal::MatrixD pairs(4, 4);
+    pairs << 1, 2, 3, 4,  //
+        4, 1, 3, 2,       //
+        1, 2, 3, 5,       //
+        4, 1, 3, 1;
+    const auto p = exsal::cluster_order(pairs);
+    CHECK(blocks_contiguous(p, 2));
+}
+
+TEST_CASE("signed heatmap: diverging colours clipped at max_abs, marks, bold rows, order and legend") {
+    const double nan = std::numeric_limits<double>::quiet_NaN();
+    CHECK(exsal::signed_scale_limit(exsal::MatrixD::Constant(3, 3, 0.5)) == 2.0); // floor
+    exsal::MatrixD hundred(10, 10);
+    for (Index i = 0; i < 100; ++i) hundred(i % 10, i / 10) = (i % 2 ? -1.0 : 1.0) * static_cast<double>(i + 1);
+    hundred(0, 0) = nan;                                          // |values| 2 .. 100 (99 values)
+    CHECK(exsal::signed_scale_limit(hundred) == doctest::Approx(2.0 + 0.98 * 98.0)); // position 96.04 of 0 .. 98
+    CHECK(exsal::signed_scale_limit(exsal::MatrixD::Constant(2, 2, nan)) == 2.0);
+
+    exsal::MatrixD q(1, 5);
+    q << 0.2, 0.05, 0.01, nan, 0.001;
+    CHECK(exsal::mark_levels(q, {0.05, 0.01}) == (exsal::MarkLevels(1, 5) << 0, 1, 2, 0, 2).finished());
+    CHECK_THROWS_AS(exsal::mark_levels(q, {nan}), exsal::ArgumentError);
+
+    // Known cells, input order.
+    exsal::MatrixD v(3, 3);
+    v << 2.0, -2.0, 0.0,  //
+        1.0, nan, 5.0,    //
+        -0.5, 0.25, -7.0;
+    const std::vector<std::string> rows = {"SET_A", "SET_B", "SET_<C>"}, cols = {"u0", "u1", "u2"};
+    exsal::MarkLevels marks = exsal::MarkLevels::Zero(3, 3);
+    marks(0, 0) = 1;
+    marks(1, 2) = 2;
+    exsal::SignedHeatmapOptions o;
+    o.max_abs = 2.0;
+    o.cluster_rows = o.cluster_columns = false;
+    o.title = "Known cells";
+    o.subtitle = "red: up; blue: down";
+    o.mark_labels = {"q <= 0.05", "q <= 0.01"};
+    o.highlight_label = "bold: planted";
+    const auto h = exsal::make_signed_heatmap(v, rows, cols, {false, true, false}, marks, o);
+    CHECK(h.selection.rows == std::vector<Index>{0, 1, 2});
+    CHECK(h.selection.columns == std::vector<Index>{0, 1, 2});
+    CHECK(h.selection.max_abs == 2.0);
+    const std::string s = h.svg.to_string();
+    CHECK(has_cell(s, "#b2182b", "SET_A / u0: 2, q <= 0.05"));
+    CHECK(has_cell(s, "#2166ac", "SET_A / u1: \xE2\x88\x92" "2"));
+    CHECK(has_cell(s, "#f7f7f7", "SET_A / u2: 0"));
+    CHECK(has_cell(s, exsal::blue_white_red(0.5).hex(), "SET_B / u0: 1"));
+    CHECK(has_cell(s, "#d9d9d9", "SET_B / u1: no value"));
+    CHECK(has_cell(s, "#b2182b", "SET_B / u2: 5, q <= 0.01")); // clipped
+    CHECK(has_cell(s, exsal::blue_white_red(-0.25).hex(), "SET_<C> / u0: \xE2\x88\x92" "0.5"));
+    CHECK(has_cell(s, "#2166ac", "SET_<C> / u2: \xE2\x88\x92" "7"));
+    CHECK(count(svg_group(s, "cells"), "<rect") == 9);
+    // Marks: one small and one larger dot; the legend shows both levels.
+    const std::string dots = svg_group(s, "marks");
+    CHECK(count(dots, "<circle") == 2);
+    CHECK(count(dots, "r=\"2.1\"") == 1);  // 0.15 x 14
+    CHECK(count(dots, "r=\"3.64\"") == 1); // 0.26 x 14
+    const std::string legend = svg_group(s, "legend");
+    CHECK(count(legend, "<circle") == 2);
+    CHECK(legend.find(">q &lt;= 0.01</text>") != std::string::npos);
+    CHECK(legend.find(">signed z-score</text>") != std::string::npos);
+    CHECK(legend.find(">clipped at \xC2\xB1" "2</text>") != std::string::npos);
+    CHECK(legend.find(">no value</text>") != std::string::npos);
+    CHECK(legend.find(">bold: planted</text>") != std::string::npos);
+    // Bold only for the highlighted row.
+    CHECK(s.find("font-weight=\"bold\">SET_B</text>") != std::string::npos);
+    CHECK(s.find("font-weight=\"bold\">SET_A</text>") == std::string::npos);
+    CHECK(s.find(">SET_A</text>") != std::string::npos);
+    CHECK(s.find(">SET_&lt;C&gt;</text>") != std::string::npos);
+    CHECK(s.find(">Known cells</text>") != std::string::npos);
+    CHECK(s.find(">red: up; blue: down</text>") != std::string::npos);
+
+    // Without marks, NaN or clipping the legend leaves those lines out; the default scale is used.
+    exsal::SignedHeatmapOptions plain;
+    plain.mark_labels.clear();
+    const auto p = exsal::make_signed_heatmap(exsal::MatrixD::Constant(2, 2, 1.0), {"a", "b"}, {"x", "y"}, {}, {}, plain);
+    CHECK(p.selection.max_abs == 2.0);
+    const std::string ps = p.svg.to_string();
+    CHECK(ps.find("<circle") == std::string::npos);
+    CHECK(ps.find(">no value</text>") == std::string::npos);
+    CHECK(ps.find("clipped at") == std::string::npos);
+
+    // Clustering: rows and columns in cluster_order.
+    const exsal::MatrixD big = block_rows(60, 60, 3, 21);
+    const auto c = exsal::make_signed_heatmap(big, hallmark_like_names(60), unit_names(60));
+    CHECK(c.selection.rows == exsal::cluster_order(big));
+    CHECK(c.selection.columns == exsal::cluster_order(big.transpose()));
+    CHECK(blocks_contiguous(c.selection.rows, 3));
+    CHECK(c.selection.max_abs == doctest::Approx(exsal::signed_scale_limit(big)));
+
+    // Caller mistakes.
+    CHECK_THROWS_AS(exsal::make_signed_heatmap(v, {"a"}, cols), exsal::ArgumentError);
+    CHECK_THROWS_AS(exsal::make_signed_heatmap(v, rows, {"a"}), exsal::ArgumentError);
+    CHECK_THROWS_AS(exsal::make_signed_heatmap(v, rows, cols, {true}), exsal::ArgumentError);
+    CHECK_THROWS_AS(exsal::make_signed_heatmap(v, rows, cols, {}, exsal::MarkLevels::Zero(2, 3)), exsal::ArgumentError);
+    CHECK_THROWS_AS(exsal::make_signed_heatmap(v, rows, cols, {}, exsal::MarkLevels::Constant(3, 3, 4)),
+                    exsal::ArgumentError);
+    exsal::SignedHeatmapOptions bad;
+    bad.max_abs = -1.0;
+    try {
+        exsal::make_signed_heatmap(v, rows, cols, {}, {}, bad);
+        FAIL("no exception");
+    } catch (const exsal::ArgumentError& e) {
+        CHECK(e.where() == "make_signed_heatmap");
+    }
+
+    // Files: empty (no rows, no columns) and full, well-formed.
+    const auto dir = fresh_dir("signed_heatmap");
+    exsal::SignedHeatmapOptions eo;
+    eo.empty_message = "nothing here";
+    const auto e0 = exsal::write_signed_heatmap((dir / "no_rows.svg").string(), exsal::MatrixD(0, 3), {}, cols, {}, {}, eo);
+    CHECK(e0.rows.empty());
+    CHECK(e0.columns.empty());
+    exsal::write_signed_heatmap((dir / "no_columns.svg").string(), exsal::MatrixD(3, 0), rows, {}, {}, {}, eo);
+    exsal::write_signed_heatmap((dir / "known.svg").string(), v, rows, cols, {false, true, false}, marks, o);
+    for (const char* f : {"no_rows.svg", "no_columns.svg"}) {
+        const std::string t = read_text(dir / f);
+        CHECK(t.find(">nothing here</text>") != std::string::npos);
+        CHECK(t.find("<g id=\"cells\"") == std::string::npos);
+    }
+    CHECK(file_names(dir) == std::set<std::string>{"no_rows.svg", "no_columns.svg", "known.svg"});
+    if (!have_xmllint()) {
+        MESSAGE("xmllint not found (Debian libxml2-utils): SVG well-formedness not checked");
+        return;
+    }
+    for (const char* f : {"no_rows.svg", "no_columns.svg", "known.svg"}) CHECK(xml_well_formed(dir / f));
+}
+
+TEST_CASE("write_signed_z_heatmap: z times direction over active units, dots at q <= 0.05, bold planted or significant") {
+    const double nan = std::numeric_limits<double>::quiet_NaN();
+    const Index sets = 6, units = 5;
+    exsal::Interpretation in;
+    in.set_names = {"SET_0", "SET_1", "SET_2", "SET_3", "SET_4", "SET_5"};
+    in.set_descriptions = {"", "planted", "", "", "", ""};
+    exsal::Rng rng(8);
+    in.z_score.resize(sets, units);
+    in.set_direction.resize(sets, units);
+    for (Index u = 0; u < units; ++u)
+        for (Index s = 0; s < sets; ++s) {
+            in.z_score(s, u) = 1.5 * rng.normal();
+            in.set_direction(s, u) = rng.uniform() < 0.5 ? -1.0 : 1.0;
+        }
+    in.z_score(2, 3) = nan;
+    in.q_value = exsal::MatrixD::Constant(sets, units, 0.5);
+    in.q_value(0, 0) = 0.01;  // active unit: dot, bold
+    in.q_value(3, 1) = 0.001; // inactive unit: neither
+    in.q_value(5, 2) = 0.05;  // active: dot, bold
+    in.q_value(4, 3) = nan;
+    in.q_value(1, 4) = 0.02;  // inactive unit; SET_1 is bold as planted
+    const std::vector<bool> active = {true, false, true, true, false};
+    const std::vector<Index> rows = {0, 1, 3, 5, 2};
+    const auto dir = fresh_dir("signed_z_heatmap");
+
+    const exsal::HeatmapSelection sel = exsal::write_signed_z_heatmap((dir / "signed_z.svg").string(), in, active, rows);
+    CHECK(is_permutation_of_iota(sel.rows, 5));            // positions in `rows`
+    CHECK(sel.columns == std::vector<Index>{0, 2, 3});      // active units
+    REQUIRE(sel.scaled.rows() == 5);
+    REQUIRE(sel.scaled.cols() == units);
+    // The drawing order of the rows is the cluster order of the drawn values.
+    exsal::MatrixD drawn(5, 3);
+    for (Index i = 0; i < 5; ++i)
+        for (Index k = 0; k < 3; ++k) {
+            const Index set = rows[static_cast<std::size_t>(i)], u = sel.columns[static_cast<std::size_t>(k)];
+            drawn(i, k) = in.z_score(set, u) * in.set_direction(set, u);
+        }
+    CHECK(sel.rows == exsal::cluster_order(drawn));
+    const double max_abs = exsal::signed_scale_limit(drawn);
+    for (Index i = 0; i < 5; ++i)
+        for (Index u = 0; u < units; ++u) {
+            const auto k = std::find(sel.columns.begin(), sel.columns.end(), u) - sel.columns.begin();
+            if (k == 3 || std::isnan(drawn(i, k))) CHECK(std::isnan(sel.scaled(i, u)));
+            else CHECK(sel.scaled(i, u) == doctest::Approx(std::clamp(drawn(i, k) / max_abs, -1.0, 1.0)));
+        }
+    const std::string s = read_text(dir / "signed_z.svg");
+    for (const char* u : {">unit_0</text>", ">unit_2</text>", ">unit_3</text>"}) CHECK(s.find(u) != std::string::npos);
+    for (const char* u : {">unit_1</text>", ">unit_4</text>"}) CHECK(s.find(u) == std::string::npos);
+    CHECK(s.find(">SET_4</text>") == std::string::npos);
+    CHECK(count(svg_group(s, "cells"), "<rect") == 15);
+    // Every shown cell: colour of z x direction on the figure's scale.
+    for (const Index set : rows)
+        for (const Index u : {Index{0}, Index{2}, Index{3}}) {
+            const double v = in.z_score(set, u) * in.set_direction(set, u);
+            const std::string colour =
+                std::isnan(v) ? "#d9d9d9" : exsal::blue_white_red(std::clamp(v / max_abs, -1.0, 1.0)).hex();
+            std::string tip = in.set_names[static_cast<std::size_t>(set)] + " / unit_" + std::to_string(u) + ": " +
+                              (std::isnan(v) ? "no value" : exsal::detail::with_minus_sign(exsal::detail::format_significant(v, 3)));
+            if (in.q_value(set, u) <= 0.05) tip += ", q \xE2\x89\xA4 0.05";
+            CAPTURE(tip);
+            CHECK(has_cell(s, colour, tip));
+        }
+    CHECK(count(svg_group(s, "marks"), "<circle") == 2);
+    CHECK(s.find("font-weight=\"bold\">SET_0</text>") != std::string::npos);
+    CHECK(s.find("font-weight=\"bold\">SET_1</text>") != std::string::npos); // planted
+    CHECK(s.find("font-weight=\"bold\">SET_5</text>") != std::string::npos);
+    CHECK(s.find("font-weight=\"bold\">SET_3</text>") == std::string::npos); // only an inactive unit
+    CHECK(s.find(">SET_3</text>") != std::string::npos);
+    CHECK(s.find("signed z-score (dot: q \xE2\x89\xA4 0.05)</text>") != std::string::npos);
+    CHECK(s.find(">red: the unit rises with the set&apos;s genes; blue: it falls</text>") != std::string::npos);
+    CHECK(s.find(">bold: planted set, or q \xE2\x89\xA4 0.05 in some active unit</text>") != std::string::npos);
+
+    // No active unit, no rows: a figure that says so.
+    const auto none = exsal::write_signed_z_heatmap((dir / "no_units.svg").string(), in, std::vector<bool>(5, false), rows);
+    CHECK(none.columns.empty());
+    CHECK(read_text(dir / "no_units.svg").find(">no active unit</text>") != std::string::npos);
+    exsal::write_signed_z_heatmap((dir / "no_sets.svg").string(), in, active, {});
+    CHECK(read_text(dir / "no_sets.svg").find(">no gene set</text>") != std::string::npos);
+
+    // Caller mistakes.
+    CHECK_THROWS_AS(exsal::write_signed_z_heatmap((dir / "x.svg").string(), in, {true, true}, rows), exsal::ArgumentError);
+    CHECK_THROWS_AS(exsal::write_signed_z_heatmap((dir / "x.svg").string(), in, active, {0, 6}), exsal::ArgumentError);
+    exsal::Interpretation old = in;
+    old.set_direction.resize(0, 0);
+    try {
+        exsal::write_signed_z_heatmap((dir / "x.svg").string(), old, active, rows);
+        FAIL("no exception");
+    } catch (const exsal::ArgumentError& e) {
+        CHECK(e.where() == "write_signed_z_heatmap");
+        CHECK(e.message().find("set_direction") != std::string::npos);
+    }
+    CHECK(file_names(dir) == std::set<std::string>{"signed_z.svg", "no_units.svg", "no_sets.svg"});
+    if (!have_xmllint()) {
+        MESSAGE("xmllint not found (Debian libxml2-utils): SVG well-formedness not checked");
+        return;
+    }
+    for (const char* f : {"signed_z.svg", "no_units.svg", "no_sets.svg"}) CHECK(xml_well_formed(dir / f));
+}
+
+TEST_CASE("group programmes figure: each group's top sets, ordered by the group where they rank best") {
+    const double nan = std::numeric_limits<double>::quiet_NaN();
+    const std::vector<std::string> groups = {"HSC", "MPP", "Ery"};
+    const std::vector<std::string> names = {"SET_0", "SET_1", "SET_2", "SET_3", "SET_4", "SET_5", "SET_6"};
+    exsal::MatrixD score(7, 3);
+    score << 3.0, -1.0, 0.5, //
+        2.0, 2.5, nan,       //
+        1.0, 4.0, -2.0,      //
+        -1.0, 1.0, 1.5,      //
+        nan, 0.2, 3.0,       //
+        0.5, -0.5, -0.1,     //
+        2.0, 0.0, 0.2;
+    // HSC ranks 0, 1, 6 (tie with 1: lower index first), 2, 5; MPP 2, 1, 3, 4; Ery 4, 3, 0, 6.
+    // Top 2: HSC {0, 1}, MPP {2, 1}, Ery {4, 3}; set 1 ranks 2nd in HSC and MPP: HSC (earlier).
+    CHECK(exsal::group_programme_rows(score, 2) == std::vector<Index>{0, 1, 2, 4, 3});
+    CHECK(exsal::group_programme_rows(score, 1) == std::vector<Index>{0, 2, 4});
+    CHECK(exsal::group_programme_rows(score, 10) == std::vector<Index>{0, 1, 6, 5, 2, 4, 3});
+    CHECK(exsal::group_programme_rows(-exsal::MatrixD::Ones(3, 2), 3).empty());
+    CHECK_THROWS_AS(exsal::group_programme_rows(score, 0), exsal::ArgumentError);
+
+    exsal::MatrixD q = exsal::MatrixD::Constant(7, 3, 0.5);
+    q(0, 0) = 0.001; // large dot
+    q(1, 1) = 0.03;  // small dot
+    q(3, 2) = 0.04;  // small dot
+    q(4, 2) = nan;
+    q(5, 0) = 0.001; // set 5 is not shown
+    const auto dir = fresh_dir("group_programmes");
+    exsal::write_group_programmes_figure((dir / "programmes.svg").string(), groups, names, score, q, 2);
+    const std::string s = read_text(dir / "programmes.svg");
+    for (const auto& g : groups) CHECK(s.find(">" + g + "</text>") != std::string::npos);
+    for (const char* n : {"SET_0", "SET_1", "SET_2", "SET_3", "SET_4"})
+        CHECK(s.find(">" + std::string(n) + "</text>") != std::string::npos);
+    for (const char* n : {"SET_5", "SET_6"}) CHECK(s.find(">" + std::string(n) + "</text>") == std::string::npos);
+    // Rows top to bottom 0, 1, 2, 4, 3; columns in the given order.
+    CHECK(s.find(">SET_0</text>") < s.find(">SET_1</text>"));
+    CHECK(s.find(">SET_2</text>") < s.find(">SET_4</text>"));
+    CHECK(s.find(">SET_4</text>") < s.find(">SET_3</text>"));
+    CHECK(s.find(">HSC</text>") < s.find(">MPP</text>"));
+    CHECK(s.find(">MPP</text>") < s.find(">Ery</text>"));
+    // Colours on the default scale of the shown scores.
+    const double m = exsal::signed_scale_limit(exsal::detail::select_rows(score, {0, 1, 2, 4, 3}));
+    CHECK(m > 3.0);
+    CHECK(m < 4.0);
+    CHECK(has_cell(s, "#b2182b", "SET_2 / MPP: 4")); // clipped
+    CHECK(has_cell(s, exsal::blue_white_red(-2.0 / m).hex(), "SET_2 / Ery: \xE2\x88\x92" "2"));
+    CHECK(has_cell(s, exsal::blue_white_red(3.0 / m).hex(), "SET_0 / HSC: 3, q \xE2\x89\xA4 0.01"));
+    CHECK(has_cell(s, "#d9d9d9", "SET_1 / Ery: no value"));
+    const std::string dots = svg_group(s, "marks");
+    CHECK(count(dots, "<circle") == 3);
+    CHECK(count(dots, "r=\"4.68\"") == 1); // q <= 0.01: 0.26 x 18
+    CHECK(count(dots, "r=\"2.7\"") == 2);  // q <= 0.05: 0.15 x 18
+    const std::string legend = svg_group(s, "legend");
+    CHECK(legend.find(">q \xE2\x89\xA4 0.05</text>") != std::string::npos);
+    CHECK(legend.find(">q \xE2\x89\xA4 0.01</text>") != std::string::npos);
+    CHECK(legend.find(">programme score (z vs label permutations)</text>") != std::string::npos);
+    CHECK(s.find(">Programmes that tell each group apart</text>") != std::string::npos);
+
+    // Empty input: no groups, or no positive score.
+    exsal::write_group_programmes_figure((dir / "no_groups.svg").string(), {}, names, exsal::MatrixD(7, 0),
+                                         exsal::MatrixD(7, 0));
+    CHECK(read_text(dir / "no_groups.svg").find(">no groups to compare</text>") != std::string::npos);
+    exsal::write_group_programmes_figure((dir / "nothing.svg").string(), {}, {}, exsal::MatrixD(0, 0), exsal::MatrixD(0, 0));
+    exsal::write_group_programmes_figure((dir / "no_positive.svg").string(), groups, names, -score.cwiseAbs(), q);
+    CHECK(read_text(dir / "no_positive.svg").find(">no set with a positive score in any group</text>") != std::string::npos);
+
+    // Caller mistakes.
+    const std::string x = (dir / "x.svg").string();
+    CHECK_THROWS_AS(exsal::write_group_programmes_figure(x, {"HSC", "MPP"}, names, score, q), exsal::ArgumentError);
+    CHECK_THROWS_AS(exsal::write_group_programmes_figure(x, groups, {"SET_0"}, score, q), exsal::ArgumentError);
+    CHECK_THROWS_AS(exsal::write_group_programmes_figure(x, groups, names, score, q.leftCols(2)), exsal::ArgumentError);
+    CHECK_THROWS_AS(exsal::write_group_programmes_figure(x, groups, names, score, q, 0), exsal::ArgumentError);
+    CHECK(file_names(dir) == std::set<std::string>{"programmes.svg", "no_groups.svg", "nothing.svg", "no_positive.svg"});
+    if (!have_xmllint()) {
+        MESSAGE("xmllint not found (Debian libxml2-utils): SVG well-formedness not checked");
+        return;
+    }
+    for (const char* f : {"programmes.svg", "no_groups.svg", "nothing.svg", "no_positive.svg"})
+        CHECK(xml_well_formed(dir / f));
 }

@@ -4,13 +4,13 @@
 // Umbrella header of the interpretation and its entry point, interpret(): saliency of every
 // representation unit for every cell (streamed in blocks), gene-set impacts over all cells and
 // per group, the significance of each set for each unit against random size-matched gene sets,
-// and Benjamini-Hochberg q-values over all sets x units.
+// and Benjamini-Hochberg q-values per unit (over the sets of one unit).
 //
 //   usable sets    usable_gene_sets(sets, genes, min_genes)                (gene_set_impact.hpp)
 //   impacts        gene_set_impact(model, input, rows, groups, ...)       (one streaming pass)
 //   significance   gene_set_significance(gene_saliency, rows, ...)        (statistics.hpp), random
 //                  sets matched in size and in expression (bins of the mean input over the cells)
-//   q-values       benjamini_hochberg(p) over all sets x units
+//   q-values       benjamini_hochberg_per_column(p): one family per unit
 //   pairs          impact_in_group of the two named groups
 
 #include "exsal/core/error.hpp"
@@ -25,6 +25,7 @@
 #include "exsal/nn/autoencoder.hpp"
 
 #include <algorithm>
+#include <limits>
 #include <string>
 #include <unordered_map>
 #include <vector>
@@ -67,7 +68,37 @@ inline void check_interpret_arguments(Index model_genes, Index rows, Index cols,
     }
 }
 
+// +1 / -1 per set and unit: the sign of the lower median over the set's genes of the mean signed
+// saliency (does the unit rise or fall with the set's genes, for most of them).
+inline MatrixD set_direction(const MatrixD& signed_saliency, const std::vector<std::vector<Index>>& set_rows) {
+    MatrixD d(static_cast<Index>(set_rows.size()), signed_saliency.cols());
+    std::vector<double> buf;
+    for (std::size_t s = 0; s < set_rows.size(); ++s)
+        for (Index u = 0; u < signed_saliency.cols(); ++u) {
+            buf.clear();
+            for (Index r : set_rows[s]) buf.push_back(signed_saliency(r, u));
+            d(static_cast<Index>(s), u) = lower_median(buf.data(), static_cast<Index>(buf.size())) >= 0.0 ? 1.0 : -1.0;
+        }
+    return d;
+}
+
 } // namespace detail
+
+// Leaves the units that `tested` marks false out of the significance tests: their z-scores and
+// p-values become NaN and the q-values of each unit are recomputed (a unit's family is its sets).
+inline void restrict_tests_to_units(Interpretation& in, const std::vector<bool>& tested) {
+    if (static_cast<Index>(tested.size()) != in.p_value.cols())
+        throw ArgumentError("exsal::restrict_tests_to_units", std::to_string(tested.size()) + " flags for " +
+                                                                  std::to_string(in.p_value.cols()) + " units");
+    const double nan = std::numeric_limits<double>::quiet_NaN();
+    for (Index u = 0; u < in.p_value.cols(); ++u)
+        if (!tested[static_cast<std::size_t>(u)]) {
+            in.z_score.col(u).setConstant(nan);
+            in.p_value.col(u).setConstant(nan);
+        }
+    in.q_value = benjamini_hochberg_per_column(in.p_value);
+    in.unit_tested = tested;
+}
 
 // Interprets the representation units of `model` on cells `input` (the network input, i.e.
 // transformed, genes x cells, rows named by `genes` in model order), with group labels
@@ -124,8 +155,10 @@ Interpretation interpret(const Autoencoder<Scalar>& model, const detail::InputRe
     out.impact = std::move(gi.impact);
     out.z_score = std::move(sig.z_score);
     out.p_value = std::move(sig.p_value);
-    out.q_value = benjamini_hochberg(out.p_value);
+    out.q_value = benjamini_hochberg_per_column(out.p_value); // one family per unit
     out.set_score = std::move(sig.statistic);
+    out.set_direction = detail::set_direction(gi.gene_saliency_signed, usable.rows);
+    out.unit_tested.assign(static_cast<std::size_t>(model.units()), true);
     out.gene_saliency = gi.gene_saliency.cast<float>();
     out.gene_saliency_signed = gi.gene_saliency_signed.cast<float>();
     out.groups = labels.names;

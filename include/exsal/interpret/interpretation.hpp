@@ -48,7 +48,7 @@ struct Interpretation {
     std::vector<Index> genes_in_set, genes_found;               // per usable set
     std::vector<std::pair<std::string, Index>> skipped_sets;    // (name, genes found) below min_genes
     MatrixD impact;                         // sets x units, over all cells (reference statistic)
-    MatrixD z_score, p_value, q_value;      // sets x units (q: Benjamini-Hochberg over all sets x units)
+    MatrixD z_score, p_value, q_value;      // sets x units (q: Benjamini-Hochberg per unit, over its sets)
     MatrixF gene_saliency;                  // genes x units, mean |saliency| over all cells
     std::vector<std::string> groups;        // distinct group labels, sorted; empty when no labels
     std::vector<MatrixD> impact_in_group;   // per group: sets x units
@@ -61,6 +61,8 @@ struct Interpretation {
     Index cells = 0;                        // cells interpreted
     NullMethod null_method = NullMethod::exact; // the null actually used
     Index expression_bins = 1;              // expression bins actually used (1 = none)
+    MatrixD set_direction; // sets x units, +1/-1: sign of the lower median over S's genes of the mean signed saliency
+    std::vector<bool> unit_tested;          // per unit: false for units left out of the tests (inactive)
 };
 
 } // namespace exsal

@@ -108,6 +108,18 @@ inline std::vector<double> benjamini_hochberg(const std::vector<double>& p) {
     return q;
 }
 
+// Each column of a matrix (e.g. sets x units) as its own family: q-values per unit, as GSEA
+// corrects per ranked list.
+inline MatrixD benjamini_hochberg_per_column(const MatrixD& p) {
+    MatrixD q(p.rows(), p.cols());
+    for (Index j = 0; j < p.cols(); ++j) {
+        const std::vector<double> col(p.col(j).data(), p.col(j).data() + p.rows());
+        const std::vector<double> qc = benjamini_hochberg(col);
+        q.col(j) = Eigen::Map<const VectorD>(qc.data(), p.rows());
+    }
+    return q;
+}
+
 // The same over all entries of a matrix (e.g. sets x units): one family.
 inline MatrixD benjamini_hochberg(const MatrixD& p) {
     const std::vector<double> flat(p.data(), p.data() + p.size());

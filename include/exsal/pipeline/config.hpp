@@ -47,9 +47,12 @@ struct PipelineConfig {
     int epochs = 0;                       // --epochs: at most this many; 0 = default_epochs()
     Index batch = 128;                    // --batch: cells per mini-batch
     InputTransform input_transform = InputTransform::minmax; // --input-transform (per gene to [0, 1] on the training cells)
+    bool input_centring = true;           // --input-centring on|off: subtract each gene's mean input over the training cells
     double validation_fraction = 0.05;    // --validation-fraction: held-out cells for early stopping
     int validate_every = 10;              // --validate-every: epochs between validation checks
     int patience = 5;                     // --patience: checks without improvement before stopping (0 = never)
+    Index min_validation_cells = 50;      // --min-validation-cells: fewer held-out cells: no early stopping, last epoch kept
+    Index ensemble = 1;                   // --ensemble: models trained from derived seeds; consensus programmes
 
     // Interpretation.
     SaliencyKind saliency = SaliencyKind::guided;           // --saliency
@@ -59,6 +62,9 @@ struct PipelineConfig {
     Index expression_bins = 20;           // --expression-bins: random sets match the set's expression (1 = size only)
     std::vector<std::pair<std::string, std::string>> compare; // --compare A:B (repeatable)
     Index heatmap_sets = 60;              // --heatmap-sets: at most this many sets in the heatmaps
+    std::string heatmap_values = "z";     // --heatmap-values: z (signed z-scores, clustered) or impact (the reference's)
+    double activity_floor = 0.01;         // --activity-floor: units with SD <= this x the largest unit SD are inactive
+    Index label_permutations = 1000;      // --label-permutations: group-label permutations of the programme test
 
     // Run.
     std::string out = "exsal-out";        // --out: output folder
@@ -115,6 +121,19 @@ struct PipelineConfig {
         if (null_method == NullMethod::exact && aggregator == ImpactAggregator::mean)
             throw ArgumentError("--null", "exact needs --aggregator median (use --null monte-carlo with mean)");
         positive("--heatmap-sets", heatmap_sets);
+        if (heatmap_values != "z" && heatmap_values != "impact")
+            throw ArgumentError("--heatmap-values", "must be z or impact, got '" + heatmap_values + "'");
+        if (!(activity_floor >= 0.0 && activity_floor < 1.0))
+            throw ArgumentError("--activity-floor", "must be in [0, 1), got " + format_value(activity_floor));
+        if (label_permutations < 19)
+            throw ArgumentError("--label-permutations", "must be at least 19 (p-values reach 0.05), got " +
+                                                            std::to_string(label_permutations));
+        if (min_validation_cells < 0)
+            throw ArgumentError("--min-validation-cells", "must be >= 0, got " + std::to_string(min_validation_cells));
+        if (ensemble < 1 || ensemble > 100)
+            throw ArgumentError("--ensemble", "must be a count from 1 to 100, got " + std::to_string(ensemble));
+        if (ensemble > 1 && projecting())
+            throw ArgumentError("--ensemble", "trains models; it does not apply with --model-in");
         for (const auto& [a, b] : compare) {
             if (a.empty() || b.empty()) throw ArgumentError("--compare", "expects A:B with two group labels");
             if (a == b) throw ArgumentError("--compare", a + ":" + b + " names the same group twice");
@@ -152,9 +171,12 @@ struct PipelineConfig {
         j["epochs"] = max_epochs();
         j["batch"] = batch;
         j["input_transform"] = transform_option_name(input_transform);
+        j["input_centring"] = input_centring ? "on" : "off";
         j["validation_fraction"] = validation_fraction;
         j["validate_every"] = validate_every;
         j["patience"] = patience;
+        j["min_validation_cells"] = min_validation_cells;
+        j["ensemble"] = ensemble;
         j["saliency"] = to_string(saliency);
         j["aggregator"] = to_string(aggregator);
         j["null"] = null_option_name(null_method);
@@ -164,6 +186,9 @@ struct PipelineConfig {
         for (const auto& [a, b] : compare) pairs.push_back(a + ":" + b);
         j["compare"] = std::move(pairs);
         j["heatmap_sets"] = heatmap_sets;
+        j["heatmap_values"] = heatmap_values;
+        j["activity_floor"] = activity_floor;
+        j["label_permutations"] = label_permutations;
         j["out"] = out;
         j["force"] = force;
         j["seed"] = seed;

@@ -106,15 +106,29 @@ public:
     OutputFolder& operator=(const OutputFolder&) = delete;
     ~OutputFolder() { discard(); }
 
-    // Where to write the output file `name` (a plain file name) now; records the name. Throws
-    // ArgumentError for names with a path separator, "", "." or "..", or a name used twice.
+    // Where to write the output file `name` now; records the name. `name` is a file name or a
+    // relative path inside the folder ("models/model_2/units.csv"; its folders are created).
+    // Throws ArgumentError for "", an absolute path, a part that is empty, "." or "..", or a name
+    // used twice.
     std::string file(const std::string& name) {
-        if (name.empty() || name == "." || name == ".." || name.find('/') != std::string::npos)
-            throw ArgumentError("OutputFolder::file", "'" + name + "' is not a plain file name");
+        bool plain = !name.empty() && name.front() != '/' && name.back() != '/';
+        for (std::size_t start = 0; plain && start <= name.size();) {
+            const std::size_t end = std::min(name.find('/', start), name.size());
+            const std::string part = name.substr(start, end - start);
+            plain = !part.empty() && part != "." && part != "..";
+            start = end + 1;
+        }
+        if (!plain) throw ArgumentError("OutputFolder::file", "'" + name + "' is not a file name inside the folder");
         for (const auto& f : m_files)
             if (f == name) throw ArgumentError("OutputFolder::file", "the file name '" + name + "' is used twice");
+        const std::filesystem::path path = m_staging / name;
+        if (name.find('/') != std::string::npos) {
+            std::error_code ec;
+            std::filesystem::create_directories(path.parent_path(), ec);
+            if (ec) throw FileError(path.parent_path().string(), "cannot create the folder: " + ec.message());
+        }
         m_files.push_back(name);
-        return (m_staging / name).string();
+        return path.string();
     }
     // The final path of `name` inside the target folder (for messages and input checks).
     std::string final_path(const std::string& name) const { return (m_target / name).string(); }
@@ -144,6 +158,7 @@ public:
             }
         } else {
             for (const auto& name : m_files) {
+                if (name.find('/') != std::string::npos) fs::create_directories((m_target / name).parent_path(), ec);
                 fs::rename(m_staging / name, m_target / name, ec);
                 if (ec) throw FileError((m_target / name).string(), "cannot move the file into place: " + ec.message());
             }

@@ -14,6 +14,18 @@
 //   group_gene_sets.csv  group,unit,gene_set,impact_in_group,impact_in_rest,difference
 //                        difference = impact_in_group - impact_in_rest; pairs as above
 //   gene_saliency.csv    unit,gene,mean_abs_saliency                    genes in model order
+//   units.csv            unit,active,activation_mean,activation_sd,activation_min,activation_max,
+//                        fraction_on,best_gene_set,best_q_value          one row per unit
+//   group_programmes.csv group,gene_set,direction,score,p_value,q_value,rank,units,z_score,
+//                        input_difference,competitive_z,competitive_p (score T(S), its z against
+//                        the label permutations, the in - out mean input over S, and T against
+//                        random sets of the same size: programmes.hpp)
+//                        per comparison (groups, then pairs A_vs_B): the ranked sets higher in
+//                        the group, then the ranked lower ones, then the sets without a rank (NA:
+//                        they do not stand out from random sets); units = the units carrying the
+//                        set ("unit_3;unit_7")
+//   group_programmes_consensus.csv  group,gene_set,direction,mean_rank,top5_fraction,p_value,
+//                        q_value,rank                                    with --ensemble K > 1
 // Cells without group labels leave the group column of representation.csv empty, and the two
 // group tables hold only their header.
 
@@ -21,8 +33,12 @@
 #include "exsal/core/types.hpp"
 #include "exsal/interpret/groups.hpp"
 #include "exsal/interpret/interpretation.hpp"
+#include "exsal/interpret/programmes.hpp"
 #include "exsal/report/csv_table.hpp"
 
+#include <algorithm>
+#include <cmath>
+#include <limits>
 #include <string>
 #include <vector>
 
@@ -109,6 +125,82 @@ inline CsvTable gene_saliency_table(const Interpretation& in, const std::vector<
     for (Index u = 0; u < in.gene_saliency.cols(); ++u)
         for (Index g = 0; g < in.gene_saliency.rows(); ++g)
             table.add_row({unit_label(u), genes[static_cast<std::size_t>(g)], in.gene_saliency(g, u)});
+    return table;
+}
+
+// units.csv: activation statistics, the active call and, for active units, the set with the
+// smallest q-value (ties: larger z) and that q-value.
+inline CsvTable units_table(const UnitActivity& a, const Interpretation& in) {
+    CsvTable table("units", {"unit", "active", "activation_mean", "activation_sd", "activation_min", "activation_max",
+                             "fraction_on", "best_gene_set", "best_q_value"});
+    const double nan = std::numeric_limits<double>::quiet_NaN();
+    for (Index u = 0; u < a.mean.size(); ++u) {
+        Index best = -1;
+        for (Index s = 0; s < in.q_value.rows(); ++s) {
+            if (std::isnan(in.q_value(s, u))) continue;
+            if (best < 0 || in.q_value(s, u) < in.q_value(best, u) ||
+                (in.q_value(s, u) == in.q_value(best, u) && in.z_score(s, u) > in.z_score(best, u)))
+                best = s;
+        }
+        const bool active = a.active[static_cast<std::size_t>(u)];
+        table.add_row({unit_label(u), active, a.mean(u), a.sd(u), a.min(u), a.max(u),
+                       a.fraction_on(u), best >= 0 ? in.set_names[static_cast<std::size_t>(best)] : std::string(),
+                       best >= 0 ? in.q_value(best, u) : nan});
+    }
+    return table;
+}
+
+namespace detail {
+// A rank, or NA for 0 (not ranked).
+inline CsvField rank_field(Index rank) { return rank > 0 ? CsvField(rank) : CsvField(std::numeric_limits<double>::quiet_NaN()); }
+
+// Sets of one comparison in output order: higher by rank, then lower by rank, unranked sets last
+// (collection order).
+template <typename Direction, typename Rank>
+std::vector<Index> programme_row_order(const Direction& direction, const Rank& rank) {
+    std::vector<Index> order(direction.size());
+    for (std::size_t i = 0; i < order.size(); ++i) order[i] = static_cast<Index>(i);
+    std::stable_sort(order.begin(), order.end(), [&](Index x, Index y) {
+        const auto dx = direction[static_cast<std::size_t>(x)], dy = direction[static_cast<std::size_t>(y)];
+        const auto rx = rank[static_cast<std::size_t>(x)], ry = rank[static_cast<std::size_t>(y)];
+        if ((rx > 0) != (ry > 0)) return rx > 0;
+        if (dx != dy) return dx == ProgrammeDirection::higher;
+        return rx < ry;
+    });
+    return order;
+}
+} // namespace detail
+
+// group_programmes.csv; `set_names` names the sets of the analysis (the usable sets).
+inline CsvTable group_programmes_table(const ProgrammeAnalysis& a, const std::vector<std::string>& set_names) {
+    CsvTable table("group_programmes", {"group", "gene_set", "direction", "score", "p_value", "q_value", "rank", "units",
+                                        "z_score", "input_difference", "competitive_z", "competitive_p"});
+    for (const auto& g : a.comparisons) {
+        if (static_cast<std::size_t>(g.score.size()) != set_names.size())
+            throw ArgumentError("exsal::group_programmes_table", std::to_string(set_names.size()) + " set names for " +
+                                                                     std::to_string(g.score.size()) + " sets");
+        for (Index s : detail::programme_row_order(g.direction, g.rank)) {
+            const auto i = static_cast<std::size_t>(s);
+            std::string units;
+            for (Index u : g.units[i]) units += (units.empty() ? "" : ";") + unit_label(u);
+            table.add_row({g.group, set_names[i], std::string(to_string(g.direction[i])), g.score(s), g.p_value(s),
+                           g.q_value(s), detail::rank_field(g.rank[i]), units, g.z_score(s), g.input_difference(s),
+                           g.competitive_z(s), g.competitive_p(s)});
+        }
+    }
+    return table;
+}
+
+// group_programmes_consensus.csv (see consensus_programmes).
+inline CsvTable consensus_programmes_table(const std::vector<ConsensusProgrammes>& c, const std::vector<std::string>& set_names) {
+    CsvTable table("group_programmes_consensus",
+                   {"group", "gene_set", "direction", "mean_rank", "top5_fraction", "p_value", "q_value", "rank"});
+    for (const auto& g : c)
+        for (Index s : detail::programme_row_order(g.direction, g.rank)) {
+            const auto i = static_cast<std::size_t>(s);
+            table.add_row({g.group, set_names.at(i), std::string(to_string(g.direction[i])), g.mean_rank(s),
+                           g.top5_fraction(s), g.p_value(s), g.q_value(s), detail::rank_field(g.rank[i])});
+        }
     return table;
 }
 

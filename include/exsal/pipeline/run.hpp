@@ -58,6 +58,15 @@ struct PlantedRecovery {
     double correlation = std::numeric_limits<double>::quiet_NaN(); // Pearson r of that unit with the planted activity
 };
 
+// One further model of an ensemble (model 1 is the run's own).
+struct EnsembleMember {
+    Index model = 0;            // 2 .. K
+    std::uint64_t seed = 0;     // its --seed
+    int epochs_run = 0;
+    double final_orthogonality_error = 0.0;
+    Index active_units = 0;
+};
+
 struct PipelineResult {
     std::string out;                 // the output folder
     std::vector<std::string> files;  // files written, in order
@@ -67,7 +76,12 @@ struct PipelineResult {
     TrainHistory history;            // empty with --model-in
     int max_epochs = 0;
     Interpretation interpretation;
-    std::vector<UnitGroupStats> group_stats;
+    std::vector<UnitGroupStats> group_stats; // effect sizes NaN for inactive units
+    UnitActivity activity;                   // which units are active (only those are tested)
+    ProgrammeAnalysis programmes;            // group programmes of the run's model
+    std::vector<ConsensusProgrammes> consensus; // --ensemble K > 1: over the K models
+    std::vector<EnsembleMember> ensemble;    // --ensemble K > 1: models 2 .. K
+    bool early_stopping = true;              // false: too few validation cells (--min-validation-cells)
     std::vector<PlantedRecovery> planted;
     std::vector<std::pair<std::string, double>> timings; // stage, seconds
 };
@@ -105,7 +119,9 @@ inline void check_inputs_not_overwritten(const PipelineConfig& c, const OutputFo
 inline std::vector<std::string> fixed_output_names(const PipelineConfig& c) {
     std::vector<std::string> n = {"representation.csv", "unit_gene_sets.csv", "group_units.csv", "group_gene_sets.csv",
                                   "gene_saliency.csv",  "heatmap.svg",        "representation_map.svg", "model.exsal",
-                                  "run.json"};
+                                  "run.json",           "units.csv",          "group_programmes.csv",
+                                  "group_programmes.svg"};
+    if (c.ensemble > 1) n.push_back("group_programmes_consensus.csv");
     if (c.builtin_data()) {
         n.push_back("synthetic_gene_sets.gmt");
         n.push_back("simulated_expression.csv.gz");
@@ -143,9 +159,38 @@ inline JsonValue model_json(const FittedModel& f) {
     m["activations"] = std::move(acts);
     m["parameters"] = static_cast<Index>(f.model.parameters().size());
     m["input_transform"] = PipelineConfig::transform_option_name(f.preprocessor.input_transform());
+    m["input_centred"] = f.preprocessor.centre().size() > 0;
     m["filter_threshold"] = f.preprocessor.filter_threshold();
     m["gene_sets_label"] = f.preprocessor.gene_sets();
     return m;
+}
+
+// group_programmes.svg: groups (and pairs) x their top sets, coloured by score relative to the
+// group's largest |score| (negative for sets lower in the group), marked by q; the consensus of an
+// ensemble when there is one.
+inline void write_programmes_figure(const std::string& path, const ProgrammeAnalysis& a,
+                                    const std::vector<ConsensusProgrammes>& consensus,
+                                    const std::vector<std::string>& set_names) {
+    const Index S = static_cast<Index>(set_names.size());
+    const Index n = static_cast<Index>(consensus.empty() ? a.comparisons.size() : consensus.size());
+    std::vector<std::string> groups;
+    MatrixD score(S, n), q(S, n);
+    for (Index g = 0; g < n; ++g) {
+        const auto k = static_cast<std::size_t>(g);
+        const auto& dir = consensus.empty() ? a.comparisons[k].direction : consensus[k].direction;
+        const VectorD& sc = consensus.empty() ? a.comparisons[k].score : consensus[k].mean_score;
+        groups.push_back(consensus.empty() ? a.comparisons[k].group : consensus[k].group);
+        const auto& rank = consensus.empty() ? a.comparisons[k].rank : consensus[k].rank;
+        for (Index s = 0; s < S; ++s) // unranked sets (they do not stand out from random sets): no value
+            score(s, g) = rank[static_cast<std::size_t>(s)] == 0 ? std::numeric_limits<double>::quiet_NaN()
+                          : dir[static_cast<std::size_t>(s)] == ProgrammeDirection::higher ? sc(s) : -std::abs(sc(s));
+        q.col(g) = consensus.empty() ? a.comparisons[k].q_value : consensus[k].q_value;
+        double largest = 0.0; // scores are T, on each comparison's own scale
+        for (Index s = 0; s < S; ++s)
+            if (std::isfinite(score(s, g))) largest = std::max(largest, std::abs(score(s, g)));
+        if (largest > 0.0) score.col(g) /= largest;
+    }
+    write_group_programmes_figure(path, groups, set_names, score, q, 3);
 }
 
 // Last finite value of v, NaN if none.
@@ -208,6 +253,10 @@ inline PipelineResult run_pipeline(const PipelineConfig& c, const PipelineObserv
         r.history = trained->history;
         r.max_epochs = trained->max_epochs;
         stage_done("preprocess_and_train");
+        r.early_stopping = trained->early_stopping;
+        if (!trained->early_stopping)
+            note("only " + std::to_string(trained->report.cells_validation) + " validation cells (fewer than --min-validation-cells " +
+                 std::to_string(c.min_validation_cells) + "): no early stopping, the last epoch's model is kept");
     }
     r.genes_model = fitted->model.n_genes();
     r.units = fitted->model.units();
@@ -227,12 +276,21 @@ inline PipelineResult run_pipeline(const PipelineConfig& c, const PipelineObserv
     stage_done("project");
 
     stage("interpret");
-    r.interpretation = interpret_cells(c, *fitted, projection, data.expression.groups, data.gene_sets, observer.on_cells);
+    {
+        Explanation e = explain_cells(c, *fitted, projection, data.expression.groups, data.gene_sets, observer.on_cells);
+        r.interpretation = std::move(e.interpretation);
+        r.activity = std::move(e.activity);
+        r.group_stats = std::move(e.group_stats);
+        r.programmes = std::move(e.programmes);
+    }
     const Interpretation& in = r.interpretation;
     if (!in.skipped_sets.empty())
         note(std::to_string(in.skipped_sets.size()) + " of " + std::to_string(data.gene_sets.size()) +
              " gene sets have fewer than " + std::to_string(c.min_genes) + " genes in the model and were skipped");
-    r.group_stats = compare_groups(c, projection.representation, data.expression.groups);
+    if (r.activity.n_active() < r.units)
+        note(std::to_string(r.units - r.activity.n_active()) + " of " + std::to_string(r.units) +
+             " units are inactive (SD over the cells at most " + detail::format_shortest(c.activity_floor) +
+             " x the largest unit's) and are left out of the tests and summaries");
     stage_done("interpret");
 
     // Planted programmes (built-in data, or any sets described "planted").
@@ -255,21 +313,48 @@ inline PipelineResult run_pipeline(const PipelineConfig& c, const PipelineObserv
         r.planted.push_back(p);
     }
 
-    stage("write outputs");
     std::vector<std::string> written;
     const auto out_file = [&](const std::string& name) {
         written.push_back(name);
         return folder.file(name);
     };
+    if (c.ensemble > 1) {
+        std::vector<ProgrammeAnalysis> models{r.programmes};
+        for (Index k = 2; k <= c.ensemble; ++k) {
+            stage("ensemble model " + std::to_string(k) + " of " + std::to_string(c.ensemble));
+            const PipelineConfig ck = ensemble_member_config(c, k);
+            const TrainedModel t = fit_pipeline_model(ck, data.expression, data.gene_sets, observer.on_epoch);
+            const Projection pk = project_cells(t.fitted, data.expression);
+            Explanation e = explain_cells(ck, t.fitted, pk, data.expression.groups, data.gene_sets, observer.on_cells);
+            const std::string dir = "models/model_" + std::to_string(k) + "/";
+            units_table(e.activity, e.interpretation).write(out_file(dir + "units.csv"));
+            unit_gene_sets_table(e.interpretation).write(out_file(dir + "unit_gene_sets.csv"));
+            group_programmes_table(e.programmes, e.interpretation.set_names).write(out_file(dir + "group_programmes.csv"));
+            r.ensemble.push_back({k, ck.seed, t.history.epochs_run,
+                                  t.history.orthogonality_error.empty() ? 0.0 : t.history.orthogonality_error.back(),
+                                  e.activity.n_active()});
+            models.push_back(std::move(e.programmes));
+            stage_done("ensemble_model_" + std::to_string(k));
+        }
+        r.consensus = consensus_programmes(models);
+    }
+
+    stage("write outputs");
+    if (c.ensemble > 1) consensus_programmes_table(r.consensus, in.set_names).write(out_file("group_programmes_consensus.csv"));
     representation_table(data.expression.cells, data.expression.groups, projection.representation)
         .write(out_file("representation.csv"));
     unit_gene_sets_table(in).write(out_file("unit_gene_sets.csv"));
     group_units_table(r.group_stats).write(out_file("group_units.csv"));
     group_gene_sets_table(in).write(out_file("group_gene_sets.csv"));
     gene_saliency_table(in, fitted->preprocessor.genes()).write(out_file("gene_saliency.csv"));
+    units_table(r.activity, in).write(out_file("units.csv"));
+    group_programmes_table(r.programmes, in.set_names).write(out_file("group_programmes.csv"));
+    detail::write_programmes_figure(out_file("group_programmes.svg"), r.programmes, r.consensus, in.set_names);
 
     const std::vector<Index> rows = heatmap_sets(in, c.heatmap_sets);
-    const HeatmapSelection shown = write_impact_heatmap(out_file("heatmap.svg"), in, rows);
+    const HeatmapSelection shown = c.heatmap_values == "z"
+                                       ? write_signed_z_heatmap(out_file("heatmap.svg"), in, r.activity.active, rows)
+                                       : write_impact_heatmap(out_file("heatmap.svg"), in, rows);
     std::set<std::string> taken = {"heatmap.svg"};
     JsonValue figures = JsonValue::object();
     figures["heatmap.svg"] = "all cells";
@@ -378,6 +463,7 @@ inline PipelineResult run_pipeline(const PipelineConfig& c, const PipelineObserv
         t["max_epochs"] = trained->max_epochs;
         t["epochs_run"] = h.epochs_run;
         t["stopped_early"] = h.stopped_early;
+        t["early_stopping"] = trained->early_stopping;
         t["best_epoch"] = h.best_epoch >= 0 ? JsonValue(h.best_epoch + 1) : JsonValue();
         t["best_validation_loss"] = h.best_validation_loss;
         t["final_train_loss"] = h.train_loss.empty() ? JsonValue() : JsonValue(h.train_loss.back());
@@ -406,6 +492,38 @@ inline PipelineResult run_pipeline(const PipelineConfig& c, const PipelineObserv
         planted.push_back(std::move(x));
     }
     ij["planted_programmes"] = std::move(planted);
+    JsonValue families = JsonValue::object();
+    families["unit_gene_sets"] = "per unit: Benjamini-Hochberg over the usable sets of one active unit";
+    families["group_programmes"] = "per comparison: Benjamini-Hochberg over the usable sets of one group (or pair)";
+    ij["multiple_testing_families"] = std::move(families);
+    JsonValue units = JsonValue::object();
+    units["rule"] = "active when the SD of the unit's activation over the cells exceeds activity_floor x the largest unit SD";
+    units["activity_floor"] = c.activity_floor;
+    units["floor_sd"] = r.activity.floor;
+    units["active"] = r.activity.n_active();
+    units["inactive"] = r.units - r.activity.n_active();
+    ij["units"] = std::move(units);
+    JsonValue pj = JsonValue::object();
+    pj["statistic"] = "T(S) = sum over active units of w_u D(u, S); w_u = Cohen's d of the unit between the group and the "
+                      "rest, D(u, S) = group minus rest mean of gradient x (input - mean input) over S's genes";
+    pj["null"] = "group labels permuted among the comparison's cells";
+    pj["label_permutations"] = r.programmes.permutations;
+    pj["comparisons"] = static_cast<Index>(r.programmes.comparisons.size());
+    ij["programmes"] = std::move(pj);
+    if (c.ensemble > 1) {
+        JsonValue e = JsonValue::array();
+        for (const auto& m : r.ensemble) {
+            JsonValue x = JsonValue::object();
+            x["model"] = m.model;
+            x["seed"] = m.seed;
+            x["epochs_run"] = m.epochs_run;
+            x["final_orthogonality_error"] = m.final_orthogonality_error;
+            x["active_units"] = m.active_units;
+            e.push_back(std::move(x));
+        }
+        ij["ensemble_models"] = std::move(e);
+        ij["consensus_p_value"] = "Cauchy combination of the models' p-values";
+    }
     run["interpretation"] = std::move(ij);
     run["figures"] = std::move(figures);
 

@@ -9,9 +9,13 @@
 //   load_fitted_model    a model file written by save_fitted_model (model + preprocessing)
 //   project_cells        any cells through the stored preprocessing and the encoder
 //   interpret_cells      saliency, gene-set impacts and statistics for projected cells
+//   explain_cells        interpret_cells, then which units are active (only those are tested),
+//                        the groups' unit activity and the group programmes (programmes.hpp)
 // Seeds: one base seed; every random stage draws from its own stream derive_seed(seed, k):
 // k = 1 simulation, 2 train/validation split, 3 initial weights, 4 batch order, 5 the
-// Monte Carlo null. The same seed and thread count give the same results bit for bit.
+// Monte Carlo null, 6 the label permutations of the programmes, 7 the seeds of the further
+// models of an ensemble (model k >= 2 runs with seed derive_seed(derive_seed(seed, 7), k)).
+// The same seed and thread count give the same results bit for bit.
 
 #include "exsal/core/error.hpp"
 #include "exsal/core/random.hpp"
@@ -19,6 +23,7 @@
 #include "exsal/data/preprocess.hpp"
 #include "exsal/data/simulator.hpp"
 #include "exsal/interpret/interpret.hpp"
+#include "exsal/interpret/programmes.hpp"
 #include "exsal/io/expression_reader.hpp"
 #include "exsal/io/gmt.hpp"
 #include "exsal/nn/nn.hpp"
@@ -26,6 +31,7 @@
 
 #include <algorithm>
 #include <functional>
+#include <limits>
 #include <string>
 #include <utility>
 #include <vector>
@@ -33,7 +39,7 @@
 namespace exsal {
 
 // Stream numbers of derive_seed(config.seed, k) (see the top of this header).
-enum class PipelineSeed : std::uint64_t { simulation = 1, split = 2, weights = 3, batches = 4, null = 5 };
+enum class PipelineSeed : std::uint64_t { simulation = 1, split = 2, weights = 3, batches = 4, null = 5, programmes = 6, ensemble = 7 };
 
 inline std::uint64_t pipeline_seed(const PipelineConfig& c, PipelineSeed stream) {
     return derive_seed(c.seed, static_cast<std::uint64_t>(stream));
@@ -135,7 +141,16 @@ struct TrainedModel {
     PreprocessReport report; // what each preprocessing step did
     TrainHistory history;    // per-epoch losses
     int max_epochs = 0;
+    bool early_stopping = true; // false: fewer validation cells than --min-validation-cells
 };
+
+// The configuration of model k (1-based) of an ensemble: model 1 is the run's own; the others
+// differ only in their seed, derive_seed(derive_seed(seed, 7), k), so every random step differs.
+inline PipelineConfig ensemble_member_config(const PipelineConfig& c, Index k) {
+    PipelineConfig m = c;
+    if (k > 1) m.seed = derive_seed(pipeline_seed(c, PipelineSeed::ensemble), static_cast<std::uint64_t>(k));
+    return m;
+}
 
 // The autoencoder configuration of a run: G -> hidden -> units -> hidden -> G.
 inline AutoencoderConfig pipeline_architecture(const PipelineConfig& c, Index n_genes) {
@@ -170,6 +185,7 @@ inline TrainedModel fit_pipeline_model(const PipelineConfig& c, const Expression
     po.filter = true;
     po.filter_threshold = static_cast<float>(c.min_gene_max);
     po.transform = c.input_transform;
+    po.centre = c.input_centring;
     po.gene_sets_label = c.gene_sets.empty() ? std::string("built-in simulated gene sets") : c.gene_sets;
     PreparedData prepared;
     try {
@@ -185,6 +201,11 @@ inline TrainedModel fit_pipeline_model(const PipelineConfig& c, const Expression
     model.initialize(pipeline_seed(c, PipelineSeed::weights));
     TrainOptions o = pipeline_train_options(c);
     o.on_epoch = on_epoch;
+    // A validation loss over a dozen cells is too noisy to choose an epoch by (on 271 HSMM cells
+    // it stopped at epoch 100 and kept epoch 50, far from orthogonal): below the minimum the
+    // validation loss is only recorded and training runs every epoch.
+    t.early_stopping = prepared.validation.n_cells() >= c.min_validation_cells;
+    o.early_stopping = t.early_stopping;
     t.history = train<float>(model, prepared.train_input, prepared.train.values, prepared.validation_input,
                              prepared.validation.values, o);
     return t;
@@ -252,6 +273,45 @@ inline Interpretation interpret_cells(const PipelineConfig& c, const FittedModel
     InterpretOptions o = pipeline_interpret_options(c);
     o.on_progress = on_progress;
     return interpret<float>(f.model, p.input, f.preprocessor.genes(), groups, sets, o);
+}
+
+// What the interpretation says about one model's cells.
+struct Explanation {
+    Interpretation interpretation; // inactive units carry no z, p or q
+    UnitActivity activity;         // per unit: activation statistics, active or not
+    std::vector<UnitGroupStats> group_stats; // effect sizes NaN for inactive units
+    ProgrammeAnalysis programmes;  // gene sets that tell each group (and pair) apart
+};
+
+// Each group against the rest, then each --compare pair (group "A_vs_B").
+inline std::vector<UnitGroupStats> compare_groups(const PipelineConfig& c, const MatrixF& representation,
+                                                  const std::vector<std::string>& groups);
+
+inline ProgrammeOptions pipeline_programme_options(const PipelineConfig& c) {
+    ProgrammeOptions o;
+    o.permutations = c.label_permutations;
+    o.seed = pipeline_seed(c, PipelineSeed::programmes);
+    o.compare_pairs = c.compare;
+    return o;
+}
+
+// interpret_cells, then the unit activity (inactive units leave the tests and get no effect
+// sizes) and the group programmes. on_progress sees the cells of each of the two gradient passes.
+inline Explanation explain_cells(const PipelineConfig& c, const FittedModel& f, const Projection& p,
+                                 const std::vector<std::string>& groups, const GeneSetCollection& sets,
+                                 const std::function<void(Index, Index)>& on_progress = {}) {
+    Explanation e;
+    e.interpretation = interpret_cells(c, f, p, groups, sets, on_progress);
+    e.activity = unit_activity(p.representation, c.activity_floor);
+    restrict_tests_to_units(e.interpretation, e.activity.active);
+    e.group_stats = compare_groups(c, p.representation, groups);
+    for (auto& s : e.group_stats)
+        if (!e.activity.active[static_cast<std::size_t>(s.unit)]) s.effect_size = std::numeric_limits<double>::quiet_NaN();
+    ProgrammeOptions o = pipeline_programme_options(c);
+    o.on_progress = on_progress;
+    const UsableGeneSets usable = usable_gene_sets(sets, f.preprocessor.genes(), c.min_genes);
+    e.programmes = group_programmes<float>(f.model, p.input, p.representation, usable.rows, groups, e.activity, o);
+    return e;
 }
 
 // Each group against the rest, then each --compare pair (group "A_vs_B").

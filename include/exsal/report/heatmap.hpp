@@ -18,9 +18,20 @@
 //  - rows: input order, or with order_rows_by_argmax sorted by the shown column holding the row's
 //    largest scaled value (ties: larger value first, then input order); rows with no shown value
 //    above the threshold go last in input order. This gives a diagonal-like picture.
+//
+// The signed heatmap (make_signed_heatmap) draws signed values, e.g. z-scores, as they are:
+//  - colour: blue (negative), white (0), red (positive), symmetric and clipped at +-max_abs, by
+//    default signed_scale_limit(values) = max(2, 98th percentile of |finite values|); infinite
+//    values get the full colour, NaN cells are grey;
+//  - order: rows and columns by cluster_order (average linkage on 1 - Pearson correlation,
+//    cluster.hpp), or as given;
+//  - optional marks: a dot per cell of mark level k >= 1 (mark_levels turns q-values and
+//    thresholds into levels; a higher level draws a larger dot), and bold labels for highlighted
+//    rows.
 
 #include "exsal/core/error.hpp"
 #include "exsal/core/types.hpp"
+#include "exsal/report/cluster.hpp"
 #include "exsal/report/colour.hpp"
 #include "exsal/report/format.hpp"
 #include "exsal/report/svg.hpp"
@@ -49,7 +60,8 @@ struct HeatmapOptions {
     bool tooltips = true;             // a <title> per cell: set, unit, impact, scaled value
 };
 
-// What the figure shows, for the pipeline to report.
+// What the figure shows, for the pipeline to report. (write_signed_z_heatmap fills it too, with
+// scaled = signed value / colour scale limit in [-1, 1]; see result_figures.hpp.)
 struct HeatmapSelection {
     MatrixD scaled;             // sets x units, each row min-max scaled to [0, 1] (NaN kept)
     std::vector<Index> columns; // shown units (indices into the input columns), ascending
@@ -386,6 +398,351 @@ HeatmapSelection write_group_heatmap(const std::string& path, const Eigen::Matri
                                      const std::vector<std::string>& set_names,
                                      const std::vector<std::string>& unit_labels, const HeatmapOptions& options = {}) {
     Heatmap h = make_group_heatmap(impacts, differences, set_names, unit_labels, options);
+    h.svg.write(path);
+    return std::move(h.selection);
+}
+
+// ---- Signed heatmap ----
+
+struct SignedHeatmapOptions {
+    std::string title = "Signed z-score";
+    std::string subtitle;                 // a second line under the title, empty = none
+    std::string x_label = "Representation unit";
+    std::string y_label = "Gene set";
+    std::string scale_label = "signed z-score";
+    std::vector<std::string> mark_labels = {"q \xE2\x89\xA4 0.05"}; // legend text of mark levels 1, 2, 3 ("q ≤ 0.05")
+    std::string highlight_label;          // legend line explaining the bold row labels, empty = none
+    std::string empty_message = "nothing to show"; // drawn instead of the grid when there are no rows or columns
+    double max_abs = 0.0;                 // colour scale clipped at +-max_abs; 0 = signed_scale_limit(values)
+    bool cluster_rows = true;             // false: rows in input order
+    bool cluster_columns = true;          // false: columns in input order
+    double cell_size = 14.0;              // px per cell (square)
+    double font_size = 11.0;              // px, labels; the title is 1.3 times larger
+    bool tooltips = true;                 // a <title> per cell: row, column, value, mark
+};
+
+// rows x columns mark levels: 0 = no mark, 1 .. 3 = a dot, larger for higher levels.
+using MarkLevels = Matrix<int>;
+
+// What the signed heatmap shows.
+struct SignedHeatmapSelection {
+    std::vector<Index> rows;    // input rows in drawing order, top to bottom
+    std::vector<Index> columns; // input columns in drawing order, left to right
+    double max_abs = 0.0;       // colour scale limit: |value| >= max_abs gets the full colour
+};
+
+struct SignedHeatmap {
+    SvgDocument svg;
+    SignedHeatmapSelection selection;
+};
+
+// Default colour scale limit: max(floor, the `quantile` quantile of |finite values|), the quantile
+// linearly interpolated between order statistics at position quantile x (n - 1); `floor` when
+// there are no finite values.
+inline double signed_scale_limit(const MatrixD& values, double quantile = 0.98, double floor = 2.0) {
+    if (!(quantile >= 0.0 && quantile <= 1.0)) throw ArgumentError("signed_scale_limit", "quantile must be in [0, 1]");
+    std::vector<double> a;
+    for (Index j = 0; j < values.cols(); ++j)
+        for (Index i = 0; i < values.rows(); ++i)
+            if (std::isfinite(values(i, j))) a.push_back(std::abs(values(i, j)));
+    if (a.empty()) return floor;
+    std::sort(a.begin(), a.end());
+    const double position = quantile * static_cast<double>(a.size() - 1);
+    const auto k = static_cast<std::size_t>(position);
+    const double f = position - static_cast<double>(k);
+    const double q = k + 1 < a.size() ? (1.0 - f) * a[k] + f * a[k + 1] : a[k];
+    return std::max(floor, q);
+}
+
+// level(i, j) = number of thresholds t with q(i, j) <= t (NaN q: 0); e.g. thresholds {0.05, 0.01}
+// give 1 for 0.01 < q <= 0.05 and 2 for q <= 0.01.
+inline MarkLevels mark_levels(const MatrixD& q, const std::vector<double>& thresholds) {
+    for (const double t : thresholds)
+        if (std::isnan(t)) throw ArgumentError("mark_levels", "a threshold is NaN");
+    if (thresholds.size() > 3) throw ArgumentError("mark_levels", "at most 3 thresholds (mark levels 1 .. 3)");
+    MarkLevels levels = MarkLevels::Zero(q.rows(), q.cols());
+    for (Index j = 0; j < q.cols(); ++j)
+        for (Index i = 0; i < q.rows(); ++i)
+            for (const double t : thresholds) levels(i, j) += q(i, j) <= t ? 1 : 0; // NaN never marks
+    return levels;
+}
+
+namespace detail {
+
+// Dot radius of mark level k >= 1 in a cell of size cs: 0.15, 0.26, 0.37 cell.
+inline double mark_radius(int level, double cs) { return cs * (0.15 + 0.11 * static_cast<double>(level - 1)); }
+
+// Ticks of a symmetric colour bar [-m, m] drawn `bar_h` px tall with labels of `font` px: 0 and
+// the multiples of the smallest 1-2-5 step at least 2.2 fonts apart, plus +-m when at least 1.6
+// fonts beyond the outermost multiple.
+inline std::vector<double> symmetric_ticks(double m, double bar_h, double font) {
+    const double px_per_unit = bar_h / (2.0 * m);
+    double step = std::pow(10.0, std::floor(std::log10(2.2 * font / px_per_unit)));
+    for (const double f : {1.0, 2.0, 5.0, 10.0})
+        if (f * step * px_per_unit >= 2.2 * font) {
+            step *= f;
+            break;
+        }
+    std::vector<double> ticks;
+    const auto k_max = static_cast<long>(std::floor(m / step * (1.0 + 1e-9)));
+    for (long k = -k_max; k <= k_max; ++k) ticks.push_back(static_cast<double>(k) * step);
+    if ((m - static_cast<double>(k_max) * step) * px_per_unit >= 1.6 * font) {
+        ticks.insert(ticks.begin(), -m);
+        ticks.push_back(m);
+    }
+    return ticks;
+}
+
+inline void check_signed_heatmap_arguments(const char* where, const MatrixD& values,
+                                           const std::vector<std::string>& row_labels,
+                                           const std::vector<std::string>& column_labels,
+                                           const std::vector<bool>& highlight, const MarkLevels& marks,
+                                           const SignedHeatmapOptions& options) {
+    const Index rows = values.rows(), cols = values.cols();
+    if (static_cast<Index>(row_labels.size()) != rows)
+        throw ArgumentError(where, std::to_string(row_labels.size()) + " row labels for " + std::to_string(rows) +
+                                       " matrix rows");
+    if (static_cast<Index>(column_labels.size()) != cols)
+        throw ArgumentError(where, std::to_string(column_labels.size()) + " column labels for " +
+                                       std::to_string(cols) + " matrix columns");
+    if (!highlight.empty() && static_cast<Index>(highlight.size()) != rows)
+        throw ArgumentError(where, std::to_string(highlight.size()) + " highlight flags for " + std::to_string(rows) +
+                                       " matrix rows (or none)");
+    if (marks.size() > 0) { // empty = no marks
+        if (marks.rows() != rows || marks.cols() != cols)
+            throw ArgumentError(where, "the mark matrix is " + std::to_string(marks.rows()) + " x " +
+                                           std::to_string(marks.cols()) + ", the value matrix " + std::to_string(rows) +
+                                           " x " + std::to_string(cols));
+        if (marks.minCoeff() < 0 || marks.maxCoeff() > 3) throw ArgumentError(where, "mark levels must be in 0 .. 3");
+    }
+    if (options.mark_labels.size() > 3) throw ArgumentError(where, "at most 3 mark labels (levels 1 .. 3)");
+    if (!(std::isfinite(options.max_abs) && options.max_abs >= 0.0))
+        throw ArgumentError(where, "max_abs must be finite and >= 0 (0 = automatic)");
+    if (!(std::isfinite(options.cell_size) && options.cell_size > 0))
+        throw ArgumentError(where, "cell_size must be finite and positive");
+    if (!(std::isfinite(options.font_size) && options.font_size > 0))
+        throw ArgumentError(where, "font_size must be finite and positive");
+}
+
+inline SignedHeatmap render_signed_heatmap(const char* where, const MatrixD& values,
+                                           const std::vector<std::string>& row_labels,
+                                           const std::vector<std::string>& column_labels,
+                                           const std::vector<bool>& highlight, const MarkLevels& marks,
+                                           const SignedHeatmapOptions& options) {
+    check_signed_heatmap_arguments(where, values, row_labels, column_labels, highlight, marks, options);
+    SignedHeatmapSelection sel;
+    sel.max_abs = options.max_abs > 0.0 ? options.max_abs : signed_scale_limit(values);
+    const bool empty = values.rows() == 0 || values.cols() == 0;
+    if (!empty) {
+        sel.rows.resize(static_cast<std::size_t>(values.rows()));
+        std::iota(sel.rows.begin(), sel.rows.end(), Index{0});
+        sel.columns.resize(static_cast<std::size_t>(values.cols()));
+        std::iota(sel.columns.begin(), sel.columns.end(), Index{0});
+        if (options.cluster_rows) sel.rows = cluster_order(values);
+        if (options.cluster_columns) sel.columns = cluster_order(values.transpose());
+    }
+    const double m = sel.max_abs;
+    const auto is_highlighted = [&](Index r) { return !highlight.empty() && highlight[static_cast<std::size_t>(r)]; };
+    const auto mark_of = [&](Index r, Index c) { return marks.size() > 0 ? marks(r, c) : 0; };
+
+    // What the legend lists: marks that occur or have a label, grey cells if any, clipping if any.
+    bool any_nan = false, clipped = false;
+    int max_level = 0;
+    for (const Index r : sel.rows)
+        for (const Index c : sel.columns) {
+            const double v = values(r, c);
+            any_nan = any_nan || std::isnan(v);
+            clipped = clipped || std::abs(v) > m;
+            max_level = std::max(max_level, mark_of(r, c));
+        }
+    const int legend_levels = empty ? 0 : std::max(max_level, static_cast<int>(options.mark_labels.size()));
+
+    // Layout: margins from the longest labels (estimated text widths).
+    const double pad = 12.0, cs = options.cell_size, axis_font = options.font_size;
+    const double label_font = std::min(options.font_size, 0.85 * cs), title_font = 1.3 * options.font_size;
+    double row_w = 0.0, col_w = 0.0;
+    for (const Index r : sel.rows)
+        row_w = std::max(row_w, estimate_text_width(row_labels[static_cast<std::size_t>(r)], label_font, is_highlighted(r)));
+    for (const Index c : sel.columns)
+        col_w = std::max(col_w, estimate_text_width(column_labels[static_cast<std::size_t>(c)], label_font));
+    const double y_title_w = options.y_label.empty() || empty ? 0.0 : 1.4 * axis_font;
+    const double grid_x = pad + y_title_w + row_w + 6.0;
+    const double title_h = options.title.empty() ? 0.0 : 1.6 * title_font;
+    const double subtitle_h = options.subtitle.empty() ? 0.0 : 1.5 * axis_font;
+    const double grid_y = pad + title_h + subtitle_h + 0.6 * axis_font;
+    const double grid_w = empty ? estimate_text_width(options.empty_message, label_font) + 8.0
+                                : static_cast<double>(sel.columns.size()) * cs;
+    const double grid_h = empty ? 2.0 * label_font : static_cast<double>(sel.rows.size()) * cs;
+    const double x_title_h = options.x_label.empty() || empty ? 0.0 : 1.6 * axis_font;
+    const double bottom = empty ? pad : 6.0 + col_w + 6.0 + x_title_h + pad;
+    const double x_title_half = empty ? 0.0 : 0.5 * estimate_text_width(options.x_label, axis_font);
+    const double x_title_centre = std::max(grid_x + 0.5 * grid_w, pad + x_title_half);
+
+    // Legend right of the grid, top to bottom: colour bar, clipping note, marks, grey cells, bold labels.
+    const double bar_w = 14.0, bar_label_h = 1.4 * axis_font, line_h = 1.6 * axis_font;
+    const double bar_x = std::max(grid_x + grid_w + 24.0, x_title_centre + x_title_half + 16.0);
+    const double bar_y = grid_y + bar_label_h;
+    const double bar_h = std::clamp(0.45 * grid_h, 100.0, 220.0);
+    const std::string clip_note = "clipped at \xC2\xB1" + format_significant(m, 3); // "clipped at ±m"
+    const std::string nan_note = "no value";
+    double legend_w = 0.0, legend_bottom = grid_y;
+    if (!empty) {
+        legend_w = std::max(bar_w + 6.0 + estimate_text_width("\xE2\x88\x92" "00.00", 0.9 * axis_font),
+                            estimate_text_width(options.scale_label, axis_font, true) + 4.0);
+        double y = bar_y + bar_h + 0.9 * axis_font;
+        if (clipped) {
+            legend_w = std::max(legend_w, estimate_text_width(clip_note, 0.9 * axis_font));
+            y += line_h;
+        }
+        y += 0.4 * axis_font;
+        for (int k = 1; k <= legend_levels; ++k) {
+            const std::string text = k <= static_cast<int>(options.mark_labels.size())
+                                         ? options.mark_labels[static_cast<std::size_t>(k - 1)] : "";
+            legend_w = std::max(legend_w, bar_w + 6.0 + estimate_text_width(text, axis_font));
+            y += std::max(line_h, 2.0 * mark_radius(k, cs) + 4.0);
+        }
+        if (any_nan) {
+            legend_w = std::max(legend_w, bar_w + 6.0 + estimate_text_width(nan_note, axis_font));
+            y += line_h;
+        }
+        if (!options.highlight_label.empty()) {
+            legend_w = std::max(legend_w, estimate_text_width(options.highlight_label, axis_font));
+            y += line_h;
+        }
+        legend_bottom = y;
+    }
+    double width = empty ? grid_x + grid_w + pad : bar_x + legend_w + pad;
+    width = std::max({width, estimate_text_width(options.title, title_font, true) + 2.0 * pad,
+                      estimate_text_width(options.subtitle, axis_font) + 2.0 * pad});
+    // The rotated y-axis title is centred on the grid, or lower when the grid is shorter than it.
+    const double y_title_half = empty || options.y_label.empty() ? 0.0 : 0.5 * estimate_text_width(options.y_label, axis_font);
+    const double y_title_centre = std::max(grid_y + 0.5 * grid_h, grid_y + y_title_half);
+    const double height = std::max({grid_y + grid_h + bottom, legend_bottom + pad, y_title_centre + y_title_half + pad});
+
+    SignedHeatmap out{SvgDocument(width, height), std::move(sel)};
+    SvgDocument& svg = out.svg;
+    const SignedHeatmapSelection& S = out.selection;
+    svg.set_title(options.title);
+    // Title and subtitle on one centre line over the grid, shifted so that both stay inside the canvas.
+    const double half = 0.5 * std::max(estimate_text_width(options.title, title_font, true),
+                                       estimate_text_width(options.subtitle, axis_font));
+    const double title_x = std::clamp(grid_x + 0.5 * grid_w, pad + half, std::max(pad + half, width - pad - half));
+    if (!options.title.empty())
+        svg.text(title_x, pad + title_font, options.title, {title_font, "middle", 0.0, false, true});
+    if (!options.subtitle.empty())
+        svg.text(title_x, pad + title_h + axis_font, options.subtitle, {axis_font, "middle", 0.0, false, false, "#444444"});
+
+    if (empty) {
+        svg.text(grid_x + 4.0, grid_y + 0.5 * grid_h, options.empty_message, {label_font, "start", 0.0, true});
+        svg.rect(grid_x, grid_y, grid_w, grid_h, {"none", "#444444", 0.6});
+        return out;
+    }
+
+    // Cells: colour blue_white_red(clamp(v / m, -1, 1)), grey for NaN.
+    const auto cell_colour = [m](double v) {
+        return std::isnan(v) ? std::string("#d9d9d9") : blue_white_red(std::clamp(v / m, -1.0, 1.0)).hex();
+    };
+    svg.begin_group({"cells", 0.0, 0.0, true});
+    for (std::size_t i = 0; i < S.rows.size(); ++i) {
+        const Index r = S.rows[i];
+        for (std::size_t k = 0; k < S.columns.size(); ++k) {
+            const Index c = S.columns[k];
+            const double v = values(r, c);
+            std::string tip;
+            if (options.tooltips) {
+                tip = row_labels[static_cast<std::size_t>(r)] + " / " + column_labels[static_cast<std::size_t>(c)] + ": " +
+                      (std::isnan(v) ? std::string("no value") : with_minus_sign(format_significant(v, 3)));
+                const int level = mark_of(r, c);
+                if (level > 0 && level <= static_cast<int>(options.mark_labels.size()))
+                    tip += ", " + options.mark_labels[static_cast<std::size_t>(level - 1)];
+            }
+            svg.rect(grid_x + static_cast<double>(k) * cs, grid_y + static_cast<double>(i) * cs, cs, cs,
+                     {cell_colour(v)}, tip);
+        }
+    }
+    svg.end_group();
+    svg.rect(grid_x, grid_y, grid_w, grid_h, {"none", "#444444", 0.6});
+
+    // Marks: a dark dot with a thin white rim (visible on dark blue and dark red alike).
+    if (max_level > 0) {
+        svg.begin_group({"marks"});
+        for (std::size_t i = 0; i < S.rows.size(); ++i)
+            for (std::size_t k = 0; k < S.columns.size(); ++k) {
+                const int level = mark_of(S.rows[i], S.columns[k]);
+                if (level > 0)
+                    svg.circle(grid_x + (static_cast<double>(k) + 0.5) * cs, grid_y + (static_cast<double>(i) + 0.5) * cs,
+                               mark_radius(level, cs), {"#1a1a1a", "#ffffff", 0.5});
+            }
+        svg.end_group();
+    }
+
+    // Labels: rows left of the grid (bold when highlighted), columns under it (rotated).
+    svg.begin_group({"labels"});
+    for (std::size_t i = 0; i < S.rows.size(); ++i)
+        svg.text(grid_x - 6.0, grid_y + (static_cast<double>(i) + 0.5) * cs, row_labels[static_cast<std::size_t>(S.rows[i])],
+                 {label_font, "end", 0.0, true, is_highlighted(S.rows[i])});
+    for (std::size_t k = 0; k < S.columns.size(); ++k)
+        svg.text(grid_x + (static_cast<double>(k) + 0.5) * cs, grid_y + grid_h + 6.0,
+                 column_labels[static_cast<std::size_t>(S.columns[k])], {label_font, "end", -90.0, true});
+    if (!options.x_label.empty())
+        svg.text(x_title_centre, grid_y + grid_h + 6.0 + col_w + 6.0 + axis_font, options.x_label, {axis_font, "middle"});
+    if (!options.y_label.empty())
+        svg.text(pad + 0.5 * axis_font, y_title_centre, options.y_label, {axis_font, "middle", -90.0, true});
+    svg.end_group();
+
+    // Legend (the same steps as the layout above).
+    svg.begin_group({"legend"});
+    draw_colour_bar(svg, bar_x, bar_y, bar_w, bar_h, -m, m, symmetric_ticks(m, bar_h, 0.9 * axis_font), options.scale_label,
+                    axis_font, [m](double v) { return blue_white_red(v / m); }, 3);
+    double y = bar_y + bar_h + 0.9 * axis_font;
+    if (clipped) {
+        svg.text(bar_x, y + 0.5 * line_h, clip_note, {0.9 * axis_font, "start", 0.0, true, false, "#444444"});
+        y += line_h;
+    }
+    y += 0.4 * axis_font;
+    for (int k = 1; k <= legend_levels; ++k) {
+        const double h = std::max(line_h, 2.0 * mark_radius(k, cs) + 4.0);
+        svg.circle(bar_x + 0.5 * bar_w, y + 0.5 * h, mark_radius(k, cs), {"#1a1a1a", "#ffffff", 0.5});
+        if (k <= static_cast<int>(options.mark_labels.size()))
+            svg.text(bar_x + bar_w + 6.0, y + 0.5 * h, options.mark_labels[static_cast<std::size_t>(k - 1)],
+                     {axis_font, "start", 0.0, true});
+        y += h;
+    }
+    if (any_nan) {
+        const double box = std::min(bar_w, axis_font);
+        svg.rect(bar_x + 0.5 * (bar_w - box), y + 0.5 * (line_h - box), box, box, {"#d9d9d9", "#444444", 0.6});
+        svg.text(bar_x + bar_w + 6.0, y + 0.5 * line_h, nan_note, {axis_font, "start", 0.0, true});
+        y += line_h;
+    }
+    if (!options.highlight_label.empty())
+        svg.text(bar_x, y + 0.5 * line_h, options.highlight_label, {axis_font, "start", 0.0, true});
+    svg.end_group();
+    return out;
+}
+
+} // namespace detail
+
+// The signed heatmap of `values` (rows x columns, e.g. sets x units; rules at the top of this
+// header) with one label per row and per column, optional bold rows (`highlight`: one flag per
+// row, or empty) and optional dots (`marks`: rows x columns levels 0 .. 3, or empty). Rows or
+// columns may be 0: the figure then shows options.empty_message. Throws ArgumentError (naming
+// make_signed_heatmap) on size mismatches and invalid options.
+inline SignedHeatmap make_signed_heatmap(const MatrixD& values, const std::vector<std::string>& row_labels,
+                                         const std::vector<std::string>& column_labels,
+                                         const std::vector<bool>& highlight = {}, const MarkLevels& marks = {},
+                                         const SignedHeatmapOptions& options = {}) {
+    return detail::render_signed_heatmap("make_signed_heatmap", values, row_labels, column_labels, highlight, marks,
+                                         options);
+}
+
+// make_signed_heatmap + write (atomically); returns what was shown.
+inline SignedHeatmapSelection write_signed_heatmap(const std::string& path, const MatrixD& values,
+                                                   const std::vector<std::string>& row_labels,
+                                                   const std::vector<std::string>& column_labels,
+                                                   const std::vector<bool>& highlight = {}, const MarkLevels& marks = {},
+                                                   const SignedHeatmapOptions& options = {}) {
+    SignedHeatmap h = detail::render_signed_heatmap("write_signed_heatmap", values, row_labels, column_labels, highlight,
+                                                    marks, options);
     h.svg.write(path);
     return std::move(h.selection);
 }
