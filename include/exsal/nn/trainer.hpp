@@ -210,6 +210,7 @@ TrainHistory train(Autoencoder<Scalar>& model, const ConstMatrixRef<Scalar>& tra
     const auto t0 = std::chrono::steady_clock::now();
     const long long warmup_steps = static_cast<long long>(o.warmup_epochs) * static_cast<long long>(n_batches);
     long long step_count = 1; // 1-based index of the next step
+    double first_loss = 0.0;  // loss of the first batch, before any step
 
     for (int epoch = 0; epoch < o.max_epochs; ++epoch) {
         rng.shuffle(order);
@@ -233,6 +234,7 @@ TrainHistory train(Autoencoder<Scalar>& model, const ConstMatrixRef<Scalar>& tra
                 optimizer.set_learning_rate(o.learning_rate * static_cast<double>(step_count) / static_cast<double>(warmup_steps));
             ++step_count;
             optimizer.step(model.parameters(), model.gradient());
+            if (epoch == 0 && b == 0) first_loss = parts.total();
             epoch_loss += parts.total() * static_cast<double>(n);
             if (o.on_batch) o.on_batch(BatchInfo{epoch, b, n_batches, parts});
         }
@@ -240,6 +242,14 @@ TrainHistory train(Autoencoder<Scalar>& model, const ConstMatrixRef<Scalar>& tra
         info.epoch = epoch;
         info.max_epochs = o.max_epochs;
         info.train_loss = epoch_loss / static_cast<double>(n_cells);
+        // A loss far above where training started is a divergence even while it stays finite
+        // (with too high a rate the weights can run off to ~1e14 and stay there).
+        if (info.train_loss > first_loss + 100.0 * std::max(1.0, std::abs(first_loss))) {
+            std::ostringstream msg;
+            msg << "training diverged at epoch " << epoch + 1 << ": the training loss rose from " << first_loss
+                << " (first batch) to " << info.train_loss << "; try a lower learning rate than " << o.learning_rate;
+            throw NumericError(msg.str());
+        }
         info.orthogonality_error = orthogonality_error<Scalar>(model.representation_weights());
         const bool check = validating && ((epoch + 1) % o.validate_every == 0 || epoch + 1 == o.max_epochs);
         bool stop = false;
