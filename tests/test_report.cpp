@@ -1000,7 +1000,7 @@ TEST_CASE("group programmes figure: each group's top sets, ordered by the group 
     const std::string legend = svg_group(s, "legend");
     CHECK(legend.find(">q \xE2\x89\xA4 0.05</text>") != std::string::npos);
     CHECK(legend.find(">q \xE2\x89\xA4 0.01</text>") != std::string::npos);
-    CHECK(legend.find(">programme score (z vs label permutations)</text>") != std::string::npos);
+    CHECK(legend.find(">score / largest score of the group (negative: set lower in the group)</text>") != std::string::npos);
     CHECK(s.find(">Programmes that tell each group apart</text>") != std::string::npos);
 
     // Empty input: no groups, or no positive score.
