@@ -18,7 +18,7 @@ Cohen's d group versus rest) next to every check.
               group's top 3; and (supplementary) rank 1 of every group a set planted there.
 
 "Top 3" of a group: the rows of that group with direction "higher" and rank <= 3 (rank 1 = the
-strongest set higher in the group). With --ensemble K one more run per case (first seed, the
+strongest set higher in the group; sets that do not stand out from random gene sets have rank NA). With --ensemble K one more run per case (first seed, the
 pipeline's --ensemble K) is checked the same way on group_programmes_consensus.csv.
 
   benchmarks/explanations.py [--pipeline build/examples/velten_pipeline] [--seeds 1,2,3,4,5]
@@ -162,9 +162,12 @@ def read_programmes(path, columns):
     bad = sorted(set(df["direction"]) - {"higher", "lower"})
     if bad:
         raise OutputError(f"{path}: direction must be 'higher' or 'lower', found {', '.join(bad)}")
-    rank = pd.to_numeric(df["rank"], errors="coerce")
-    if rank.isna().any():
-        raise OutputError(f"{path}: non-numeric rank in {int(rank.isna().sum())} row(s)")
+    # NA: the set has no rank (it does not stand out from random gene sets of its size).
+    raw = df["rank"].astype(str).str.strip()
+    rank = pd.to_numeric(raw.where(raw != "NA"), errors="coerce")
+    bad = rank.isna() & (raw != "NA") & (raw != "nan")
+    if bad.any():
+        raise OutputError(f"{path}: non-numeric rank in {int(bad.sum())} row(s)")
     df["rank"] = rank
     return df
 

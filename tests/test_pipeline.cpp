@@ -410,7 +410,9 @@ TEST_CASE("OutputFolder: refusal, staging, merge commit and discard") {
         exsal::OutputFolder f = exsal::OutputFolder::open((base / "new").string(), false);
         { std::ofstream(f.file("a.txt")) << "a"; }
         CHECK_THROWS_AS(f.file("a.txt"), exsal::ArgumentError);
-        CHECK_THROWS_AS(f.file("x/y"), exsal::ArgumentError);
+        for (const char* bad : {"/y", "../y", "x/../y", "x//y", "x/./y", "x/", ""}) CHECK_THROWS_AS(f.file(bad), exsal::ArgumentError);
+        { std::ofstream(f.file("sub/folder/b.txt")) << "b"; } // a file inside subfolders of the output
+        CHECK(fs::exists(fs::path(f.staging()) / "sub" / "folder" / "b.txt"));
         CHECK(!fs::exists(base / "new")); // nothing before commit; destroyed without commit
     }
     CHECK(!fs::exists(base / "new"));

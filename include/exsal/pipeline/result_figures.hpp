@@ -259,7 +259,7 @@ inline void write_group_programmes_figure(const std::string& path, const std::ve
     o.subtitle = "top " + std::to_string(top_k) + " sets per group by score; each set under the group where it ranks best";
     o.x_label = "Group";
     o.y_label = "Gene set (" + std::to_string(rows.size()) + ")";
-    o.scale_label = "score / the group's largest (negative: set lower in the group)";
+    o.scale_label = "score / largest score of the group (negative: set lower in the group)";
     o.mark_labels = {"q \xE2\x89\xA4 0.05", "q \xE2\x89\xA4 0.01"};
     o.empty_message = groups.empty() ? "no groups to compare" : "no set with a positive score in any group";
     o.cluster_rows = false;

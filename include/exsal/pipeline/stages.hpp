@@ -31,6 +31,7 @@
 
 #include <algorithm>
 #include <functional>
+#include <sstream>
 #include <limits>
 #include <string>
 #include <utility>
@@ -303,6 +304,13 @@ inline Explanation explain_cells(const PipelineConfig& c, const FittedModel& f, 
     Explanation e;
     e.interpretation = interpret_cells(c, f, p, groups, sets, on_progress);
     e.activity = unit_activity(p.representation, c.activity_floor);
+    if (e.activity.n_active() == 0) {
+        std::ostringstream msg; // nothing to explain: every unit is constant over the cells
+        msg << "no representation unit varies over the cells (all " << f.model.units() << " are constant)";
+        if (c.projecting()) msg << "; the model " << c.model_in << " does not separate these cells";
+        else msg << ": training diverged into dead units; try a lower learning rate than " << c.learning_rate;
+        throw NumericError(msg.str());
+    }
     restrict_tests_to_units(e.interpretation, e.activity.active);
     e.group_stats = compare_groups(c, p.representation, groups);
     for (auto& s : e.group_stats)
