@@ -475,3 +475,77 @@ TEST_CASE("HSMM with Hallmark v6.2: runs, and --model-in reproduces the represen
     CHECK(labels == std::set<std::string>{"0h", "24h", "48h", "72h", "0h_vs_72h"});
     for (const char* f : {"heatmap_0h.svg", "heatmap_72h.svg", "heatmap_0h_vs_72h.svg"}) CHECK_MESSAGE(fs::exists(a / f), f);
 }
+
+TEST_CASE("explanations: units.csv, group_programmes.csv, an ensemble's consensus and per-model tables") {
+    if (!have_binary()) return;
+    const fs::path out = fresh("explain");
+    const Run r = run(small + tiny_model + " --ensemble 2 --label-permutations 99 --compare HSC:MEP --out '" + out.string() + "'",
+                      "explain");
+    REQUIRE_MESSAGE(r.code == 0, r.err);
+    const std::size_t U = 8;
+    for (const char* f : {"units.csv", "group_programmes.csv", "group_programmes.svg", "group_programmes_consensus.csv",
+                          "models/model_2/units.csv", "models/model_2/unit_gene_sets.csv", "models/model_2/group_programmes.csv"})
+        CHECK_MESSAGE(fs::is_regular_file(out / f), f);
+
+    const Csv units = read_csv(out / "units.csv");
+    CHECK(units.header == std::vector<std::string>{"unit", "active", "activation_mean", "activation_sd", "activation_min",
+                                                   "activation_max", "fraction_on", "best_gene_set", "best_q_value"});
+    REQUIRE(units.rows.size() == U);
+    std::set<std::string> inactive;
+    double largest_sd = 0.0;
+    for (const auto& row : units.rows) largest_sd = std::max(largest_sd, number(row[3]));
+    for (const auto& row : units.rows) {
+        CHECK((row[1] == "true" || row[1] == "false"));
+        CHECK((row[1] == "true") == (number(row[3]) > 0.01 * largest_sd)); // the documented rule
+        CHECK(number(row[4]) <= number(row[2]));
+        CHECK(number(row[2]) <= number(row[5]));
+        if (row[1] == "false") {
+            inactive.insert(row[0]);
+            CHECK(row[7].empty());
+        }
+    }
+    // Inactive units are never tested and get no effect size.
+    for (const auto& row : read_csv(out / "unit_gene_sets.csv").rows)
+        if (inactive.count(row[0])) CHECK(row[7] == "NA");
+    for (const auto& row : read_csv(out / "group_units.csv").rows)
+        if (inactive.count(row[1])) CHECK(row[4] == "NA");
+
+    const Csv gp = read_csv(out / "group_programmes.csv");
+    CHECK(std::vector<std::string>(gp.header.begin(), gp.header.begin() + 8) ==
+          std::vector<std::string>{"group", "gene_set", "direction", "score", "p_value", "q_value", "rank", "units"});
+    std::map<std::string, std::vector<double>> ranks; // group + direction -> ranks
+    std::set<std::string> comparisons;
+    for (const auto& row : gp.rows) {
+        comparisons.insert(row[0]);
+        CHECK((row[2] == "higher" || row[2] == "lower"));
+        const double p = number(row[4]) * 100.0; // (k + 1) / 100
+        CHECK(std::abs(p - std::round(p)) < 1e-9);
+        CHECK(number(row[5]) >= number(row[4]) - 1e-12);
+        if (row[6] != "NA") ranks[row[0] + "/" + row[2]].push_back(number(row[6]));
+        for (const auto& u : inactive) CHECK(row[7].find(u + ";") == std::string::npos);
+    }
+    CHECK(comparisons == std::set<std::string>{"CMP", "GMP", "HSC", "MEP", "MLP", "MPP", "HSC_vs_MEP"});
+    for (auto& [key, v] : ranks) { // 1..k in file order
+        for (std::size_t i = 0; i < v.size(); ++i) CHECK_MESSAGE(v[i] == static_cast<double>(i + 1), key);
+    }
+    const Csv consensus = read_csv(out / "group_programmes_consensus.csv");
+    CHECK(consensus.header == std::vector<std::string>{"group", "gene_set", "direction", "mean_rank", "top5_fraction",
+                                                       "p_value", "q_value", "rank"});
+    CHECK(consensus.rows.size() == gp.rows.size());
+    for (const auto& row : consensus.rows) {
+        CHECK((number(row[4]) >= 0.0 && number(row[4]) <= 1.0));
+        CHECK(number(row[6]) >= number(row[5]) - 1e-12);
+    }
+    const std::string json = read_text(out / "run.json");
+    for (const char* key : {"\"multiple_testing_families\"", "\"ensemble_models\"", "\"input_centred\": true",
+                            "\"early_stopping\": false", "\"label_permutations\": 99"})
+        CHECK_MESSAGE(json.find(key) != std::string::npos, key);
+    CHECK(read_text(out / "group_programmes.svg").find("Programmes that tell each group apart") != std::string::npos);
+
+    // --ensemble trains models: refused with --model-in, before any work.
+    const fs::path proj = fresh("explain_proj");
+    const Run refused = run(" --model-in '" + (out / "model.exsal").string() + "' --ensemble 2 --out '" + proj.string() + "'",
+                            "explain_proj");
+    CHECK(refused.code == 2);
+    CHECK(refused.err.find("--ensemble") != std::string::npos);
+}

@@ -110,39 +110,6 @@ public:
         }
     }
 
-    // Data-dependent biases for the hidden layers (all but the output layer), layer by layer on
-    // the cells x (network input, genes x cells): b_j = -median over the cells of (W h)_j, so
-    // every unit starts above zero on half of the cells. With non-negative input (counts, log1p,
-    // min-max) and zero biases, a unit's sign at initialisation is nearly the same for every
-    // cell, so about half of the units of each layer start below zero everywhere; a softplus with
-    // a large beta then has no gradient to bring them back (on HSMM about 20 of 64 units stayed
-    // inactive after 500 epochs). Uses at most `max_cells` evenly spaced cells. Throws
-    // ArgumentError when x has another gene count, no cells, or a non-finite value.
-    void centre_biases(const ConstMatrixRef<Scalar>& x, Index max_cells = 4096) {
-        const char* where = "exsal::Autoencoder::centre_biases";
-        if (x.rows() != n_genes())
-            throw ArgumentError(where, "input has " + std::to_string(x.rows()) + " genes, the model " + std::to_string(n_genes()));
-        if (x.cols() < 1) throw ArgumentError(where, "no cells");
-        if (!x.allFinite()) throw ArgumentError(where, "the input contains a non-finite value");
-        const Index n = std::min(x.cols(), std::max<Index>(1, max_cells));
-        Matrix<Scalar> h(x.rows(), n), z, y;
-        for (Index j = 0; j < n; ++j) h.col(j) = x.col(j * x.cols() / n); // evenly spaced cells
-        std::vector<Scalar> row(static_cast<std::size_t>(n));
-        for (Index l = 0; l + 1 < layer_count(); ++l) {
-            Layer<Scalar>& layer = *m_layers[static_cast<std::size_t>(l)];
-            layer.bias().setZero();
-            layer.apply(h, z, y);
-            for (Index i = 0; i < z.rows(); ++i) {
-                for (Index j = 0; j < n; ++j) row[static_cast<std::size_t>(j)] = z(i, j);
-                auto mid = row.begin() + (n - 1) / 2;
-                std::nth_element(row.begin(), mid, row.end());
-                layer.bias()(i) = -*mid;
-            }
-            layer.apply(h, z, y);
-            h = y;
-        }
-    }
-
     const AutoencoderConfig& config() const noexcept { return m_config; }
     Index n_genes() const noexcept { return m_config.n_genes; }
     Index units() const noexcept { return m_config.units(); }

@@ -34,7 +34,6 @@ public:
             throw ArgumentError("exsal::Adam", "needs lr > 0, 0 <= beta1, beta2 < 1 and eps > 0");
     }
 
-    void set_learning_rate(double lr) noexcept { m_o.lr = lr; }
     void step(Eigen::Ref<Vector<Scalar>> params, const ConstVectorRef<Scalar>& grads) {
         ++m_t;
         const double bc1 = 1.0 - std::pow(m_o.beta1, static_cast<double>(m_t));
@@ -70,7 +69,6 @@ public:
             throw ArgumentError("exsal::Sgd", "needs lr > 0 and momentum >= 0");
     }
 
-    void set_learning_rate(double lr) noexcept { m_o.lr = lr; }
     void step(Eigen::Ref<Vector<Scalar>> params, const ConstVectorRef<Scalar>& grads) {
         const Scalar mu = static_cast<Scalar>(m_o.momentum), lr = static_cast<Scalar>(m_o.lr);
         if (m_t == 0) m_buf = grads;

@@ -46,11 +46,6 @@ struct TrainOptions {
     // false: the validation loss is only recorded; training runs max_epochs and keeps the last
     // parameters (for validation sets too small to choose an epoch by).
     bool early_stopping = true;
-    // Learning-rate warm-up: the rate rises linearly from learning_rate / steps to learning_rate
-    // over the first warmup_epochs epochs (0: none). Adam's first steps move every weight by about
-    // the learning rate in a coherent direction, which on thousands of inputs can push a unit's
-    // input below zero for every cell, and a softplus with a large beta never recovers from that.
-    int warmup_epochs = 0;
     double min_improvement = 0.0; // improvement relative to |best loss| that counts (Poisson losses can be negative)
     std::uint64_t seed = 1;
     LossOptions loss;
@@ -67,7 +62,6 @@ struct TrainOptions {
         if (batch_size < 1) throw ArgumentError(where, "batch_size must be >= 1, got " + std::to_string(batch_size));
         if (validate_every < 1) throw ArgumentError(where, "validate_every must be >= 1");
         if (patience < 0) throw ArgumentError(where, "patience must be >= 0");
-        if (warmup_epochs < 0) throw ArgumentError(where, "warmup_epochs must be >= 0");
         if (!(learning_rate > 0) || !std::isfinite(learning_rate))
             throw ArgumentError(where, "learning rate must be a positive finite number");
         if (!(loss.lambda >= 0) || !std::isfinite(loss.lambda))
@@ -109,9 +103,6 @@ public:
                 m_opt.emplace_back(std::in_place_index<1>, len,
                                    typename Sgd<Scalar>::Options{o.learning_rate, o.sgd_momentum, o.sgd_nesterov});
         }
-    }
-    void set_learning_rate(double lr) {
-        for (auto& opt : m_opt) std::visit([&](auto& o) { o.set_learning_rate(lr); }, opt);
     }
     void step(Vector<Scalar>& p, const Vector<Scalar>& g) {
         const auto count = static_cast<Index>(m_opt.size());
@@ -208,8 +199,6 @@ TrainHistory train(Autoencoder<Scalar>& model, const ConstMatrixRef<Scalar>& tra
     double best_loss = std::numeric_limits<double>::infinity();
     int checks_without_improvement = 0;
     const auto t0 = std::chrono::steady_clock::now();
-    const long long warmup_steps = static_cast<long long>(o.warmup_epochs) * static_cast<long long>(n_batches);
-    long long step_count = 1; // 1-based index of the next step
     double first_loss = 0.0;  // loss of the first batch, before any step
 
     for (int epoch = 0; epoch < o.max_epochs; ++epoch) {
@@ -230,9 +219,6 @@ TrainHistory train(Autoencoder<Scalar>& model, const ConstMatrixRef<Scalar>& tra
                     << o.learning_rate;
                 throw NumericError(msg.str());
             }
-            if (warmup_steps > 0 && step_count <= warmup_steps)
-                optimizer.set_learning_rate(o.learning_rate * static_cast<double>(step_count) / static_cast<double>(warmup_steps));
-            ++step_count;
             optimizer.step(model.parameters(), model.gradient());
             if (epoch == 0 && b == 0) first_loss = parts.total();
             epoch_loss += parts.total() * static_cast<double>(n);

@@ -266,6 +266,8 @@ inline void write_group_programmes_figure(const std::string& path, const std::ve
     o.cluster_columns = false;
     o.cell_size = 18.0;
     const MatrixD shown = detail::select_rows(score, rows);
+    for (Index i = 0; i < shown.size(); ++i) // the colour scale spans the values shown
+        if (std::isfinite(shown.data()[i])) o.max_abs = std::max(o.max_abs, std::abs(shown.data()[i]));
     write_signed_heatmap(path, shown, detail::select_names(set_names, rows), groups, {},
                          mark_levels(detail::select_rows(q_value, rows), {0.05, 0.01}), o);
 }

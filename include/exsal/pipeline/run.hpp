@@ -181,10 +181,13 @@ inline void write_programmes_figure(const std::string& path, const ProgrammeAnal
         const VectorD& sc = consensus.empty() ? a.comparisons[k].score : consensus[k].mean_score;
         groups.push_back(consensus.empty() ? a.comparisons[k].group : consensus[k].group);
         const auto& rank = consensus.empty() ? a.comparisons[k].rank : consensus[k].rank;
-        for (Index s = 0; s < S; ++s) // unranked sets (they do not stand out from random sets): no value
-            score(s, g) = rank[static_cast<std::size_t>(s)] == 0 ? std::numeric_limits<double>::quiet_NaN()
-                          : dir[static_cast<std::size_t>(s)] == ProgrammeDirection::higher ? sc(s) : -std::abs(sc(s));
         q.col(g) = consensus.empty() ? a.comparisons[k].q_value : consensus[k].q_value;
+        for (Index s = 0; s < S; ++s) // unranked sets (they do not stand out from random sets): no value, no mark
+            if (rank[static_cast<std::size_t>(s)] == 0) {
+                score(s, g) = q(s, g) = std::numeric_limits<double>::quiet_NaN();
+            } else {
+                score(s, g) = dir[static_cast<std::size_t>(s)] == ProgrammeDirection::higher ? sc(s) : -std::abs(sc(s));
+            }
         double largest = 0.0; // scores are T, on each comparison's own scale
         for (Index s = 0; s < S; ++s)
             if (std::isfinite(score(s, g))) largest = std::max(largest, std::abs(score(s, g)));
