@@ -315,7 +315,7 @@ void print_summary(const exsal::PipelineConfig& c, const exsal::PipelineResult& 
                     if (consensus)
                         std::printf("  %s (%.1f, %.2g)", in.set_names[s].c_str(), r.consensus[g].mean_rank(i), r.consensus[g].q_value(i));
                     else
-                        std::printf("  %s (%.1f, %.2g)", in.set_names[s].c_str(), p.score(i), p.q_value(i));
+                        std::printf("  %s (%.3g, %.2g)", in.set_names[s].c_str(), p.score(i), p.q_value(i));
                 }
             std::printf("\n");
         }

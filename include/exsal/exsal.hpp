@@ -32,7 +32,9 @@
 
 #include "exsal/interpret/interpret.hpp"
 #include "exsal/interpret/pca.hpp"
+#include "exsal/interpret/programmes.hpp"
 
+#include "exsal/report/cluster.hpp"
 #include "exsal/report/csv_table.hpp"
 #include "exsal/report/heatmap.hpp"
 #include "exsal/report/json.hpp"

@@ -1,7 +1,7 @@
 #ifndef EXSAL_DATA_PREPROCESS_HPP
 #define EXSAL_DATA_PREPROCESS_HPP
 
-// The reference preprocessing of METHOD.md section 1, one named function per step:
+// The reference preprocessing of Kinalis et al. (2019) and their code, one named function per step:
 //   1. split_train_validation   shuffle the cells once with the seed, hold out the last fraction;
 //   2. filter_genes_by_max      keep genes whose value exceeds the threshold (2) in at least one cell;
 //   3. upper_case_genes         upper-case the gene symbols;

@@ -1,7 +1,7 @@
 #ifndef EXSAL_INTERPRET_ANNOTATE_HPP
 #define EXSAL_INTERPRET_ANNOTATE_HPP
 
-// Names for units and modules for groups (METHOD.md section 6, "module activity"):
+// Names for units and modules for groups (Kinalis et al. 2019: a group's modules are its most active units):
 //   annotate_units  each unit's top gene sets: those with q <= q_max, by decreasing z-score, ties
 //                   by decreasing impact, then collection order;
 //   group_modules   each group's active modules: the units whose activation is higher in the

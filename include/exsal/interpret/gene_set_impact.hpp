@@ -1,7 +1,7 @@
 #ifndef EXSAL_INTERPRET_GENE_SET_IMPACT_HPP
 #define EXSAL_INTERPRET_GENE_SET_IMPACT_HPP
 
-// From gene saliency to gene-set impact (METHOD.md section 6), the reference statistic:
+// From gene saliency to gene-set impact (Kinalis et al. 2019), the reference statistic:
 //   impact(u, S) over cells C = mean over c in C of  agg over g in S present of |saliency(c, u, g)|
 // with agg the LOWER median (element of 0-based rank (k-1)/2 of the k genes of S present in the
 // data) or the mean. Only the genes of S present in the data count; sets with fewer than

@@ -2,7 +2,7 @@
 #define EXSAL_INTERPRET_GROUPS_HPP
 
 // Cell groups (cell types, time points) and the comparisons made between them
-// (METHOD.md section 6, "group comparisons" and "module activity"):
+// (as in Kinalis et al. 2019, Fig. 1e):
 //   - labels: distinct group labels, sorted, and each cell's index into them;
 //   - unit activity: each group against all other cells, or group a against group b, as the
 //     difference of the representation means over the pooled standard deviation (Cohen's d);

@@ -1,7 +1,7 @@
 #ifndef EXSAL_INTERPRET_SALIENCY_HPP
 #define EXSAL_INTERPRET_SALIENCY_HPP
 
-// Saliency maps of the representation units (METHOD.md section 5): for unit u and cell c the
+// Saliency maps of the representation units (Simonyan et al. 2014; guided backprop: Springenberg et al. 2015): for unit u and cell c the
 // gradient of r_u(x_c) with respect to the input genes, through the encoder layers
 // 0..R (R = model.representation_layer()), computed for all units of a cell at once.
 //

@@ -2,8 +2,8 @@
 #define EXSAL_INTERPRET_STATISTICS_HPP
 
 // Significance of gene-set scores against random gene sets of the same size (and, optionally,
-// the same expression profile), and Benjamini-Hochberg q-values (METHOD.md section 6, "go beyond
-// the reference").
+// the same expression profile), and Benjamini-Hochberg q-values (the reference code of Kinalis et al.
+// 2019 reported impacts without any significance).
 //
 // The null is built from quantities computed once (recomputing per-cell medians for every random
 // set is far too slow). Per unit u every gene g present has a score s_g(u) (in interpret():
