@@ -362,3 +362,32 @@ TEST_CASE("restrict_tests_to_units: inactive units leave the tests; q-values per
     const MatrixD q = benjamini_hochberg_per_column(in.p_value);
     CHECK(q(1, 0) == doctest::Approx(0.03));
 }
+
+TEST_CASE("interpret: expression bins from a given expression level (centred input keeps the expression-matched null)") {
+    const Index G = 120, C = 40;
+    const Autoencoder<double> net = small_net<double>(G, 8, 4, 21);
+    MatrixD x = uniform<double>(G, C, 5);
+    for (Index g = 0; g < G; ++g) x.row(g) *= 1.0 + static_cast<double>(g % 7); // genes differ in level
+    GeneSetCollection sets;
+    std::vector<std::string> genes;
+    for (Index g = 0; g < G; ++g) genes.push_back("G" + std::to_string(g));
+    for (int s = 0; s < 4; ++s) {
+        GeneSet set;
+        set.name = "S" + std::to_string(s);
+        for (Index g = s; g < G; g += 9) set.genes.push_back(genes[static_cast<std::size_t>(g)]);
+        sets.push_back(set);
+    }
+    InterpretOptions o;
+    o.min_genes = 5;
+    o.expression_bins = 2; // at most one bin per 50 genes
+    const Interpretation plain = interpret<double>(net, x, genes, {}, sets, o);
+    o.expression_level = x.rowwise().mean();
+    const Interpretation given = interpret<double>(net, x, genes, {}, sets, o);
+    CHECK(given.p_value == plain.p_value);
+    // A level that orders the genes differently changes the strata and so the null.
+    o.expression_level = -x.rowwise().mean();
+    const Interpretation reversed = interpret<double>(net, x, genes, {}, sets, o);
+    CHECK(reversed.p_value != plain.p_value);
+    o.expression_level = VectorD::Zero(3);
+    CHECK_THROWS_AS(interpret<double>(net, x, genes, {}, sets, o), ArgumentError);
+}

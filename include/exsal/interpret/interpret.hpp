@@ -56,6 +56,9 @@ inline void check_interpret_arguments(Index model_genes, Index rows, Index cols,
     if (o.min_genes < 1) throw ArgumentError(where, "min_genes must be >= 1, got " + std::to_string(o.min_genes));
     if (o.block_cells < 1) throw ArgumentError(where, "block_cells must be >= 1, got " + std::to_string(o.block_cells));
     if (o.expression_bins < 0) throw ArgumentError(where, "expression_bins must be >= 0, got " + std::to_string(o.expression_bins));
+    if (o.expression_level.size() != 0 && o.expression_level.size() != rows)
+        throw ArgumentError(where, "expression_level has " + std::to_string(o.expression_level.size()) + " entries for " +
+                                       std::to_string(rows) + " genes");
     const bool monte_carlo = o.null_method == NullMethod::monte_carlo || o.aggregator == ImpactAggregator::mean;
     if (monte_carlo && o.permutations < 1)
         throw ArgumentError(where, "permutations must be >= 1, got " + std::to_string(o.permutations));
@@ -144,7 +147,11 @@ Interpretation interpret(const Autoencoder<Scalar>& model, const detail::InputRe
     so.permutations = options.permutations;
     so.seed = options.seed;
     const Index bins = std::max<Index>(1, std::min<Index>(options.expression_bins, input.rows() / 50));
-    if (bins > 1) so.strata = expression_strata(input.template cast<double>().rowwise().mean(), bins);
+    if (bins > 1) {
+        const VectorD level = options.expression_level.size() > 0 ? options.expression_level
+                                                                  : VectorD(input.template cast<double>().rowwise().mean());
+        so.strata = expression_strata(level, bins);
+    }
     SetSignificance sig = gene_set_significance(gi.gene_saliency, usable.rows, so);
 
     out.set_names = std::move(usable.names);

@@ -34,6 +34,10 @@ struct InterpretOptions {
     // as the set has there (statistics.hpp). Guards against sets of highly expressed genes being
     // called for every unit (saliency grows with expression).
     Index expression_bins = 20;
+    // Per gene, the expression level the bins are made of; empty: the mean input over the cells.
+    // A centred input has mean ~0 for every gene, so a caller that centres passes the mean of the
+    // uncentred input (the pipeline: mean input + the Preprocessor's centre).
+    VectorD expression_level;
 };
 
 // Impacts of one named pair of groups (impact_a - impact_b = a minus b).

@@ -273,6 +273,8 @@ inline Interpretation interpret_cells(const PipelineConfig& c, const FittedModel
                                       const std::function<void(Index, Index)>& on_progress = {}) {
     InterpretOptions o = pipeline_interpret_options(c);
     o.on_progress = on_progress;
+    if (f.preprocessor.centre().size() > 0) // expression bins from the uncentred input
+        o.expression_level = p.input.cast<double>().rowwise().mean() + f.preprocessor.centre().cast<double>();
     return interpret<float>(f.model, p.input, f.preprocessor.genes(), groups, sets, o);
 }
 
