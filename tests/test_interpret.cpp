@@ -10,6 +10,8 @@
 #include "exsal/interpret/interpret.hpp"
 #include "exsal/nn/nn.hpp"
 
+#include "test_numeric.hpp"
+
 #include <doctest/doctest.h>
 
 #include <algorithm>
@@ -22,13 +24,10 @@
 
 using namespace exsal;
 
-namespace {
+using exsal_test::ks_uniform;
+using exsal_test::relative_error;
 
-// ||a - b|| / ||a + b|| (mlpack's CheckGradient measure).
-double relative_error(const MatrixD& a, const MatrixD& b) {
-    const double den = (a + b).norm();
-    return den == 0.0 ? (a - b).norm() : (a - b).norm() / den;
-}
+namespace {
 
 MatrixD uniform_matrix(Index r, Index c, std::uint64_t seed, double lo, double hi) {
     Rng rng(seed);
@@ -91,16 +90,6 @@ VectorD naive_saliency(const Autoencoder<double>& net, const VectorD& x, Index u
 double sorted_lower_median(std::vector<double> v) {
     std::sort(v.begin(), v.end());
     return v[(v.size() - 1) / 2];
-}
-
-// Kolmogorov-Smirnov distance of a sample from the uniform distribution on [0, 1].
-double ks_uniform(std::vector<double> p) {
-    std::sort(p.begin(), p.end());
-    const double n = static_cast<double>(p.size());
-    double d = 0.0;
-    for (std::size_t i = 0; i < p.size(); ++i)
-        d = std::max({d, std::abs(static_cast<double>(i + 1) / n - p[i]), std::abs(p[i] - static_cast<double>(i) / n)});
-    return d;
 }
 
 std::vector<std::string> gene_names(Index n) {

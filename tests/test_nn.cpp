@@ -4,6 +4,8 @@
 // Eigen's allocation check is an eigen_assert: keep asserts on in this file even in Release.
 #undef NDEBUG
 #define EIGEN_RUNTIME_NO_MALLOC
+#include "test_numeric.hpp"
+
 #include <doctest/doctest.h>
 
 #include "exsal/core/threads.hpp"
@@ -17,13 +19,10 @@
 using namespace exsal;
 namespace fs = std::filesystem;
 
-namespace {
+using exsal_test::ks_uniform;
+using exsal_test::relative_error;
 
-// mlpack-style relative error of two gradient vectors: ||a - b|| / ||a + b||.
-double relative_error(const VectorD& a, const VectorD& b) {
-    const double den = (a + b).norm();
-    return den == 0.0 ? (a - b).norm() : (a - b).norm() / den;
-}
+namespace {
 
 MatrixD random_matrix(Index r, Index c, std::uint64_t seed, double lo = -1, double hi = 1) {
     Rng rng(seed);

@@ -10,6 +10,8 @@
 #include "exsal/interpret/programmes.hpp"
 #include "exsal/nn/nn.hpp"
 
+#include "test_numeric.hpp"
+
 #include <doctest/doctest.h>
 
 #include <algorithm>
@@ -20,13 +22,10 @@
 
 using namespace exsal;
 
-namespace {
+using exsal_test::ks_uniform;
+using exsal_test::relative_error;
 
-// ||a - b|| / ||a + b|| (mlpack's CheckGradient measure).
-double relative_error(const MatrixD& a, const MatrixD& b) {
-    const double den = (a + b).norm();
-    return den == 0.0 ? (a - b).norm() : (a - b).norm() / den;
-}
+namespace {
 
 template <typename Scalar>
 Autoencoder<Scalar> small_net(Index genes, Index hidden, Index units, std::uint64_t seed) {
@@ -50,15 +49,6 @@ Matrix<Scalar> uniform(Index r, Index c, std::uint64_t seed) {
     for (Index j = 0; j < c; ++j)
         for (Index i = 0; i < r; ++i) m(i, j) = static_cast<Scalar>(rng.uniform(0.0, 1.0));
     return m;
-}
-
-double ks_uniform(std::vector<double> p) {
-    std::sort(p.begin(), p.end());
-    const double n = static_cast<double>(p.size());
-    double d = 0.0;
-    for (std::size_t i = 0; i < p.size(); ++i)
-        d = std::max({d, std::abs(static_cast<double>(i + 1) / n - p[i]), std::abs(p[i] - static_cast<double>(i) / n)});
-    return d;
 }
 
 std::vector<std::vector<Index>> some_sets(Index genes, Index n_sets, Index size, std::uint64_t seed) {
