@@ -9,6 +9,7 @@
 
 #include "exsal/core/error.hpp"
 #include "exsal/core/types.hpp"
+#include "exsal/nn/kernels.hpp"
 
 #include <string>
 
@@ -17,11 +18,11 @@ namespace exsal {
 enum class LossKind { poisson, mse };
 
 namespace detail {
-// sums[c] = column(c) for c < n (OpenMP over columns when the block has >= 2^15 entries), then
-// the mean sum(sums) / entries with the columns added in order.
+// sums[c] = column(c) for c < n (OpenMP over columns when kernels::parallel_worthwhile(entries)),
+// then the mean sum(sums) / entries with the columns added in order.
 template <typename F>
 double columns_in_parallel(Index n, Index entries, double* sums, F&& column) {
-    if (entries >= (Index(1) << 15) && n > 1) {
+    if (kernels::parallel_worthwhile(entries) && n > 1) {
 #pragma omp parallel for schedule(static)
         for (Index c = 0; c < n; ++c) sums[c] = column(c);
     } else {

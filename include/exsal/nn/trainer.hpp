@@ -8,6 +8,7 @@
 #include "exsal/core/random.hpp"
 #include "exsal/core/types.hpp"
 #include "exsal/nn/autoencoder.hpp"
+#include "exsal/nn/kernels.hpp"
 #include "exsal/nn/optimizers.hpp"
 
 #include <algorithm>
@@ -127,7 +128,7 @@ private:
 // Copies the columns `cols` of `src` into the first cols.size() columns of `dst`.
 template <typename Scalar>
 void gather_columns(const ConstMatrixRef<Scalar>& src, const std::int64_t* cols, Index n, Matrix<Scalar>& dst) {
-    if (src.rows() * n >= (Index(1) << 15)) {
+    if (kernels::parallel_worthwhile(src.rows() * n)) {
 #pragma omp parallel for schedule(static)
         for (Index j = 0; j < n; ++j) dst.col(j) = src.col(cols[j]);
     } else {
