@@ -471,7 +471,7 @@ TEST_CASE("simulator: default size, labels, symbols, sparsity, truth") {
     // Symbols: unique, upper case, readable.
     std::set<std::string> unique(e.genes.begin(), e.genes.end());
     CHECK(unique.size() == e.genes.size());
-    for (const auto& g : e.genes) CHECK(g == detail::prep::upper(g));
+    for (const auto& g : e.genes) CHECK(g == detail::upper_cased_ascii(g));
     CHECK(unique.count("ERY_001"));
     CHECK(unique.count("BG_0001"));
 

@@ -15,6 +15,7 @@
 #include "exsal/core/error.hpp"
 #include "exsal/core/random.hpp"
 #include "exsal/core/serialize.hpp"
+#include "exsal/core/text.hpp"
 #include "exsal/core/types.hpp"
 #include "exsal/io/expression_matrix.hpp"
 #include "exsal/io/gene_set.hpp"
@@ -35,13 +36,6 @@ namespace exsal {
 
 namespace detail::prep {
 
-// ASCII upper case; gene symbols are ASCII.
-inline std::string upper(std::string s) {
-    for (char& ch : s)
-        if (ch >= 'a' && ch <= 'z') ch = static_cast<char>(ch - 'a' + 'A');
-    return s;
-}
-
 // "A, B, C, ..." with at most `n` entries, for error messages.
 inline std::string first_few(const std::vector<std::string>& v, std::size_t n = 5) {
     std::string s;
@@ -55,7 +49,7 @@ inline void check_unique_upper(const std::vector<std::string>& genes, const std:
     std::unordered_map<std::string, std::size_t> seen;
     seen.reserve(genes.size());
     for (std::size_t i = 0; i < genes.size(); ++i) {
-        auto [it, inserted] = seen.emplace(upper(genes[i]), i);
+        auto [it, inserted] = seen.emplace(upper_cased_ascii(genes[i]), i);
         if (!inserted)
             throw ArgumentError(where, "gene symbols '" + genes[it->second] + "' (row " +
                                            std::to_string(it->second + 1) + ") and '" + genes[i] + "' (row " +
@@ -168,7 +162,7 @@ inline std::vector<Index> filter_genes_by_max(const ExpressionMatrix& m, float t
 inline void upper_case_genes(ExpressionMatrix& m) {
     m.check_consistent("upper_case_genes");
     detail::prep::check_unique_upper(m.genes, "upper_case_genes");
-    for (auto& g : m.genes) g = detail::prep::upper(g);
+    for (auto& g : m.genes) detail::upper_case_ascii(g);
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -184,11 +178,11 @@ inline std::vector<Index> restrict_to_gene_sets(const std::vector<std::string>& 
     std::vector<std::string> first_members;
     for (const auto& s : sets)
         for (const auto& g : s.genes) {
-            if (members.insert(detail::prep::upper(g)).second && first_members.size() < 6) first_members.push_back(g);
+            if (members.insert(detail::upper_cased_ascii(g)).second && first_members.size() < 6) first_members.push_back(g);
         }
     std::vector<Index> kept;
     for (std::size_t i = 0; i < genes.size(); ++i)
-        if (members.count(detail::prep::upper(genes[i]))) kept.push_back(static_cast<Index>(i));
+        if (members.count(detail::upper_cased_ascii(genes[i]))) kept.push_back(static_cast<Index>(i));
     if (kept.empty())
         throw ArgumentError(where, "none of the " + std::to_string(genes.size()) + " genes of the data is in any of the " +
                                        std::to_string(sets.size()) + " gene sets (" + std::to_string(members.size()) +
@@ -225,9 +219,9 @@ inline const char* input_transform_name(InputTransform t) {
 
 // "none", "log1p", "minmax", "cpm_log1p" (case-insensitive); throws ArgumentError otherwise.
 inline InputTransform parse_input_transform(const std::string& name) {
-    const std::string u = detail::prep::upper(name);
+    const std::string u = detail::upper_cased_ascii(name);
     for (InputTransform t : {InputTransform::none, InputTransform::log1p, InputTransform::minmax, InputTransform::cpm_log1p})
-        if (u == detail::prep::upper(input_transform_name(t))) return t;
+        if (u == detail::upper_cased_ascii(input_transform_name(t))) return t;
     throw ArgumentError("parse_input_transform", "unknown input transform '" + name +
                                                      "' (expected none, log1p, minmax or cpm_log1p)");
 }
@@ -257,7 +251,7 @@ public:
             throw ArgumentError(where, "cpm scale must be positive and finite, got " + std::to_string(cpm_scale));
         Preprocessor p;
         p.m_genes.reserve(train_cells.genes.size());
-        for (const auto& g : train_cells.genes) p.m_genes.push_back(detail::prep::upper(g));
+        for (const auto& g : train_cells.genes) p.m_genes.push_back(detail::upper_cased_ascii(g));
         p.m_transform = transform;
         p.m_cpm_scale = cpm_scale;
         if (transform == InputTransform::minmax) {
@@ -349,7 +343,7 @@ public:
         std::unordered_map<std::string, Index> row_of;
         row_of.reserve(new_cells.genes.size());
         for (std::size_t i = 0; i < new_cells.genes.size(); ++i)
-            row_of.emplace(detail::prep::upper(new_cells.genes[i]), static_cast<Index>(i));
+            row_of.emplace(detail::upper_cased_ascii(new_cells.genes[i]), static_cast<Index>(i));
         Aligned a;
         std::vector<Index> source(static_cast<std::size_t>(n_genes()), -1); // new row of model gene g, -1: missing
         Index matched = 0;
@@ -433,7 +427,7 @@ public:
         if (p.m_genes.empty()) fail("no genes");
         std::unordered_set<std::string> seen;
         for (const auto& g : p.m_genes)
-            if (g.empty() || g != detail::prep::upper(g) || !seen.insert(g).second)
+            if (g.empty() || g != detail::upper_cased_ascii(g) || !seen.insert(g).second)
                 fail("invalid or duplicate gene symbol '" + g + "'");
         if (!(p.m_cpm_scale > 0.0 && std::isfinite(p.m_cpm_scale))) fail("invalid cpm scale");
         const std::size_t expected = p.m_transform == InputTransform::minmax ? p.m_genes.size() : 0;
@@ -572,7 +566,7 @@ inline PreparedData prepare(const ExpressionMatrix& data, const GeneSetCollectio
     names.reserve(rows.size());
     for (Index r : rows) names.push_back(data.genes[static_cast<std::size_t>(r)]);
     check_unique_upper(names, "upper_case_genes");
-    for (auto& g : names) g = upper(g);
+    for (auto& g : names) upper_case_ascii(g);
     if (sets) {
         const std::vector<Index> in_sets = restrict_to_gene_sets(names, *sets); // positions in `rows`
         out.report.genes_removed_by_gene_sets = static_cast<Index>(rows.size() - in_sets.size());

@@ -26,6 +26,7 @@
 
 #include "exsal/core/error.hpp"
 #include "exsal/core/random.hpp"
+#include "exsal/core/text.hpp"
 #include "exsal/core/types.hpp"
 #include "exsal/io/expression_matrix.hpp"
 #include "exsal/io/gene_set.hpp"
@@ -194,9 +195,7 @@ inline SimulatedData simulate_haematopoiesis(const SimulationOptions& opt) {
         if (name.empty() || !names.insert(name).second)
             throw ArgumentError(where, "programme names must be non-empty and unique ('" + name + "')");
         if (!builtin_profile(name, p)) { // random lineage profile for other names
-            p.prefix = name;
-            for (char& ch : p.prefix)
-                if (ch >= 'a' && ch <= 'z') ch = static_cast<char>(ch - 'a' + 'A');
+            p.prefix = detail::upper_cased_ascii(name);
             for (auto& lv : p.level)
                 for (double& v : lv) v = profile_rng.uniform() < 0.5 ? 0.0 : profile_rng.uniform();
         }

@@ -7,6 +7,7 @@
 // source's, including those raised in LineReader's reading thread) into exsal::FileError.
 
 #include "exsal/core/error.hpp"
+#include "exsal/core/text.hpp" // upper_case_ascii, for the readers
 
 // csv.h's strncpy of file names trips GCC's -Wstringop-truncation once inlined into callers.
 #if defined(__GNUC__) && !defined(__clang__)
@@ -54,12 +55,6 @@ inline std::string quote_excerpt(std::string_view text, std::size_t max_chars = 
     }
     if (text.size() > max_chars) s += "...";
     return s + "\"";
-}
-
-// Upper-cases ASCII letters in place (gene symbols).
-inline void upper_case_ascii(std::string& s) noexcept {
-    for (char& c : s)
-        if (c >= 'a' && c <= 'z') c = static_cast<char>(c - 'a' + 'A');
 }
 
 // True for bytes no text table contains: C0 controls other than TAB LF VT FF CR, and DEL.
