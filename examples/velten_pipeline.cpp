@@ -115,114 +115,40 @@ struct CommandLine {
     int exit_code = -1; // >= 0: stop with this code (help shown or error printed)
 };
 
+// The command line is made from the option table (exsal/pipeline/options.hpp): every option's
+// text is bound here and handed to the table's parser, so names, help, defaults and checks live
+// in one place.
 CommandLine parse_command_line(int argc, char** argv) {
-    using exsal::PipelineConfig;
     CommandLine cl;
-    PipelineConfig& c = cl.config;
+    exsal::PipelineConfig& c = cl.config;
     c.threads = static_cast<int>(std::max(1u, std::thread::hardware_concurrency()));
 
     CLI::App app{"Trains an orthogonality-regularised autoencoder on single-cell expression and explains its "
                  "representation units by saliency maps aggregated over gene sets (Kinalis et al. 2019). Without "
                  "--expression it runs on built-in simulated haematopoiesis data with planted gene programmes.",
                  program_name};
-    app.option_defaults()->always_capture_default();
-    app.get_formatter()->column_width(34);
+    app.get_formatter()->column_width(40);
 
-    std::string loss = "poisson", optimizer = "adam", transform = "minmax", saliency = "guided", aggregator = "median",
-                null = "exact", centring = "on";
-    int epochs = 0;
-    std::vector<std::string> compare;
-
-    const char* data = "Data";
-    app.add_option("--expression", c.expression, "Expression table (.csv, .tsv, optionally .gz); default: built-in simulated data")
-        ->group(data);
-    app.add_flag("--genes-in-rows", c.genes_in_rows, "The table has one row per gene (no group labels then)")->group(data);
-    app.add_option("--id-column", c.id_column, "Header of the cell id column")->group(data);
-    app.add_option("--group-column", c.group_column, "Header of the group column (\"\" for none)")->group(data);
-    app.add_option("--gene-sets", c.gene_sets, "Gene sets in GMT format (required with --expression)")->group(data);
-    app.add_option("--gene-set-prefix", c.gene_set_prefix, "Use only sets whose name starts with this, e.g. HALLMARK_")
-        ->group(data);
-    app.add_option("--min-genes", c.min_genes, "Skip gene sets with fewer genes in the model")->group(data);
-    app.add_option("--min-gene-max", c.min_gene_max, "Keep genes whose value exceeds X in at least one cell")->group(data);
-    app.add_option("--simulate-cells", c.simulate_cells, "Cells of the built-in data")->group(data);
-    app.add_option("--simulate-genes", c.simulate_genes, "Genes of the built-in data")->group(data);
-
-    const char* model = "Model and training";
-    std::vector<CLI::Option*> training;
-    training.push_back(app.add_option("--hidden", c.hidden, "Width of the layers around the representation")->group(model));
-    training.push_back(app.add_option("--units", c.units, "Representation units")->group(model));
-    training.push_back(app.add_option("--loss", loss, "Reconstruction loss")->check(CLI::IsMember({"poisson", "mse"}))->group(model));
-    training.push_back(
-        app.add_option("--optimizer", optimizer, "Optimiser")->check(CLI::IsMember({"adam", "sgd"}))->group(model));
-    training.push_back(app.add_option("--lr", c.learning_rate, "Learning rate")->group(model));
-    training.push_back(app.add_option("--lambda-orth", c.lambda_orth, "Weight of the orthogonality penalty ||I - W W^T||_F")
-                           ->group(model));
-    training.push_back(app.add_option("--epochs", epochs, "Maximum epochs (early stopping may end sooner)")
-                           ->default_str("150 for the built-in data, 500 for files")
-                           ->group(model));
-    training.push_back(app.add_option("--batch", c.batch, "Cells per mini-batch")->group(model));
-    training.push_back(app.add_option("--input-transform", transform, "Transform of the network input (the loss target stays raw)")
-                           ->check(CLI::IsMember({"none", "log1p", "minmax", "cpm-log1p"}))
-                           ->group(model));
-    training.push_back(app.add_option("--input-centring", centring,
-                                      "Subtract each gene's mean input over the training cells (stored with the model)")
-                           ->check(CLI::IsMember({"on", "off"}))
-                           ->group(model));
-    training.push_back(app.add_option("--validation-fraction", c.validation_fraction, "Held-out cells for early stopping")
-                           ->group(model));
-    training.push_back(app.add_option("--validate-every", c.validate_every, "Epochs between validation checks")->group(model));
-    training.push_back(
-        app.add_option("--patience", c.patience, "Checks without improvement before stopping (0: never stop early)")->group(model));
-    training.push_back(app.add_option("--min-validation-cells", c.min_validation_cells,
-                                      "With fewer validation cells: no early stopping, the last epoch's model is kept")
-                           ->group(model));
-    training.push_back(app.add_option("--ensemble", c.ensemble,
-                                      "Train K models from derived seeds and report the consensus of their group programmes")
-                           ->group(model));
-
-    const char* interp = "Interpretation";
-    app.add_option("--saliency", saliency, "Saliency maps")->check(CLI::IsMember({"guided", "vanilla"}))->group(interp);
-    app.add_option("--aggregator", aggregator, "Gene-set impact per cell: median (reference) or mean of |saliency|")
-        ->check(CLI::IsMember({"median", "mean"}))
-        ->group(interp);
-    app.add_option("--null", null, "Null of random size-matched gene sets: exact, or monte-carlo with --permutations")
-        ->check(CLI::IsMember({"exact", "monte-carlo"}))
-        ->group(interp);
-    app.add_option("--permutations", c.permutations, "Random gene sets per set size (monte-carlo null)")->group(interp);
-    app.add_option("--expression-bins", c.expression_bins,
-                   "Random gene sets also match the set's expression: bins of mean input (1: size only)")
-        ->group(interp);
-    app.add_option("--compare", compare, "Compare two groups A:B (repeatable)")->group(interp)->default_str("none");
-    app.add_option("--heatmap-sets", c.heatmap_sets, "At most this many gene sets in the heatmaps (smallest q first)")
-        ->group(interp);
-    app.add_option("--heatmap-values", c.heatmap_values,
-                   "heatmap.svg shows signed z-scores of the active units, clustered (z), or the reference's scaled impact")
-        ->check(CLI::IsMember({"z", "impact"}))
-        ->group(interp);
-    app.add_option("--activity-floor", c.activity_floor,
-                   "Units whose activation SD is at most this fraction of the largest unit SD are inactive (not tested)")
-        ->group(interp);
-    app.add_option("--label-permutations", c.label_permutations, "Group-label permutations of the programme test")
-        ->group(interp);
-
-    const char* run = "Run";
-    app.add_option("--out", c.out, "Output folder (refused if it exists and is not empty, unless --force)")->group(run);
-    app.add_flag("--force", c.force, "Write into an existing non-empty --out: replaces the files this run writes, keeps others")
-        ->group(run);
-    // CLI11 would wrap "-1" around to 2^64 - 1 for an unsigned option: refuse signs explicitly.
-    const CLI::Validator unsigned_integer(
-        [](std::string& text) {
-            return text.find_first_not_of("0123456789") == std::string::npos && !text.empty()
-                       ? std::string()
-                       : "must be a non-negative integer, got '" + text + "'";
-        },
-        "");
-    app.add_option("--seed", c.seed, "Seed of every random step")->check(unsigned_integer)->group(run);
-    app.add_option("--threads", c.threads, "Threads (default: all cores)")->group(run);
-    app.add_flag("--quiet", c.quiet, "Print nothing but errors")->group(run);
-    app.add_option("--model-in", c.model_in, "Trained model.exsal: skip training and project the cells through it "
-                                             "(the model and training options and --min-gene-max do not apply)")
-        ->group(run);
+    const std::vector<exsal::PipelineOption>& table = exsal::pipeline_options();
+    std::vector<std::string> values(table.size());
+    std::vector<std::vector<std::string>> lists(table.size());
+    std::vector<CLI::Option*> bound(table.size());
+    for (std::size_t i = 0; i < table.size(); ++i) {
+        const exsal::PipelineOption& o = table[i];
+        CLI::Option* opt = nullptr;
+        if (o.kind == exsal::OptionKind::flag) {
+            opt = app.add_flag(o.name, o.help); // given or not: count()
+        } else if (o.kind == exsal::OptionKind::list) {
+            opt = app.add_option(o.name, lists[i], o.help);
+        } else {
+            opt = app.add_option(o.name, values[i], o.help);
+        }
+        opt->group(o.group);
+        if (!o.value_name.empty()) opt->type_name(o.value_name);
+        const std::string shown = exsal::option_default_text(o);
+        if (!shown.empty() && o.kind != exsal::OptionKind::flag) opt->default_str(shown);
+        bound[i] = opt;
+    }
 
     try {
         app.parse(argc, argv);
@@ -237,25 +163,21 @@ CommandLine parse_command_line(int argc, char** argv) {
     }
 
     try {
-        if (app.count("--epochs") && epochs < 1)
-            throw exsal::ArgumentError("--epochs", "must be a positive count, got " + std::to_string(epochs));
-        c.epochs = epochs;
-        c.loss = exsal::loss_from_string(loss);
-        c.optimizer = exsal::optimizer_from_string(optimizer);
-        c.input_transform = exsal::parse_input_transform(transform == "cpm-log1p" ? "cpm_log1p" : transform);
-        c.input_centring = centring == "on";
-        c.saliency = exsal::saliency_kind_from_string(saliency);
-        c.aggregator = exsal::impact_aggregator_from_string(aggregator);
-        c.null_method = null == "exact" ? exsal::NullMethod::exact : exsal::NullMethod::monte_carlo;
-        for (const auto& pair : compare) c.compare.push_back(exsal::parse_compare_pair(pair));
-        if (c.projecting()) {
-            training.push_back(app.get_option("--min-gene-max"));
-            for (const CLI::Option* o : training)
-                if (o->count() > 0)
-                    throw exsal::ArgumentError(o->get_name(), "does not apply with --model-in (the model file fixes the "
-                                                              "architecture, preprocessing and genes)");
+        for (std::size_t i = 0; i < table.size(); ++i) {
+            const exsal::PipelineOption& o = table[i];
+            if (bound[i]->count() == 0) continue;
+            if (o.kind == exsal::OptionKind::list) {
+                for (const std::string& v : lists[i]) o.parse(c, v);
+            } else {
+                o.parse(c, values[i]);
+            }
         }
-        c.validate();
+        if (c.projecting())
+            for (std::size_t i = 0; i < table.size(); ++i)
+                if (table[i].training && bound[i]->count() > 0)
+                    throw exsal::ArgumentError(table[i].name, "does not apply with --model-in (the model file fixes the "
+                                                              "architecture, preprocessing and genes)");
+        exsal::validate_config(c);
     } catch (const exsal::Error& e) {
         std::cerr << program_name << ": error: " << e.what() << "\n";
         cl.exit_code = 2;

@@ -873,7 +873,7 @@ TEST_CASE("end to end on the simulator: planted programmes name units, decoys ar
     TrainOptions to;
     to.max_epochs = 50;
     to.batch_size = 32;
-    to.learning_rate = 3e-3;
+    to.adam.lr = 3e-3;
     to.loss.loss = LossKind::poisson;
     to.loss.lambda = 1.0;
     to.optimizer = OptimizerKind::adam;

@@ -91,7 +91,7 @@ TEST_CASE("HSMM with Hallmark: proliferation (G2M, E2F) falls and myogenesis ris
     TrainOptions to;
     to.max_epochs = 400;
     to.batch_size = 32;
-    to.learning_rate = 1e-3;
+    to.adam.lr = 1e-3;
     to.loss.loss = LossKind::poisson;
     to.loss.lambda = 1.0;
     to.patience = 0;

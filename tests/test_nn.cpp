@@ -242,7 +242,7 @@ TrainHistory train_small(double lambda, Autoencoder<float>& net, const MatrixF& 
     o.seed = seed;
     o.loss.lambda = lambda;
     o.loss.loss = loss;
-    o.learning_rate = 3e-3;
+    o.adam.lr = 3e-3;
     o.patience = 0;
     net.initialize(seed);
     return train<float>(net, data, data, o);
@@ -280,7 +280,7 @@ TEST_CASE("a small synthetic problem trains: validation loss falls") {
     o.patience = 0;
     o.loss.loss = LossKind::mse;
     o.loss.lambda = 0.05;
-    o.learning_rate = 3e-3;
+    o.adam.lr = 3e-3;
     const double before = evaluate_loss<float>(net, val_x, val_x, o.loss, 64).reconstruction;
     const TrainHistory h = train<float>(net, train_x, train_x, val_x, val_x, o);
     const double after = evaluate_loss<float>(net, val_x, val_x, o.loss, 64).reconstruction;
@@ -302,7 +302,7 @@ TEST_CASE("early stopping restores the best parameters") {
     o.batch_size = 16;
     o.validate_every = 1;
     o.patience = 3;
-    o.learning_rate = 0.05; // noisy, so validation stops improving early
+    o.adam.lr = 0.05; // noisy, so validation stops improving early
     std::vector<Vector<float>> snapshots;
     o.on_epoch = [&](const EpochInfo&) { snapshots.push_back(net.parameters()); };
     const MatrixF tr = all.leftCols(150), va = all.rightCols(50);
@@ -325,7 +325,7 @@ TEST_CASE("a diverging run stops with an error naming the epoch and batch") {
     o.batch_size = 16;
     o.loss.loss = LossKind::mse;
     o.optimizer = OptimizerKind::sgd;
-    o.learning_rate = 1e6;
+    o.sgd.lr = 1e6;
     try {
         train<float>(net, data, data, o);
         FAIL("training should have diverged");

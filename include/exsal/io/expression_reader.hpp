@@ -29,7 +29,6 @@
 #include <cmath>
 #include <cstdint>
 #include <cstring>
-#include <map>
 #include <string>
 #include <string_view>
 #include <system_error>
@@ -46,25 +45,13 @@ struct ExpressionReadOptions {
     bool upper_case_genes = true;          // upper-case gene symbols (ASCII letters)
     bool sum_duplicates = false;           // add up genes whose symbols coincide, instead of failing
     bool allow_negative = false;           // accept values < 0 (the Poisson loss needs counts >= 0)
-    // How error messages name the settings above where they suggest one, e.g. {"id_column",
-    // "--id-column"} for a command line. A setting mapped to "" is not suggested; a setting not
-    // in the map is named "ExpressionReadOptions::<setting>".
-    std::map<std::string, std::string> setting_names;
 };
+// Errors that a setting above could resolve carry it as a typed hint (Error::hints(): id_column,
+// genes_in_rows, sum_duplicates, allow_negative), so a program can name it as its own option.
 
 namespace detail {
 
-// The name under which messages suggest the setting `name` ("" when it is not to be suggested).
-inline std::string setting_name(const ExpressionReadOptions& opt, const std::string& name) {
-    const auto it = opt.setting_names.find(name);
-    return it == opt.setting_names.end() ? "ExpressionReadOptions::" + name : it->second;
-}
-
-// "; set <sum_duplicates> to add them up" (or nothing when that setting is not offered).
-inline std::string duplicate_hint(const ExpressionReadOptions& opt) {
-    const std::string s = setting_name(opt, "sum_duplicates");
-    return s.empty() ? std::string() : "; set " + s + " to add them up";
-}
+inline std::vector<SettingHint> duplicate_hint() { return {{Setting::sum_duplicates, "to add them up"}}; }
 
 enum class FieldStatus : unsigned char { ok, unterminated_quote, text_after_quote };
 
@@ -148,37 +135,12 @@ inline char detect_separator(const char* p, const char* end) noexcept {
 
 enum class NumberStatus : unsigned char { ok, empty, not_a_number, not_finite, overflow, negative };
 
-// Clinger's fast path: [-]digits[.digits] with at most 9 digits, a mantissa m <= 2^24 and k <= 10
-// decimals is exactly float(m) / 10^k (both operands exact, one correctly rounded division), the
-// same float std::from_chars gives. False for anything else (left to from_chars).
-inline bool parse_simple_decimal(const char* b, const char* e, float& out) noexcept {
-    static constexpr float pow10[11] = {1e0f, 1e1f, 1e2f, 1e3f, 1e4f, 1e5f, 1e6f, 1e7f, 1e8f, 1e9f, 1e10f};
-    const bool negative = *b == '-';
-    if (negative) ++b;
-    std::uint32_t m = 0;
-    int digits = 0, decimals = -1; // decimals < 0: no point seen
-    for (; b < e; ++b) {
-        const auto d = static_cast<unsigned>(static_cast<unsigned char>(*b) - '0');
-        if (d < 10) {
-            if (++digits > 9) return false;
-            m = m * 10 + d;
-            if (decimals >= 0) ++decimals;
-        } else if (*b == '.' && decimals < 0) {
-            decimals = 0;
-        } else {
-            return false;
-        }
-    }
-    if (digits == 0 || m > (std::uint32_t(1) << 24) || decimals > 10) return false;
-    const float v = decimals > 0 ? static_cast<float>(m) / pow10[decimals] : static_cast<float>(m);
-    out = negative ? -v : v;
-    return true;
-}
-
-// The common field in one pass: digits[.digits] (no sign, quote or space, same limits as
-// parse_simple_decimal) directly followed by the separator or the end of the line. Returns the
-// position after the number with `out` set, or nullptr to leave the field to the general path.
-inline char* scan_plain_number(char* p, char* end, char sep, float& out) noexcept {
+// Clinger's fast path for the decimal at p: digits[.digits] with at most 9 digits in all, read as
+// a mantissa m <= 2^24 and k <= 10 decimals, is exactly float(m) / 10^k (both operands exact, one
+// correctly rounded division), the same float std::from_chars gives. Returns the position after
+// the number with `out` set, or nullptr for anything else (left to from_chars, which gives the
+// same value wherever both apply, so which path reads a field never changes the result).
+inline const char* scan_decimal(const char* p, const char* end, float& out) noexcept {
     static constexpr float pow10[11] = {1e0f, 1e1f, 1e2f, 1e3f, 1e4f, 1e5f, 1e6f, 1e7f, 1e8f, 1e9f, 1e10f};
     std::uint32_t m = 0;
     int digits = 0, decimals = 0;
@@ -198,9 +160,30 @@ inline char* scan_plain_number(char* p, char* end, char sep, float& out) noexcep
             if (digits + decimals > 9) return nullptr;
         }
     }
-    if ((p < end && *p != sep) || m > (std::uint32_t(1) << 24) || decimals > 10) return nullptr;
+    if (m > (std::uint32_t(1) << 24) || decimals > 10) return nullptr;
     out = decimals > 0 ? static_cast<float>(m) / pow10[decimals] : static_cast<float>(m);
     return p;
+}
+
+// A whole field [-]digits[.digits] through scan_decimal; false for anything else.
+inline bool parse_simple_decimal(const char* b, const char* e, float& out) noexcept {
+    const bool negative = b < e && *b == '-';
+    if (negative) ++b;
+    float v;
+    if (scan_decimal(b, e, v) != e) return false;
+    out = negative ? -v : v;
+    return true;
+}
+
+// The common field in one pass: a scan_decimal number (no sign, quote or space) directly followed
+// by the separator or the end of the line. Returns the position after the number with `out` set,
+// or nullptr to leave the field to the general path.
+inline char* scan_plain_number(char* p, char* end, char sep, float& out) noexcept {
+    float v;
+    const char* q = scan_decimal(p, end, v);
+    if (!q || (q < end && *q != sep)) return nullptr;
+    out = v;
+    return p + (q - p);
 }
 
 // Parses a whole field as a finite float: decimal, optional sign and exponent. Magnitudes below
@@ -242,21 +225,21 @@ inline NumberStatus parse_value(std::string_view f, bool allow_negative, float& 
 
 [[noreturn]] inline void throw_number_error(const std::string& path, std::size_t line, std::size_t column,
                                             NumberStatus status, std::string_view text, const std::string& where,
-                                            const ExpressionReadOptions& opt) {
+                                            const ExpressionReadOptions&) {
     const std::string q = quote_excerpt(text);
     std::string msg;
+    std::vector<SettingHint> hints;
     switch (status) {
     case NumberStatus::empty: msg = "empty field where a number was expected"; break;
     case NumberStatus::not_finite: msg = q + " is not a finite number (NaN and infinity are not allowed)"; break;
     case NumberStatus::overflow: msg = q + " is out of the range of a 32-bit float (overflow)"; break;
     case NumberStatus::negative:
-        msg = q + " is negative (expression counts must be >= 0" +
-              (setting_name(opt, "allow_negative").empty() ? std::string(")")
-                                                           : "; set " + setting_name(opt, "allow_negative") + " to accept it)");
+        msg = q + " is negative (expression counts must be >= 0)";
+        hints.push_back({Setting::allow_negative, "to accept negative values"});
         break;
     default: msg = q + " is not a number"; break;
     }
-    throw FileError(path, line, column, msg + " (" + where + ")");
+    throw FileError(path, line, column, msg + " (" + where + ")", std::move(hints));
 }
 
 [[noreturn]] inline void throw_field_error(const std::string& path, std::size_t line, std::size_t column,
@@ -333,9 +316,8 @@ inline ExpressionMatrix read_cells_in_rows(TextLineReader& in, char* header, cha
     if (id_field == none)
         throw FileError(path, header_line, 0,
                         "the header has no cell id column " + quote_excerpt(opt.id_column) + " (its fields start with " +
-                            field_list_excerpt(names) +
-                            "); set " + setting_name(opt, "id_column") + " to name it, or " +
-                            setting_name(opt, "genes_in_rows") + " for a genes x cells table");
+                            field_list_excerpt(names) + ")",
+                        {{Setting::id_column, "to name it"}, {Setting::genes_in_rows, "for a genes x cells table"}});
 
     // role[k]: row of field k's gene, or one of the two negative roles.
     constexpr Index role_id = -1, role_group = -2;
@@ -370,8 +352,8 @@ inline ExpressionMatrix read_cells_in_rows(TextLineReader& in, char* header, cha
             throw FileError(path, header_line, k + 1,
                             "duplicate gene symbol " + quote_excerpt(symbol) + " in header fields " +
                                 std::to_string(it->second + 1) + " and " + std::to_string(k + 1) +
-                                (opt.upper_case_genes ? " (after upper-casing)" : "") +
-                                duplicate_hint(opt));
+                                (opt.upper_case_genes ? " (after upper-casing)" : ""),
+                            duplicate_hint());
         }
     }
     const Index n_genes = static_cast<Index>(genes.size());
@@ -499,8 +481,8 @@ inline ExpressionMatrix read_genes_in_rows(TextLineReader& in, char* header, cha
             throw FileError(path, line_no, 1,
                             "duplicate gene symbol " + quote_excerpt(symbol) + " on lines " +
                                 std::to_string(it->second.second) + " and " + std::to_string(line_no) +
-                                (opt.upper_case_genes ? " (after upper-casing)" : "") +
-                                duplicate_hint(opt));
+                                (opt.upper_case_genes ? " (after upper-casing)" : ""),
+                            duplicate_hint());
         }
         for (std::size_t k = 1; k < nf; ++k) {
             if (p == end) throw_field_count(path, line_no, 0, nf, k);

@@ -20,15 +20,22 @@ inline OptimizerKind optimizer_from_string(const std::string& s) {
     throw ArgumentError("exsal::optimizer_from_string", "unknown optimizer '" + s + "' (adam, sgd)");
 }
 
+struct AdamOptions {
+    double lr = 1e-3, beta1 = 0.9, beta2 = 0.999, eps = 1e-8;
+};
+
+struct SgdOptions {
+    double lr = 1e-3, momentum = 0.9;
+    bool nesterov = true;
+};
+
 // Adam (Kingma and Ba), bias-corrected, with one step counter for all parameters, arranged as
 // PyTorch does:  m = b1 m + (1-b1) g ; v = b2 v + (1-b2) g^2 ;
 //                p -= lr / (1-b1^t) * m / (sqrt(v) / sqrt(1-b2^t) + eps)
 template <typename Scalar>
 class Adam {
 public:
-    struct Options {
-        double lr = 1e-3, beta1 = 0.9, beta2 = 0.999, eps = 1e-8;
-    };
+    using Options = AdamOptions;
     Adam(Index n, Options o) : m_o(o), m_m(Vector<Scalar>::Zero(n)), m_v(Vector<Scalar>::Zero(n)) {
         if (!(o.lr > 0) || !(o.beta1 >= 0 && o.beta1 < 1) || !(o.beta2 >= 0 && o.beta2 < 1) || !(o.eps > 0))
             throw ArgumentError("exsal::Adam", "needs lr > 0, 0 <= beta1, beta2 < 1 and eps > 0");
@@ -60,10 +67,7 @@ private:
 template <typename Scalar>
 class Sgd {
 public:
-    struct Options {
-        double lr = 1e-3, momentum = 0.9;
-        bool nesterov = true;
-    };
+    using Options = SgdOptions;
     Sgd(Index n, Options o) : m_o(o), m_buf(Vector<Scalar>::Zero(n)) {
         if (!(o.lr > 0) || !(o.momentum >= 0))
             throw ArgumentError("exsal::Sgd", "needs lr > 0 and momentum >= 0");

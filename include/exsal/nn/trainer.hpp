@@ -51,10 +51,8 @@ struct TrainOptions {
     std::uint64_t seed = 1;
     LossOptions loss;
     OptimizerKind optimizer = OptimizerKind::adam;
-    double learning_rate = 1e-3;
-    double adam_beta1 = 0.9, adam_beta2 = 0.999, adam_eps = 1e-8;
-    double sgd_momentum = 0.9;
-    bool sgd_nesterov = true;
+    AdamOptions adam;                                 // with optimizer adam
+    SgdOptions sgd;                                   // with optimizer sgd
     std::function<void(const BatchInfo&)> on_batch;   // optional, after every batch
     std::function<void(const EpochInfo&)> on_epoch;   // optional, after every epoch
 
@@ -63,11 +61,13 @@ struct TrainOptions {
         if (batch_size < 1) throw ArgumentError(where, "batch_size must be >= 1, got " + std::to_string(batch_size));
         if (validate_every < 1) throw ArgumentError(where, "validate_every must be >= 1");
         if (patience < 0) throw ArgumentError(where, "patience must be >= 0");
-        if (!(learning_rate > 0) || !std::isfinite(learning_rate))
+        if (!(learning_rate() > 0) || !std::isfinite(learning_rate()))
             throw ArgumentError(where, "learning rate must be a positive finite number");
         if (!(loss.lambda >= 0) || !std::isfinite(loss.lambda))
             throw ArgumentError(where, "lambda (orthogonality weight) must be >= 0 and finite");
     }
+    // The chosen optimiser's learning rate.
+    double learning_rate() const noexcept { return optimizer == OptimizerKind::adam ? adam.lr : sgd.lr; }
 };
 
 struct TrainHistory {
@@ -98,11 +98,9 @@ public:
         for (Index i = 0; i < count; ++i) {
             const Index len = std::min(chunk, n - i * chunk);
             if (o.optimizer == OptimizerKind::adam)
-                m_opt.emplace_back(std::in_place_index<0>, len,
-                                   typename Adam<Scalar>::Options{o.learning_rate, o.adam_beta1, o.adam_beta2, o.adam_eps});
+                m_opt.emplace_back(std::in_place_index<0>, len, o.adam);
             else
-                m_opt.emplace_back(std::in_place_index<1>, len,
-                                   typename Sgd<Scalar>::Options{o.learning_rate, o.sgd_momentum, o.sgd_nesterov});
+                m_opt.emplace_back(std::in_place_index<1>, len, o.sgd);
         }
     }
     void step(Vector<Scalar>& p, const Vector<Scalar>& g) {
@@ -217,7 +215,7 @@ TrainHistory train(Autoencoder<Scalar>& model, const ConstMatrixRef<Scalar>& tra
                 msg << "training diverged at epoch " << epoch + 1 << ", batch " << b + 1 << " of " << n_batches
                     << ": the loss is " << parts.total() << " (reconstruction " << parts.reconstruction
                     << ", orthogonality " << parts.orthogonality << "); try a lower learning rate than "
-                    << o.learning_rate;
+                    << o.learning_rate();
                 throw NumericError(msg.str());
             }
             optimizer.step(model.parameters(), model.gradient());
@@ -234,7 +232,7 @@ TrainHistory train(Autoencoder<Scalar>& model, const ConstMatrixRef<Scalar>& tra
         if (info.train_loss > first_loss + 100.0 * std::max(1.0, std::abs(first_loss))) {
             std::ostringstream msg;
             msg << "training diverged at epoch " << epoch + 1 << ": the training loss rose from " << first_loss
-                << " (first batch) to " << info.train_loss << "; try a lower learning rate than " << o.learning_rate;
+                << " (first batch) to " << info.train_loss << "; try a lower learning rate than " << o.learning_rate();
             throw NumericError(msg.str());
         }
         info.orthogonality_error = orthogonality_error<Scalar>(model.representation_weights());

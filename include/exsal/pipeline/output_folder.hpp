@@ -51,25 +51,28 @@ inline StagingRegistry& staging_registry() {
 
 class OutputFolder {
 public:
-    // Checks the target and creates the staging folder. Throws ArgumentError("--out", ...) when
-    // `target` exists and is not a folder, or is a non-empty folder and `force` is false;
-    // FileError when the staging folder cannot be created (e.g. no write permission).
+    // Checks the target and creates the staging folder. Throws ArgumentError (subject
+    // Setting::output_folder) when `target` is empty, exists and is not a folder, or is a non-empty
+    // folder and `force` is false (with a hint to set force); FileError when the staging folder
+    // cannot be created (e.g. no write permission).
     static OutputFolder open(const std::string& target, bool force) {
         namespace fs = std::filesystem;
-        if (target.empty()) throw ArgumentError("--out", "must not be empty");
+        const std::string where = "OutputFolder::open";
+        if (target.empty()) throw ArgumentError(where, "the folder name must not be empty", Setting::output_folder);
         const fs::path path = fs::absolute(fs::path(target)).lexically_normal();
         const fs::path clean = path.has_filename() ? path : path.parent_path(); // drop a trailing '/'
         std::error_code ec;
         const fs::file_status st = fs::status(clean, ec);
         bool non_empty = false;
         if (fs::exists(st)) {
-            if (!fs::is_directory(st)) throw ArgumentError("--out", "'" + target + "' exists and is not a folder");
+            if (!fs::is_directory(st))
+                throw ArgumentError(where, "'" + target + "' exists and is not a folder", Setting::output_folder);
             non_empty = fs::directory_iterator(clean, ec) != fs::directory_iterator();
             if (ec) throw FileError(target, "cannot list the output folder: " + ec.message());
             if (non_empty && !force)
-                throw ArgumentError("--out", "'" + target +
-                                                 "' exists and is not empty; choose a new folder, or pass --force to "
-                                                 "replace the files this run writes (other files are kept)");
+                throw ArgumentError(where, "'" + target + "' exists and is not empty; choose a new folder",
+                                    Setting::output_folder,
+                                    {{Setting::output_force, "to replace the files this run writes (other files are kept)"}});
         }
         const fs::path parent = clean.parent_path();
         fs::create_directories(parent, ec);

@@ -158,7 +158,7 @@ inline JsonValue model_json(const FittedModel& f) {
     }
     m["activations"] = std::move(acts);
     m["parameters"] = static_cast<Index>(f.model.parameters().size());
-    m["input_transform"] = PipelineConfig::transform_option_name(f.preprocessor.input_transform());
+    m["input_transform"] = transform_option_name(f.preprocessor.input_transform());
     m["input_centred"] = f.preprocessor.centre().size() > 0;
     m["filter_threshold"] = f.preprocessor.filter_threshold();
     m["gene_sets_label"] = f.preprocessor.gene_sets();
@@ -211,9 +211,15 @@ inline PipelineResult run_pipeline(const PipelineConfig& c, const PipelineObserv
                                    const JsonValue& program = JsonValue()) {
     using clock = std::chrono::steady_clock;
     const auto t_start = clock::now();
-    c.validate();
+    validate_config(c);
     set_threads(c.threads);
-    OutputFolder folder = OutputFolder::open(c.out, c.force);
+    OutputFolder folder = [&] {
+        try {
+            return OutputFolder::open(c.out, c.force);
+        } catch (const ArgumentError& e) {
+            rethrow_for_command_line(e, c, c.out);
+        }
+    }();
     detail::check_inputs_not_overwritten(c, folder, detail::fixed_output_names(c));
 
     PipelineResult r;
@@ -268,7 +274,7 @@ inline PipelineResult run_pipeline(const PipelineConfig& c, const PipelineObserv
     const Projection projection = [&] {
         try {
             return project_cells(*fitted, data.expression);
-        } catch (const ArgumentError& e) {
+        } catch (const Error& e) {
             rethrow_for_command_line(e, c, data.source);
         }
     }();
@@ -289,7 +295,7 @@ inline PipelineResult run_pipeline(const PipelineConfig& c, const PipelineObserv
     const Interpretation& in = r.interpretation;
     if (!in.skipped_sets.empty())
         note(std::to_string(in.skipped_sets.size()) + " of " + std::to_string(data.gene_sets.size()) +
-             " gene sets have fewer than " + std::to_string(c.min_genes) + " genes in the model and were skipped");
+             " gene sets have fewer than " + std::to_string(c.interpret.min_genes) + " genes in the model and were skipped");
     if (r.activity.n_active() < r.units)
         note(std::to_string(r.units - r.activity.n_active()) + " of " + std::to_string(r.units) +
              " units are inactive (SD over the cells at most " + detail::format_shortest(c.activity_floor) +
@@ -403,7 +409,7 @@ inline PipelineResult run_pipeline(const PipelineConfig& c, const PipelineObserv
     versions["compiler"] = __VERSION__;
 #endif
     run["versions"] = std::move(versions);
-    run["parameters"] = c.to_json();
+    run["parameters"] = parameters_json(c);
     run["seed"] = c.seed;
     JsonValue seeds = JsonValue::object();
     seeds["simulation"] = pipeline_seed(c, PipelineSeed::simulation);
@@ -439,7 +445,7 @@ inline PipelineResult run_pipeline(const PipelineConfig& c, const PipelineObserv
     gs["sets"] = r.sets_read;
     gs["usable"] = static_cast<Index>(in.set_names.size());
     gs["skipped"] = static_cast<Index>(in.skipped_sets.size());
-    gs["min_genes"] = c.min_genes;
+    gs["min_genes"] = c.interpret.min_genes;
     {
         std::vector<std::string> upper_genes = data.expression.genes;
         for (auto& g : upper_genes) detail::upper_case_ascii(g);
@@ -452,7 +458,7 @@ inline PipelineResult run_pipeline(const PipelineConfig& c, const PipelineObserv
             x["genes_in_set"] = in_data[s].genes_in_set;
             x["genes_in_data"] = in_data[s].genes_found;
             x["genes_in_model"] = in_model[s].genes_found;
-            x["usable"] = in_model[s].genes_found >= c.min_genes;
+            x["usable"] = in_model[s].genes_found >= c.interpret.min_genes;
             cov.push_back(std::move(x));
         }
         gs["coverage"] = std::move(cov);

@@ -28,6 +28,7 @@
 #include "exsal/io/gmt.hpp"
 #include "exsal/nn/nn.hpp"
 #include "exsal/pipeline/config.hpp"
+#include "exsal/pipeline/options.hpp"
 
 #include <algorithm>
 #include <functional>
@@ -85,16 +86,15 @@ inline PipelineData load_pipeline_data(const PipelineConfig& c) {
                 throw ArgumentError("--gene-set-prefix", "no simulated gene set starts with '" + c.gene_set_prefix + "'");
         }
     } else {
-        ExpressionReadOptions o;
+        ExpressionReadOptions o; // duplicates are an error and values must be counts (no option offers otherwise)
         o.genes_in_rows = c.genes_in_rows;
         o.id_column = c.id_column;
         o.group_column = c.group_column;
-        o.setting_names = {{"id_column", "--id-column"},
-                           {"genes_in_rows", "--genes-in-rows"},
-                           {"group_column", "--group-column"},
-                           {"sum_duplicates", ""},  // no such option: duplicates are an error
-                           {"allow_negative", ""}}; // the Poisson loss needs counts
-        d.expression = read_expression(c.expression, o);
+        try {
+            d.expression = read_expression(c.expression, o);
+        } catch (const Error& e) { // hints named by the options
+            rethrow_for_command_line(e, c, c.expression);
+        }
         d.source = c.expression;
     }
     if (!c.gene_sets.empty()) d.gene_sets = read_gmt(c.gene_sets, gmt);
@@ -103,7 +103,7 @@ inline PipelineData load_pipeline_data(const PipelineConfig& c) {
 
 // Checks what needs the data: --compare labels exist. Throws ArgumentError("--compare", ...).
 inline void check_pipeline_data(const PipelineConfig& c, const PipelineData& d) {
-    for (const auto& [a, b] : c.compare)
+    for (const auto& [a, b] : c.interpret.compare_pairs)
         for (const std::string* g : {&a, &b})
             if (std::find(d.expression.groups.begin(), d.expression.groups.end(), *g) == d.expression.groups.end()) {
                 const GroupLabels labels = group_labels(d.expression.groups);
@@ -113,22 +113,6 @@ inline void check_pipeline_data(const PipelineConfig& c, const PipelineData& d) 
                                                      (known.empty() ? std::string(" (the cells have no group labels)")
                                                                     : " (groups: " + known + ")"));
             }
-}
-
-// Re-throws an ArgumentError of a preprocessing step in the command line's terms: the option to
-// change, or the file at fault, instead of the library function that found the problem. `source`
-// names the expression data. Other errors are re-thrown unchanged.
-[[noreturn]] inline void rethrow_for_command_line(const ArgumentError& e, const PipelineConfig& c, const std::string& source) {
-    const std::string& w = e.where();
-    if (w == "split_train_validation") throw ArgumentError("--validation-fraction", source + ": " + e.message());
-    if (w == "filter_genes_by_max") throw ArgumentError("--min-gene-max", source + ": " + e.message());
-    if (w == "restrict_to_gene_sets") {
-        if (c.gene_sets.empty()) throw ArgumentError("--gene-set-prefix", source + ": " + e.message());
-        throw FileError(c.gene_sets, e.message() + " (expression data: " + source + ")");
-    }
-    if (w == "upper_case_genes" || w == "Preprocessor::align" || w == "Preprocessor::transform_in_place")
-        throw FileError(source, e.message() + (c.projecting() ? " (model: " + c.model_in + ")" : std::string()));
-    throw e;
 }
 
 // A trained model and the preprocessing its input needs.
@@ -163,16 +147,9 @@ inline AutoencoderConfig pipeline_architecture(const PipelineConfig& c, Index n_
 }
 
 inline TrainOptions pipeline_train_options(const PipelineConfig& c) {
-    TrainOptions o;
+    TrainOptions o = c.train;
     o.max_epochs = c.max_epochs();
-    o.batch_size = c.batch;
-    o.validate_every = c.validate_every;
-    o.patience = c.patience;
     o.seed = pipeline_seed(c, PipelineSeed::batches);
-    o.loss.loss = c.loss;
-    o.loss.lambda = c.lambda_orth;
-    o.optimizer = c.optimizer;
-    o.learning_rate = c.learning_rate;
     return o;
 }
 
@@ -180,18 +157,13 @@ inline TrainOptions pipeline_train_options(const PipelineConfig& c) {
 // be empty) sees every epoch.
 inline TrainedModel fit_pipeline_model(const PipelineConfig& c, const ExpressionMatrix& data, const GeneSetCollection& sets,
                                        const std::function<void(const EpochInfo&)>& on_epoch = {}) {
-    PreprocessOptions po;
-    po.validation_fraction = c.validation_fraction;
+    PreprocessOptions po = c.preprocess;
     po.seed = pipeline_seed(c, PipelineSeed::split);
-    po.filter = true;
-    po.filter_threshold = static_cast<float>(c.min_gene_max);
-    po.transform = c.input_transform;
-    po.centre = c.input_centring;
     po.gene_sets_label = c.gene_sets.empty() ? std::string("built-in simulated gene sets") : c.gene_sets;
     PreparedData prepared;
     try {
         prepared = prepare(data, sets, po);
-    } catch (const ArgumentError& e) {
+    } catch (const Error& e) {
         rethrow_for_command_line(e, c, c.builtin_data() ? std::string("built-in data") : c.expression);
     }
 
@@ -255,15 +227,8 @@ inline Projection project_cells(const FittedModel& f, const ExpressionMatrix& ce
 }
 
 inline InterpretOptions pipeline_interpret_options(const PipelineConfig& c) {
-    InterpretOptions o;
-    o.saliency = c.saliency;
-    o.aggregator = c.aggregator;
-    o.null_method = c.null_method;
-    o.min_genes = c.min_genes;
-    o.permutations = c.permutations;
-    o.expression_bins = c.expression_bins;
+    InterpretOptions o = c.interpret;
     o.seed = pipeline_seed(c, PipelineSeed::null);
-    o.compare_pairs = c.compare;
     return o;
 }
 
@@ -291,10 +256,9 @@ inline std::vector<UnitGroupStats> compare_groups(const PipelineConfig& c, const
                                                   const std::vector<std::string>& groups);
 
 inline ProgrammeOptions pipeline_programme_options(const PipelineConfig& c) {
-    ProgrammeOptions o;
-    o.permutations = c.label_permutations;
+    ProgrammeOptions o = c.programmes;
     o.seed = pipeline_seed(c, PipelineSeed::programmes);
-    o.compare_pairs = c.compare;
+    o.compare_pairs = c.interpret.compare_pairs; // one --compare for both analyses
     return o;
 }
 
@@ -310,7 +274,7 @@ inline Explanation explain_cells(const PipelineConfig& c, const FittedModel& f, 
         std::ostringstream msg; // nothing to explain: every unit is constant over the cells
         msg << "no representation unit varies over the cells (all " << f.model.units() << " are constant)";
         if (c.projecting()) msg << "; the model " << c.model_in << " does not separate these cells";
-        else msg << ": training diverged into dead units; try a lower learning rate than " << c.learning_rate;
+        else msg << ": training diverged into dead units; try a lower learning rate than " << c.train.learning_rate();
         throw NumericError(msg.str());
     }
     restrict_tests_to_units(e.interpretation, e.activity.active);
@@ -319,7 +283,7 @@ inline Explanation explain_cells(const PipelineConfig& c, const FittedModel& f, 
         if (!e.activity.active[static_cast<std::size_t>(s.unit)]) s.effect_size = std::numeric_limits<double>::quiet_NaN();
     ProgrammeOptions o = pipeline_programme_options(c);
     o.on_progress = on_progress;
-    const UsableGeneSets usable = usable_gene_sets(sets, f.preprocessor.genes(), c.min_genes);
+    const UsableGeneSets usable = usable_gene_sets(sets, f.preprocessor.genes(), c.interpret.min_genes);
     e.programmes = group_programmes<float>(f.model, p.input, p.representation, usable.rows, groups, e.activity, o);
     return e;
 }
@@ -329,7 +293,7 @@ inline std::vector<UnitGroupStats> compare_groups(const PipelineConfig& c, const
                                                   const std::vector<std::string>& groups) {
     if (groups.empty()) return {};
     std::vector<UnitGroupStats> stats = compare_unit_activity(representation, groups);
-    for (const auto& [a, b] : c.compare) {
+    for (const auto& [a, b] : c.interpret.compare_pairs) {
         std::vector<UnitGroupStats> pair = compare_unit_activity(representation, groups, a, b);
         stats.insert(stats.end(), pair.begin(), pair.end());
     }
