@@ -26,6 +26,38 @@ inline constexpr Index parallel_min_elements = Index(1) << 15;
 
 inline bool parallel_worthwhile(Index elements) { return elements >= parallel_min_elements; }
 
+namespace detail {
+// The thread count of a parallel region opened here (1 without OpenMP).
+inline int max_threads() {
+#ifdef _OPENMP
+    return omp_get_max_threads();
+#else
+    return 1;
+#endif
+}
+
+// Opens a parallel region of `threads` threads; thread t of T runs f(begin, count) on the t-th of
+// T contiguous shares of [0, size), cut on multiples of `quantum` (whole packets or whole kernel
+// blocks), and skips an empty share. The shares depend only on size, quantum and T, so results
+// are reproducible for a thread count.
+template <typename F>
+void thread_ranges(Index size, Index quantum, int threads, F&& f) {
+#ifdef _OPENMP
+#pragma omp parallel num_threads(threads)
+    {
+        const Index t = omp_get_thread_num(), T = omp_get_num_threads();
+#else
+    (void)threads;
+    {
+        const Index t = 0, T = 1;
+#endif
+        const Index units = (size + quantum - 1) / quantum;
+        const Index a = std::min(size, quantum * (units * t / T)), b = std::min(size, quantum * (units * (t + 1) / T));
+        if (b > a) f(a, b - a);
+    }
+}
+} // namespace detail
+
 // Runs f(c0, count) over contiguous column ranges of a rows x n block that together cover [0, n)
 // once: one range per OpenMP thread when the block is large, else f(0, n) on the calling thread.
 // Its reference is f(0, n); an elementwise f gives the same result either way.
@@ -35,16 +67,7 @@ void split_columns(Index rows, Index n, F&& f) {
         f(0, n);
         return;
     }
-#pragma omp parallel
-    {
-#ifdef _OPENMP
-        const Index t = omp_get_thread_num(), nt = omp_get_num_threads();
-#else
-        const Index t = 0, nt = 1;
-#endif
-        const Index c0 = n * t / nt, c1 = n * (t + 1) / nt;
-        if (c1 > c0) f(c0, c1 - c0);
-    }
+    detail::thread_ranges(n, 1, detail::max_threads(), f);
 }
 
 // ---- Matrix product ---------------------------------------------------------------------------
@@ -71,22 +94,25 @@ void split_product(Dst&& dst, const Lhs& lhs, const Rhs& rhs) {
         dst.noalias() = lhs * rhs;
         return;
     }
-#pragma omp parallel num_threads(nt)
-    {
-#ifdef _OPENMP
-        const Index t = omp_get_thread_num(), T = omp_get_num_threads();
-#else
-        const Index t = 0, T = 1;
-#endif
-        const Index units = (side + quantum - 1) / quantum;
-        const Index a = std::min(side, quantum * (units * t / T)), b = std::min(side, quantum * (units * (t + 1) / T));
-        if (b > a) {
-            if (by_rows)
-                dst.middleRows(a, b - a).noalias() = lhs.middleRows(a, b - a) * rhs;
-            else
-                dst.middleCols(a, b - a).noalias() = lhs * rhs.middleCols(a, b - a);
+    detail::thread_ranges(side, quantum, nt, [&](Index a, Index len) {
+        if (by_rows)
+            dst.middleRows(a, len).noalias() = lhs.middleRows(a, len) * rhs;
+        else
+            dst.middleCols(a, len).noalias() = lhs * rhs.middleCols(a, len);
+    });
+}
+
+// Reference for split_product: the textbook triple loop, accumulated in double.
+template <typename Scalar, typename Lhs, typename Rhs>
+Matrix<Scalar> product_reference(const Lhs& lhs, const Rhs& rhs) {
+    Matrix<Scalar> out(lhs.rows(), rhs.cols());
+    for (Index j = 0; j < rhs.cols(); ++j)
+        for (Index i = 0; i < lhs.rows(); ++i) {
+            double s = 0.0;
+            for (Index p = 0; p < lhs.cols(); ++p) s += static_cast<double>(lhs(i, p)) * static_cast<double>(rhs(p, j));
+            out(i, j) = static_cast<Scalar>(s);
         }
-    }
+    return out;
 }
 
 // sums = the row sums of the first n columns of m, each row added over the columns in column
@@ -108,17 +134,7 @@ void row_sums(const Matrix<Scalar>& m, Index n, Sums& sums) {
         block(0, rows);
         return;
     }
-#pragma omp parallel
-    {
-#ifdef _OPENMP
-        const Index t = omp_get_thread_num(), nt = omp_get_num_threads();
-#else
-        const Index t = 0, nt = 1;
-#endif
-        const Index blocks = (rows + 15) / 16;
-        const Index r0 = std::min(rows, 16 * (blocks * t / nt)), r1 = std::min(rows, 16 * (blocks * (t + 1) / nt));
-        if (r1 > r0) block(r0, r1 - r0);
-    }
+    detail::thread_ranges(rows, 16, detail::max_threads(), block);
 }
 
 // Reference for row_sums: one loop per entry, in the same column order.
@@ -131,19 +147,6 @@ Vector<Scalar> row_sums_reference(const Matrix<Scalar>& m, Index n) {
         sums(r) = s;
     }
     return sums;
-}
-
-// Reference for split_product: the textbook triple loop, accumulated in double.
-template <typename Scalar, typename Lhs, typename Rhs>
-Matrix<Scalar> product_reference(const Lhs& lhs, const Rhs& rhs) {
-    Matrix<Scalar> out(lhs.rows(), rhs.cols());
-    for (Index j = 0; j < rhs.cols(); ++j)
-        for (Index i = 0; i < lhs.rows(); ++i) {
-            double s = 0.0;
-            for (Index p = 0; p < lhs.cols(); ++p) s += static_cast<double>(lhs(i, p)) * static_cast<double>(rhs(p, j));
-            out(i, j) = static_cast<Scalar>(s);
-        }
-    return out;
 }
 
 // ---- Softplus ---------------------------------------------------------------------------------
