@@ -57,7 +57,8 @@ template <typename Scalar>
 bool close(Scalar got, Scalar want) {
     const double rtol = std::is_same<Scalar, float>::value ? 16 * 1.2e-7 : 16 * 2.3e-16;
     const double atol = 4.0 * static_cast<double>(std::numeric_limits<Scalar>::min());
-    return std::abs(static_cast<double>(got) - static_cast<double>(want)) <= rtol * std::abs(static_cast<double>(want)) + atol;
+    const double g = static_cast<double>(got), w = static_cast<double>(want);
+    return std::abs(g - w) <= rtol * std::abs(w) + atol;
 }
 
 template <typename Scalar>
@@ -106,7 +107,8 @@ TEST_CASE_TEMPLATE("softplus kernels equal the scalar reference", Scalar, float,
             kernels::activation_derivative<Softplus, Scalar>(act, z, y, d);
             int bad_slope = 0;
             for (Index c = 0; c < cols; ++c)
-                for (Index i = 0; i < rows; ++i) bad_slope += !close(d(i, c), kernels::softplus_derivative_reference(z(i, c), beta));
+                for (Index i = 0; i < rows; ++i)
+                    bad_slope += !close(d(i, c), kernels::softplus_derivative_reference(z(i, c), beta));
             CHECK(bad_slope == 0);
 
             // Backward: dZ = dY * f'(Z), dY a block with an outer stride.
@@ -117,7 +119,8 @@ TEST_CASE_TEMPLATE("softplus kernels equal the scalar reference", Scalar, float,
             int bad_backprop = 0;
             for (Index c = 0; c < cols; ++c)
                 for (Index i = 0; i < rows; ++i)
-                    bad_backprop += !close(dz(i, c), Scalar(dy(i, c) * kernels::softplus_derivative_reference(z(i, c), beta)));
+                    bad_backprop +=
+                        !close(dz(i, c), Scalar(dy(i, c) * kernels::softplus_derivative_reference(z(i, c), beta)));
             CHECK(bad_backprop == 0);
         }
     }
@@ -169,7 +172,8 @@ TEST_CASE_TEMPLATE("split_product equals the reference product", Scalar, float, 
     for (Shape s : {Shape{301, 70, 129}, Shape{50, 333, 97}, Shape{33, 9, 21}}) {
         CAPTURE(s.m);
         CAPTURE(s.n);
-        const Matrix<Scalar> a = random_matrix<Scalar>(s.m, s.k, 1, -1, 1), b = random_matrix<Scalar>(s.k, s.n, 2, -1, 1);
+        const Matrix<Scalar> a = random_matrix<Scalar>(s.m, s.k, 1, -1, 1);
+        const Matrix<Scalar> b = random_matrix<Scalar>(s.k, s.n, 2, -1, 1);
         const Matrix<Scalar> want = kernels::product_reference<Scalar>(a, b);
         Matrix<Scalar> got(s.m, s.n);
         kernels::split_product(got, a, b);

@@ -4,6 +4,7 @@
 #include "exsal/nn/activations.hpp"
 #include "exsal/nn/autoencoder.hpp"
 #include "exsal/nn/dense.hpp"
+#include "exsal/nn/kernels.hpp"
 #include "exsal/nn/losses.hpp"
 #include "exsal/nn/model_file.hpp"
 #include "exsal/nn/optimizers.hpp"
