@@ -53,7 +53,8 @@ inline void check_unique_upper(const std::vector<std::string>& genes, const std:
         if (!inserted)
             throw ArgumentError(where, "gene symbols '" + genes[it->second] + "' (row " +
                                            std::to_string(it->second + 1) + ") and '" + genes[i] + "' (row " +
-                                           std::to_string(i + 1) + ") are the same symbol after upper-casing");
+                                           std::to_string(i + 1) + ") are the same symbol after upper-casing",
+                                Setting::expression_data);
     }
 }
 
@@ -74,16 +75,19 @@ struct Split {
 // empty although the fraction is > 0.
 inline Split split_train_validation(Index n_cells, double validation_fraction, std::uint64_t seed) {
     const std::string where = "split_train_validation";
-    if (n_cells < 1) throw ArgumentError(where, "need at least one cell, got " + std::to_string(n_cells));
+    if (n_cells < 1)
+        throw ArgumentError(where, "need at least one cell, got " + std::to_string(n_cells), Setting::expression_data);
     if (!(validation_fraction >= 0.0 && validation_fraction < 1.0))
-        throw ArgumentError(where, "validation fraction must be in [0, 1), got " + std::to_string(validation_fraction));
+        throw ArgumentError(where, "validation fraction must be in [0, 1), got " + std::to_string(validation_fraction),
+                            Setting::validation_fraction);
     const Index n_validation = static_cast<Index>(std::llround(validation_fraction * static_cast<double>(n_cells)));
     const Index n_train = n_cells - n_validation;
     if (validation_fraction > 0.0 && (n_validation == 0 || n_train == 0))
         throw ArgumentError(where, "a validation fraction of " + std::to_string(validation_fraction) + " of " +
                                        std::to_string(n_cells) + " cells leaves " + std::to_string(n_train) +
                                        " training and " + std::to_string(n_validation) +
-                                       " validation cells; both sides need at least one (use fraction 0 for no validation)");
+                                       " validation cells; both sides need at least one (use fraction 0 for no validation)",
+                            Setting::validation_fraction);
     Rng rng(seed);
     const std::vector<std::int64_t> perm = rng.permutation(static_cast<std::int64_t>(n_cells));
     Split split;
@@ -150,7 +154,8 @@ inline std::vector<Index> filter_genes_by_max(const ExpressionMatrix& m, float t
                                        std::to_string(m.n_genes()) + " genes, " + std::to_string(m.n_cells()) +
                                        " cells, largest value " +
                                        (m.values.size() ? std::to_string(m.values.maxCoeff()) : std::string("none")) +
-                                       "); the reference filter expects counts, lower the threshold for scaled or log data");
+                                       "); the reference filter expects counts, lower the threshold for scaled or log data",
+                            Setting::filter_threshold);
     return kept;
 }
 
@@ -173,7 +178,7 @@ inline void upper_case_genes(ExpressionMatrix& m) {
 // overlaps, showing the first symbols of each side so that a case or identifier mismatch shows.
 inline std::vector<Index> restrict_to_gene_sets(const std::vector<std::string>& genes, const GeneSetCollection& sets) {
     const std::string where = "restrict_to_gene_sets";
-    if (sets.empty()) throw ArgumentError(where, "the gene-set collection is empty");
+    if (sets.empty()) throw ArgumentError(where, "the gene-set collection is empty", Setting::gene_sets);
     std::unordered_set<std::string> members;
     std::vector<std::string> first_members;
     for (const auto& s : sets)
@@ -188,7 +193,8 @@ inline std::vector<Index> restrict_to_gene_sets(const std::vector<std::string>& 
                                        std::to_string(sets.size()) + " gene sets (" + std::to_string(members.size()) +
                                        " distinct genes); data genes: " + detail::prep::first_few(genes) +
                                        "; set genes: " + detail::prep::first_few(first_members) +
-                                       " (check species, identifier type and symbol case)");
+                                       " (check species, identifier type and symbol case)",
+                            Setting::gene_sets);
     return kept;
 }
 
@@ -278,7 +284,8 @@ private:
     void transform_into(ConstMatrixRef<float> values, Eigen::Ref<MatrixF> out, const std::string& where) const {
         if (values.rows() != n_genes())
             throw ArgumentError(where, "expected " + std::to_string(n_genes()) + " genes (rows) in model order, got " +
-                                           std::to_string(values.rows()));
+                                           std::to_string(values.rows()),
+                                Setting::expression_data);
         if ((m_transform == InputTransform::log1p || m_transform == InputTransform::cpm_log1p) &&
             !(values.array() >= 0.0f && values.array().isFinite()).all()) {
             Index g = 0, c = 0; // the first offending entry, in storage order (one exists)
@@ -289,7 +296,8 @@ private:
             }
             throw ArgumentError(where, std::string(input_transform_name(m_transform)) +
                                            " needs finite non-negative values; gene " + m_genes[static_cast<std::size_t>(g)] +
-                                           " of cell " + std::to_string(c + 1) + " is " + std::to_string(values(g, c)));
+                                           " of cell " + std::to_string(c + 1) + " is " + std::to_string(values(g, c)),
+                                Setting::expression_data);
         }
         const Index n_cells = values.cols(), n = values.rows();
         switch (m_transform) {
@@ -360,7 +368,8 @@ public:
             throw ArgumentError(where, "none of the model's " + std::to_string(n_genes()) + " genes is among the " +
                                            std::to_string(new_cells.n_genes()) + " genes of the new cells; model genes: " +
                                            detail::prep::first_few(m_genes) + "; new genes: " +
-                                           detail::prep::first_few(new_cells.genes));
+                                           detail::prep::first_few(new_cells.genes),
+                                Setting::expression_data);
         // Column by column (the storage order): values(g, c) = new(source[g], c), 0 where missing.
         const Index n_cells = new_cells.n_cells(), n = n_genes();
         a.values.resize(n, n_cells);
@@ -492,7 +501,7 @@ struct PreprocessOptions {
     double validation_fraction = 0.05;        // step 1, held out after one seeded shuffle
     std::uint64_t seed = 1;                   // step 1
     bool filter = true;                       // step 2 on/off
-    float filter_threshold = 2.0f;            // step 2, keep genes with max > threshold over all cells
+    double filter_threshold = 2.0;            // step 2, keep genes with max > threshold (as a float) over all cells
     InputTransform transform = InputTransform::none; // step 5
     double cpm_scale = Preprocessor::default_cpm_scale; // step 5, cpm_log1p only
     std::string gene_sets_label;              // stored in the Preprocessor for reports (e.g. a file name)
@@ -556,7 +565,7 @@ inline PreparedData prepare(const ExpressionMatrix& data, const GeneSetCollectio
     // training and validation matrices (peak memory: the data plus its two prepared copies).
     std::vector<Index> rows;
     if (opt.filter) {
-        rows = filter_genes_by_max(data, opt.filter_threshold);
+        rows = filter_genes_by_max(data, static_cast<float>(opt.filter_threshold));
     } else {
         rows.resize(static_cast<std::size_t>(data.n_genes()));
         std::iota(rows.begin(), rows.end(), Index(0));
@@ -588,7 +597,7 @@ inline PreparedData prepare(const ExpressionMatrix& data, const GeneSetCollectio
     out.report.cells_validation = out.validation.n_cells();
     // 5. fit the transform on the training cells only
     out.preprocessor = Preprocessor::fit(out.train, opt.transform, opt.cpm_scale);
-    out.preprocessor.set_filter_threshold(opt.filter ? static_cast<double>(opt.filter_threshold)
+    out.preprocessor.set_filter_threshold(opt.filter ? opt.filter_threshold
                                                      : std::numeric_limits<double>::quiet_NaN());
     out.preprocessor.set_gene_sets(opt.gene_sets_label);
     out.train_input = out.preprocessor.transform(out.train.values);
