@@ -102,13 +102,25 @@ inline void check_input_file(const std::string& option, const std::string& path)
     if (std::filesystem::is_directory(st)) throw ArgumentError(option, "'" + path + "' is a folder, not a file");
 }
 
+// An option with its texts; the factories below add how it is parsed, checked and recorded.
+inline PipelineOption declare(std::string name, std::string value_name, std::string help, std::string default_text = "",
+                              OptionKind kind = OptionKind::value) {
+    PipelineOption o;
+    o.name = std::move(name);
+    o.value_name = std::move(value_name);
+    o.help = std::move(help);
+    o.default_text = std::move(default_text);
+    o.kind = kind;
+    return o;
+}
+
 // Factories. `field` is a generic lambda [](auto& c) -> auto& { return c.member; }, so one lambda
 // serves both the parser (non-const) and the check and record (const).
 
 template <typename Field>
 PipelineOption text(std::string name, std::string value_name, std::string help, std::string default_text, Field field,
                     bool null_when_empty = false) {
-    PipelineOption o{std::move(name), std::move(value_name), "", std::move(help), std::move(default_text)};
+    PipelineOption o = declare(std::move(name), std::move(value_name), std::move(help), std::move(default_text));
     o.parse = [field](PipelineConfig& c, const std::string& t) { field(c) = t; };
     o.record = [field, null_when_empty](const PipelineConfig& c) -> std::optional<JsonValue> {
         const std::string& v = field(c);
@@ -119,7 +131,7 @@ PipelineOption text(std::string name, std::string value_name, std::string help, 
 
 template <typename Field>
 PipelineOption flag(std::string name, std::string help, Field field) {
-    PipelineOption o{std::move(name), "", "", std::move(help), "off", OptionKind::flag};
+    PipelineOption o = declare(std::move(name), "", std::move(help), "off", OptionKind::flag);
     o.parse = [field](PipelineConfig& c, const std::string&) { field(c) = true; };
     o.record = [field](const PipelineConfig& c) -> std::optional<JsonValue> { return JsonValue(field(c)); };
     return o;
@@ -129,7 +141,7 @@ PipelineOption flag(std::string name, std::string help, Field field) {
 template <typename Field>
 PipelineOption count(std::string name, std::string help, Field field,
                      std::function<void(const std::string&, long long)> check = positive) {
-    PipelineOption o{std::move(name), "N", "", std::move(help)};
+    PipelineOption o = declare(std::move(name), "N", std::move(help));
     o.parse = [field, n = o.name](PipelineConfig& c, const std::string& t) {
         field(c) = parse_integer<std::remove_reference_t<decltype(field(c))>>(n, t);
     };
@@ -142,7 +154,7 @@ PipelineOption count(std::string name, std::string help, Field field,
 template <typename Field>
 PipelineOption real(std::string name, std::string help, Field field, std::function<bool(double)> valid,
                     std::string expected) {
-    PipelineOption o{std::move(name), "X", "", std::move(help)};
+    PipelineOption o = declare(std::move(name), "X", std::move(help));
     o.parse = [field, n = o.name](PipelineConfig& c, const std::string& t) { field(c) = parse_real(n, t); };
     o.check = [field, valid, expected, n = o.name](const PipelineConfig& c) {
         const double v = field(c);
@@ -155,7 +167,7 @@ PipelineOption real(std::string name, std::string help, Field field, std::functi
 // One of a few spellings, each standing for a value of the member's type.
 template <typename Field, typename T>
 PipelineOption choice(std::string name, std::string help, Field field, std::vector<std::pair<std::string, T>> values) {
-    PipelineOption o{std::move(name), "", "", std::move(help)};
+    PipelineOption o = declare(std::move(name), "", std::move(help));
     for (const auto& [text, value] : values) {
         o.choices.push_back(text);
         o.value_name += (o.value_name.empty() ? "" : "|") + text;
@@ -362,7 +374,7 @@ inline const std::vector<PipelineOption>& pipeline_options() {
                   [](auto& c) -> auto& { return c.interpret.expression_bins; }),
             interp);
         {
-            PipelineOption o{"--compare", "A:B", "", "compare group A with group B (repeatable)", "none", OptionKind::list};
+            PipelineOption o = declare("--compare", "A:B", "compare group A with group B (repeatable)", "none", OptionKind::list);
             o.parse = [](PipelineConfig& c, const std::string& t) { c.interpret.compare_pairs.push_back(parse_compare_pair(t)); };
             o.check = [](const PipelineConfig& c) {
                 for (const auto& [a, b] : c.interpret.compare_pairs) {
@@ -421,8 +433,8 @@ inline const std::vector<PipelineOption>& pipeline_options() {
             run)
             .setting = Setting::output_force;
         {
-            PipelineOption o{"--seed", "N", "",
-                             "seed of every random step (simulation, split, initial weights, batch order, Monte Carlo null)"};
+            PipelineOption o = declare(
+                "--seed", "N", "seed of every random step (simulation, split, initial weights, batch order, Monte Carlo null)");
             o.parse = [](PipelineConfig& c, const std::string& t) { c.seed = parse_integer<std::uint64_t>("--seed", t, false); };
             o.record = [](const PipelineConfig& c) -> std::optional<JsonValue> { return JsonValue(c.seed); };
             add(std::move(o), run);

@@ -116,19 +116,6 @@ inline void check_inputs_not_overwritten(const PipelineConfig& c, const OutputFo
     }
 }
 
-inline std::vector<std::string> fixed_output_names(const PipelineConfig& c) {
-    std::vector<std::string> n = {"representation.csv", "unit_gene_sets.csv", "group_units.csv", "group_gene_sets.csv",
-                                  "gene_saliency.csv",  "heatmap.svg",        "representation_map.svg", "model.exsal",
-                                  "run.json",           "units.csv",          "group_programmes.csv",
-                                  "group_programmes.svg"};
-    if (c.ensemble > 1) n.push_back("group_programmes_consensus.csv");
-    if (c.builtin_data()) {
-        n.push_back("synthetic_gene_sets.gmt");
-        n.push_back("simulated_expression.csv.gz");
-    }
-    return n;
-}
-
 inline JsonValue history_json(const TrainHistory& h) {
     JsonValue epochs = JsonValue::array();
     for (std::size_t e = 0; e < h.train_loss.size(); ++e) {
@@ -205,104 +192,89 @@ inline double last_finite(const std::vector<double>& v) {
 
 } // namespace detail
 
-// Runs the pipeline. Invalid settings throw ArgumentError naming the option before any work;
-// failures later throw (FileError, ArgumentError, NumericError) and leave --out as it was.
-inline PipelineResult run_pipeline(const PipelineConfig& c, const PipelineObserver& observer = {},
-                                   const JsonValue& program = JsonValue()) {
-    using clock = std::chrono::steady_clock;
-    const auto t_start = clock::now();
-    validate_config(c);
-    set_threads(c.threads);
-    OutputFolder folder = [&] {
-        try {
-            return OutputFolder::open(c.out, c.force);
-        } catch (const ArgumentError& e) {
-            rethrow_for_command_line(e, c, c.out);
-        }
-    }();
-    detail::check_inputs_not_overwritten(c, folder, detail::fixed_output_names(c));
+namespace detail {
 
-    PipelineResult r;
-    auto t_stage = clock::now();
-    const auto stage = [&](const std::string& name) {
-        if (observer.on_stage) observer.on_stage(name);
-        t_stage = clock::now();
-    };
-    const auto stage_done = [&](const std::string& name) {
-        r.timings.emplace_back(name, std::chrono::duration<double>(clock::now() - t_stage).count());
-    };
-    const auto note = [&](const std::string& m) {
-        if (observer.on_note) observer.on_note(m);
-    };
+// The files of a run whose names do not depend on the data, once: checked against the inputs
+// before any work and written under these names.
+namespace output {
+constexpr const char* representation = "representation.csv";
+constexpr const char* unit_gene_sets = "unit_gene_sets.csv";
+constexpr const char* group_units = "group_units.csv";
+constexpr const char* group_gene_sets = "group_gene_sets.csv";
+constexpr const char* gene_saliency = "gene_saliency.csv";
+constexpr const char* units = "units.csv";
+constexpr const char* group_programmes = "group_programmes.csv";
+constexpr const char* group_programmes_figure = "group_programmes.svg";
+constexpr const char* consensus = "group_programmes_consensus.csv";
+constexpr const char* heatmap = "heatmap.svg";
+constexpr const char* representation_map = "representation_map.svg";
+constexpr const char* model = "model.exsal";
+constexpr const char* run = "run.json";
+constexpr const char* simulated_sets = "synthetic_gene_sets.gmt";
+constexpr const char* simulated_expression = "simulated_expression.csv.gz";
+} // namespace output
 
-    // Model file first (projection): cheap, and a bad file fails before reading large data.
-    FittedModel* fitted = nullptr;
-    std::unique_ptr<FittedModel> loaded;
-    if (c.projecting()) {
-        stage("load model");
-        loaded = std::make_unique<FittedModel>(load_fitted_model(c.model_in));
-        fitted = loaded.get();
-        stage_done("load_model");
+inline std::vector<std::string> fixed_output_names(const PipelineConfig& c) {
+    std::vector<std::string> n = {output::representation, output::unit_gene_sets, output::group_units,
+                                  output::group_gene_sets,  output::gene_saliency,  output::heatmap,
+                                  output::representation_map, output::model,      output::run,
+                                  output::units,            output::group_programmes, output::group_programmes_figure};
+    if (c.ensemble > 1) n.push_back(output::consensus);
+    if (c.builtin_data()) {
+        n.push_back(output::simulated_sets);
+        n.push_back(output::simulated_expression);
     }
+    return n;
+}
 
-    stage(c.builtin_data() ? "simulate data" : "read data");
-    PipelineData data = load_pipeline_data(c);
-    check_pipeline_data(c, data);
-    stage_done("data");
-    r.cells = data.expression.n_cells();
-    r.genes_input = data.expression.n_genes();
-    r.sets_read = static_cast<Index>(data.gene_sets.size());
+// Stages of a run: each is announced to the observer and timed under the same name.
+class Stages {
+public:
+    explicit Stages(const PipelineObserver& observer) : m_observer(observer) {}
 
-    std::unique_ptr<TrainedModel> trained;
-    if (!c.projecting()) {
-        stage("train");
-        trained = std::make_unique<TrainedModel>(fit_pipeline_model(c, data.expression, data.gene_sets, observer.on_epoch));
-        fitted = &trained->fitted;
-        r.trained = true;
-        r.history = trained->history;
-        r.max_epochs = trained->max_epochs;
-        stage_done("preprocess_and_train");
-        r.early_stopping = trained->early_stopping;
-        if (!trained->early_stopping)
-            note("only " + std::to_string(trained->report.cells_validation) + " validation cells (fewer than --min-validation-cells " +
-                 std::to_string(c.min_validation_cells) + "): no early stopping, the last epoch's model is kept");
+    template <typename F>
+    decltype(auto) run(const std::string& name, F&& work) {
+        if (m_observer.on_stage) m_observer.on_stage(name);
+        const auto start = std::chrono::steady_clock::now();
+        struct Done { // records the time also when `work` returns void
+            Stages& s;
+            std::string name;
+            std::chrono::steady_clock::time_point start;
+            ~Done() { s.m_timings.emplace_back(name, std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count()); }
+        } done{*this, name, start};
+        return std::forward<F>(work)();
     }
-    r.genes_model = fitted->model.n_genes();
-    r.units = fitted->model.units();
-
-    stage("project");
-    const Projection projection = [&] {
-        try {
-            return project_cells(*fitted, data.expression);
-        } catch (const Error& e) {
-            rethrow_for_command_line(e, c, data.source);
-        }
-    }();
-    if (projection.genes_missing > 0)
-        note(std::to_string(projection.genes_missing) + " of the model's " + std::to_string(r.genes_model) +
-             " genes are missing from the cells and were set to 0 (first: " +
-             detail::prep::first_few(projection.missing_genes) + ")");
-    stage_done("project");
-
-    stage("interpret");
-    {
-        Explanation e = explain_cells(c, *fitted, projection, data.expression.groups, data.gene_sets, observer.on_cells);
-        r.interpretation = std::move(e.interpretation);
-        r.activity = std::move(e.activity);
-        r.group_stats = std::move(e.group_stats);
-        r.programmes = std::move(e.programmes);
+    void note(const std::string& message) const {
+        if (m_observer.on_note) m_observer.on_note(message);
     }
-    const Interpretation& in = r.interpretation;
-    if (!in.skipped_sets.empty())
-        note(std::to_string(in.skipped_sets.size()) + " of " + std::to_string(data.gene_sets.size()) +
-             " gene sets have fewer than " + std::to_string(c.interpret.min_genes) + " genes in the model and were skipped");
-    if (r.activity.n_active() < r.units)
-        note(std::to_string(r.units - r.activity.n_active()) + " of " + std::to_string(r.units) +
-             " units are inactive (SD over the cells at most " + detail::format_shortest(c.activity_floor) +
-             " x the largest unit's) and are left out of the tests and summaries");
-    stage_done("interpret");
+    const PipelineObserver& observer() const noexcept { return m_observer; }
+    std::vector<std::pair<std::string, double>>& timings() noexcept { return m_timings; }
 
-    // Planted programmes (built-in data, or any sets described "planted").
+private:
+    const PipelineObserver& m_observer;
+    std::vector<std::pair<std::string, double>> m_timings;
+};
+
+// The files written into the output folder, in order.
+class Outputs {
+public:
+    explicit Outputs(OutputFolder& folder) : m_folder(folder) {}
+    std::string file(const std::string& name) {
+        m_written.push_back(name);
+        return m_folder.file(name);
+    }
+    const std::vector<std::string>& written() const noexcept { return m_written; }
+    OutputFolder& folder() noexcept { return m_folder; }
+
+private:
+    OutputFolder& m_folder;
+    std::vector<std::string> m_written;
+};
+
+// How each set described "planted" (the built-in data's programmes) was recovered.
+inline std::vector<PlantedRecovery> planted_recovery(const Interpretation& in, const PipelineData& data,
+                                                     const Projection& projection) {
+    std::vector<PlantedRecovery> planted;
     for (std::size_t s = 0; s < in.set_names.size(); ++s) {
         if (in.set_descriptions[s] != "planted") continue;
         PlantedRecovery p;
@@ -317,109 +289,131 @@ inline PipelineResult run_pipeline(const PipelineConfig& c, const PipelineObserv
         if (data.simulated)
             for (std::size_t k = 0; k < data.truth.programmes.size(); ++k)
                 if ("SIM_" + data.truth.programmes[k] == p.gene_set)
-                    p.correlation = detail::pearson(projection.representation.row(p.unit).cast<double>().transpose(),
-                                                    data.truth.activity.row(static_cast<Index>(k)).cast<double>().transpose());
-        r.planted.push_back(p);
+                    p.correlation = pearson(projection.representation.row(p.unit).cast<double>().transpose(),
+                                            data.truth.activity.row(static_cast<Index>(k)).cast<double>().transpose());
+        planted.push_back(p);
     }
+    return planted;
+}
 
-    std::vector<std::string> written;
-    const auto out_file = [&](const std::string& name) {
-        written.push_back(name);
-        return folder.file(name);
-    };
-    if (c.ensemble > 1) {
-        std::vector<ProgrammeAnalysis> models{r.programmes};
-        for (Index k = 2; k <= c.ensemble; ++k) {
-            stage("ensemble model " + std::to_string(k) + " of " + std::to_string(c.ensemble));
+// Models 2 .. K of an ensemble: each trained, explained and tabled under models/model_<k>/; the
+// consensus of all K models' programmes goes into r.consensus.
+inline void run_ensemble(const PipelineConfig& c, const PipelineData& data, PipelineResult& r, Outputs& out,
+                         Stages& stages) {
+    std::vector<ProgrammeAnalysis> models{r.programmes};
+    for (Index k = 2; k <= c.ensemble; ++k)
+        stages.run("ensemble model " + std::to_string(k) + " of " + std::to_string(c.ensemble), [&] {
             const PipelineConfig ck = ensemble_member_config(c, k);
-            const TrainedModel t = fit_pipeline_model(ck, data.expression, data.gene_sets, observer.on_epoch);
+            const TrainedModel t = fit_pipeline_model(ck, data.expression, data.gene_sets, stages.observer().on_epoch);
             const Projection pk = project_cells(t.fitted, data.expression);
-            Explanation e = explain_cells(ck, t.fitted, pk, data.expression.groups, data.gene_sets, observer.on_cells);
+            Explanation e = explain_cells(ck, t.fitted, pk, data.expression.groups, data.gene_sets,
+                                          stages.observer().on_cells);
             const std::string dir = "models/model_" + std::to_string(k) + "/";
-            units_table(e.activity, e.interpretation).write(out_file(dir + "units.csv"));
-            unit_gene_sets_table(e.interpretation).write(out_file(dir + "unit_gene_sets.csv"));
-            group_programmes_table(e.programmes, e.interpretation.set_names).write(out_file(dir + "group_programmes.csv"));
+            units_table(e.activity, e.interpretation).write(out.file(dir + output::units));
+            unit_gene_sets_table(e.interpretation).write(out.file(dir + output::unit_gene_sets));
+            group_programmes_table(e.programmes, e.interpretation.set_names).write(out.file(dir + output::group_programmes));
             r.ensemble.push_back({k, ck.seed, t.history.epochs_run,
                                   t.history.orthogonality_error.empty() ? 0.0 : t.history.orthogonality_error.back(),
                                   e.activity.n_active()});
             models.push_back(std::move(e.programmes));
-            stage_done("ensemble_model_" + std::to_string(k));
-        }
-        r.consensus = consensus_programmes(models);
-    }
+        });
+    r.consensus = consensus_programmes(models);
+}
 
-    stage("write outputs");
-    if (c.ensemble > 1) consensus_programmes_table(r.consensus, in.set_names).write(out_file("group_programmes_consensus.csv"));
+// The CSV tables of the run's model (and the ensemble's consensus).
+inline void write_tables(const PipelineData& data, const Projection& projection, const FittedModel& fitted,
+                         const PipelineResult& r, Outputs& out) {
+    const Interpretation& in = r.interpretation;
+    if (!r.consensus.empty()) consensus_programmes_table(r.consensus, in.set_names).write(out.file(output::consensus));
     representation_table(data.expression.cells, data.expression.groups, projection.representation)
-        .write(out_file("representation.csv"));
-    unit_gene_sets_table(in).write(out_file("unit_gene_sets.csv"));
-    group_units_table(r.group_stats).write(out_file("group_units.csv"));
-    group_gene_sets_table(in).write(out_file("group_gene_sets.csv"));
-    gene_saliency_table(in, fitted->preprocessor.genes()).write(out_file("gene_saliency.csv"));
-    units_table(r.activity, in).write(out_file("units.csv"));
-    group_programmes_table(r.programmes, in.set_names).write(out_file("group_programmes.csv"));
-    detail::write_programmes_figure(out_file("group_programmes.svg"), r.programmes, r.consensus, in.set_names);
+        .write(out.file(output::representation));
+    unit_gene_sets_table(in).write(out.file(output::unit_gene_sets));
+    group_units_table(r.group_stats).write(out.file(output::group_units));
+    group_gene_sets_table(in).write(out.file(output::group_gene_sets));
+    gene_saliency_table(in, fitted.preprocessor.genes()).write(out.file(output::gene_saliency));
+    units_table(r.activity, in).write(out.file(output::units));
+    group_programmes_table(r.programmes, in.set_names).write(out.file(output::group_programmes));
+}
 
+// What the figures showed, for run.json.
+struct FiguresWritten {
+    Index heatmap_sets = 0;        // sets in the heatmaps
+    Index heatmap_units_shown = 0; // units in heatmap.svg
+    JsonValue files = JsonValue::object(); // file -> what it shows
+};
+
+// The figures: programmes, the heatmaps (all cells, each group, each pair) and the map of cells.
+inline FiguresWritten write_figures(const PipelineConfig& c, const PipelineData& data, const Projection& projection,
+                                    const PipelineResult& r, Outputs& out) {
+    const Interpretation& in = r.interpretation;
+    write_programmes_figure(out.file(output::group_programmes_figure), r.programmes, r.consensus, in.set_names);
+    FiguresWritten f;
     const std::vector<Index> rows = heatmap_sets(in, c.heatmap_sets);
     const HeatmapSelection shown = c.heatmap_values == "z"
-                                       ? write_signed_z_heatmap(out_file("heatmap.svg"), in, r.activity.active, rows)
-                                       : write_impact_heatmap(out_file("heatmap.svg"), in, rows);
-    std::set<std::string> taken = {"heatmap.svg"};
-    JsonValue figures = JsonValue::object();
-    figures["heatmap.svg"] = "all cells";
+                                       ? write_signed_z_heatmap(out.file(output::heatmap), in, r.activity.active, rows)
+                                       : write_impact_heatmap(out.file(output::heatmap), in, rows);
+    f.heatmap_sets = static_cast<Index>(rows.size());
+    f.heatmap_units_shown = static_cast<Index>(shown.columns.size());
+    std::set<std::string> taken = {output::heatmap};
+    f.files[output::heatmap] = "all cells";
     for (std::size_t g = 0; g < in.groups.size(); ++g) {
         const std::string name = figure_file_name("heatmap_", in.groups[g], taken);
-        write_difference_heatmap(out_file(name), in, rows, "Gene-set impact in " + in.groups[g] + " (" +
+        write_difference_heatmap(out.file(name), in, rows, "Gene-set impact in " + in.groups[g] + " (" +
                                                                std::to_string(in.group_sizes[g]) + " cells)",
                                  in.impact_in_group[g], in.impact_in_rest[g], in.groups[g] + " \xE2\x88\x92 rest");
-        figures[name] = "group " + in.groups[g];
+        f.files[name] = "group " + in.groups[g];
     }
     for (const auto& p : in.pairs) {
         const std::string name = figure_file_name("heatmap_", pair_label(p.group_a, p.group_b), taken);
-        write_difference_heatmap(out_file(name), in, rows, "Gene-set impact in " + p.group_a + " against " + p.group_b,
+        write_difference_heatmap(out.file(name), in, rows, "Gene-set impact in " + p.group_a + " against " + p.group_b,
                                  p.impact_a, p.impact_b, p.group_a + " \xE2\x88\x92 " + p.group_b);
-        figures[name] = "pair " + p.group_a + ":" + p.group_b;
+        f.files[name] = "pair " + p.group_a + ":" + p.group_b;
     }
-    write_representation_map(out_file("representation_map.svg"), projection.representation, data.expression.groups);
+    write_representation_map(out.file(output::representation_map), projection.representation, data.expression.groups);
+    return f;
+}
 
-    if (c.projecting()) { // a copy of the model used, so the folder is complete on its own
+// model.exsal (with --model-in: a byte copy of that file, so the folder is complete on its own)
+// and, for the built-in data, the simulated sets and matrix.
+inline void write_model_and_data(const PipelineConfig& c, const PipelineData& data, const FittedModel& fitted,
+                                 Outputs& out) {
+    if (c.projecting()) {
         std::ifstream src(c.model_in, std::ios::binary);
         const std::string bytes((std::istreambuf_iterator<char>(src)), std::istreambuf_iterator<char>());
         if (!src.good() && !src.eof()) throw FileError(c.model_in, "cannot read the model file again");
-        write_file_atomically(out_file("model.exsal"), bytes, true);
+        write_file_atomically(out.file(output::model), bytes, true);
     } else {
-        save_fitted_model(out_file("model.exsal"), *fitted);
+        save_fitted_model(out.file(output::model), fitted);
     }
     if (data.simulated) {
-        write_gmt(out_file("synthetic_gene_sets.gmt"), data.simulated_sets);
-        write_expression(out_file("simulated_expression.csv.gz"), data.expression);
+        write_gmt(out.file(output::simulated_sets), data.simulated_sets);
+        write_expression(out.file(output::simulated_expression), data.expression);
     }
-    detail::check_inputs_not_overwritten(c, folder, written);
-    stage_done("write_outputs");
+}
 
-    // run.json, last.
-    JsonValue run = JsonValue::object();
-    run["program"] = program.is_null() ? JsonValue("exsal pipeline") : program;
-    run["mode"] = c.projecting() ? "project" : "train";
-    JsonValue versions = JsonValue::object();
-    versions["exsal"] = EXSAL_VERSION_STRING;
-    versions["eigen"] = std::to_string(EIGEN_WORLD_VERSION) + "." + std::to_string(EIGEN_MAJOR_VERSION) + "." +
-                        std::to_string(EIGEN_MINOR_VERSION);
+inline JsonValue versions_json() {
+    JsonValue v = JsonValue::object();
+    v["exsal"] = EXSAL_VERSION_STRING;
+    v["eigen"] = std::to_string(EIGEN_WORLD_VERSION) + "." + std::to_string(EIGEN_MAJOR_VERSION) + "." +
+                 std::to_string(EIGEN_MINOR_VERSION);
 #ifdef __VERSION__
-    versions["compiler"] = __VERSION__;
+    v["compiler"] = __VERSION__;
 #endif
-    run["versions"] = std::move(versions);
-    run["parameters"] = parameters_json(c);
-    run["seed"] = c.seed;
-    JsonValue seeds = JsonValue::object();
-    seeds["simulation"] = pipeline_seed(c, PipelineSeed::simulation);
-    seeds["split"] = pipeline_seed(c, PipelineSeed::split);
-    seeds["weights"] = pipeline_seed(c, PipelineSeed::weights);
-    seeds["batches"] = pipeline_seed(c, PipelineSeed::batches);
-    seeds["null"] = pipeline_seed(c, PipelineSeed::null);
-    run["derived_seeds"] = std::move(seeds);
-    run["threads"] = threads();
+    return v;
+}
 
+inline JsonValue seeds_json(const PipelineConfig& c) {
+    JsonValue s = JsonValue::object();
+    s["simulation"] = pipeline_seed(c, PipelineSeed::simulation);
+    s["split"] = pipeline_seed(c, PipelineSeed::split);
+    s["weights"] = pipeline_seed(c, PipelineSeed::weights);
+    s["batches"] = pipeline_seed(c, PipelineSeed::batches);
+    s["null"] = pipeline_seed(c, PipelineSeed::null);
+    return s;
+}
+
+inline JsonValue data_json(const PipelineData& data, const PipelineResult& r, const TrainedModel* trained,
+                           const Projection& projection) {
     JsonValue d = JsonValue::object();
     d["source"] = data.source;
     d["cells"] = r.cells;
@@ -435,10 +429,15 @@ inline PipelineResult run_pipeline(const PipelineConfig& c, const PipelineObserv
     d["genes_missing_from_cells"] = projection.genes_missing;
     d["genes_not_in_model"] = projection.genes_extra;
     JsonValue groups = JsonValue::object();
+    const Interpretation& in = r.interpretation;
     for (std::size_t g = 0; g < in.groups.size(); ++g) groups[in.groups[g]] = in.group_sizes[g];
     d["groups"] = std::move(groups);
-    run["data"] = std::move(d);
+    return d;
+}
 
+inline JsonValue gene_sets_json(const PipelineConfig& c, const PipelineData& data, const PipelineResult& r,
+                                const FittedModel& fitted) {
+    const Interpretation& in = r.interpretation;
     JsonValue gs = JsonValue::object();
     gs["source"] = c.gene_sets.empty() ? std::string("built-in simulation") : c.gene_sets;
     gs["prefix"] = c.gene_set_prefix;
@@ -446,50 +445,49 @@ inline PipelineResult run_pipeline(const PipelineConfig& c, const PipelineObserv
     gs["usable"] = static_cast<Index>(in.set_names.size());
     gs["skipped"] = static_cast<Index>(in.skipped_sets.size());
     gs["min_genes"] = c.interpret.min_genes;
-    {
-        std::vector<std::string> upper_genes = data.expression.genes;
-        for (auto& g : upper_genes) detail::upper_case_ascii(g);
-        const auto in_data = gene_set_coverage(data.gene_sets, upper_genes);
-        const auto in_model = gene_set_coverage(data.gene_sets, fitted->preprocessor.genes());
-        JsonValue cov = JsonValue::array();
-        for (std::size_t s = 0; s < data.gene_sets.size(); ++s) {
-            JsonValue x = JsonValue::object();
-            x["name"] = data.gene_sets[s].name;
-            x["genes_in_set"] = in_data[s].genes_in_set;
-            x["genes_in_data"] = in_data[s].genes_found;
-            x["genes_in_model"] = in_model[s].genes_found;
-            x["usable"] = in_model[s].genes_found >= c.interpret.min_genes;
-            cov.push_back(std::move(x));
-        }
-        gs["coverage"] = std::move(cov);
+    std::vector<std::string> upper_genes = data.expression.genes;
+    for (auto& g : upper_genes) detail::upper_case_ascii(g);
+    const auto in_data = gene_set_coverage(data.gene_sets, upper_genes);
+    const auto in_model = gene_set_coverage(data.gene_sets, fitted.preprocessor.genes());
+    JsonValue cov = JsonValue::array();
+    for (std::size_t s = 0; s < data.gene_sets.size(); ++s) {
+        JsonValue x = JsonValue::object();
+        x["name"] = data.gene_sets[s].name;
+        x["genes_in_set"] = in_data[s].genes_in_set;
+        x["genes_in_data"] = in_data[s].genes_found;
+        x["genes_in_model"] = in_model[s].genes_found;
+        x["usable"] = in_model[s].genes_found >= c.interpret.min_genes;
+        cov.push_back(std::move(x));
     }
-    run["gene_sets"] = std::move(gs);
-    run["model"] = detail::model_json(*fitted);
+    gs["coverage"] = std::move(cov);
+    return gs;
+}
 
-    if (trained) {
-        const TrainHistory& h = trained->history;
-        JsonValue t = JsonValue::object();
-        t["max_epochs"] = trained->max_epochs;
-        t["epochs_run"] = h.epochs_run;
-        t["stopped_early"] = h.stopped_early;
-        t["early_stopping"] = trained->early_stopping;
-        t["best_epoch"] = h.best_epoch >= 0 ? JsonValue(h.best_epoch + 1) : JsonValue();
-        t["best_validation_loss"] = h.best_validation_loss;
-        t["final_train_loss"] = h.train_loss.empty() ? JsonValue() : JsonValue(h.train_loss.back());
-        t["final_validation_loss"] = detail::last_finite(h.validation_loss);
-        t["final_orthogonality_error"] = h.orthogonality_error.empty() ? JsonValue() : JsonValue(h.orthogonality_error.back());
-        t["epochs"] = detail::history_json(h);
-        run["training"] = std::move(t);
-    } else {
-        run["training"] = JsonValue();
-    }
+inline JsonValue training_json(const TrainedModel* trained) {
+    if (!trained) return JsonValue();
+    const TrainHistory& h = trained->history;
+    JsonValue t = JsonValue::object();
+    t["max_epochs"] = trained->max_epochs;
+    t["epochs_run"] = h.epochs_run;
+    t["stopped_early"] = h.stopped_early;
+    t["early_stopping"] = trained->early_stopping;
+    t["best_epoch"] = h.best_epoch >= 0 ? JsonValue(h.best_epoch + 1) : JsonValue();
+    t["best_validation_loss"] = h.best_validation_loss;
+    t["final_train_loss"] = h.train_loss.empty() ? JsonValue() : JsonValue(h.train_loss.back());
+    t["final_validation_loss"] = last_finite(h.validation_loss);
+    t["final_orthogonality_error"] = h.orthogonality_error.empty() ? JsonValue() : JsonValue(h.orthogonality_error.back());
+    t["epochs"] = history_json(h);
+    return t;
+}
 
+inline JsonValue interpretation_json(const PipelineConfig& c, const PipelineResult& r, const FiguresWritten& figures) {
+    const Interpretation& in = r.interpretation;
     JsonValue ij = JsonValue::object();
     ij["cells"] = in.cells;
     ij["null_method"] = to_string(in.null_method);
     ij["expression_bins"] = in.expression_bins;
-    ij["heatmap_sets"] = static_cast<Index>(rows.size());
-    ij["heatmap_units_shown"] = static_cast<Index>(shown.columns.size());
+    ij["heatmap_sets"] = figures.heatmap_sets;
+    ij["heatmap_units_shown"] = figures.heatmap_units_shown;
     JsonValue planted = JsonValue::array();
     for (const auto& p : r.planted) {
         JsonValue x = JsonValue::object();
@@ -533,20 +531,156 @@ inline PipelineResult run_pipeline(const PipelineConfig& c, const PipelineObserv
         ij["ensemble_models"] = std::move(e);
         ij["consensus_p_value"] = "Cauchy combination of the models' p-values";
     }
-    run["interpretation"] = std::move(ij);
-    run["figures"] = std::move(figures);
+    return ij;
+}
 
-    written.push_back("run.json");
-    run["outputs"] = JsonValue::array_of(written);
-    r.timings.emplace_back("total", std::chrono::duration<double>(clock::now() - t_start).count());
+// Everything a run's run.json records but its timings.
+struct RunRecord {
+    const PipelineConfig& config;
+    const JsonValue& program;
+    const PipelineData& data;
+    const PipelineResult& result;
+    const TrainedModel* trained; // null with --model-in
+    const FittedModel& fitted;
+    const Projection& projection;
+    const FiguresWritten& figures;
+};
+
+inline JsonValue run_json(const RunRecord& x, const std::vector<std::string>& outputs) {
+    const PipelineConfig& c = x.config;
+    JsonValue run = JsonValue::object();
+    run["program"] = x.program.is_null() ? JsonValue("exsal pipeline") : x.program;
+    run["mode"] = c.projecting() ? "project" : "train";
+    run["versions"] = versions_json();
+    run["parameters"] = parameters_json(c);
+    run["seed"] = c.seed;
+    run["derived_seeds"] = seeds_json(c);
+    run["threads"] = threads();
+    run["data"] = data_json(x.data, x.result, x.trained, x.projection);
+    run["gene_sets"] = gene_sets_json(c, x.data, x.result, x.fitted);
+    run["model"] = model_json(x.fitted);
+    run["training"] = training_json(x.trained);
+    run["interpretation"] = interpretation_json(c, x.result, x.figures);
+    run["figures"] = x.figures.files;
+    run["outputs"] = JsonValue::array_of(outputs);
+    return run;
+}
+
+// Notes for the user after training and interpretation.
+inline void note_training(const PipelineConfig& c, const TrainedModel& t, const Stages& stages) {
+    if (!t.early_stopping)
+        stages.note("only " + std::to_string(t.report.cells_validation) + " validation cells (fewer than --min-validation-cells " +
+                    std::to_string(c.min_validation_cells) + "): no early stopping, the last epoch's model is kept");
+}
+
+inline void note_interpretation(const PipelineConfig& c, const PipelineData& data, const PipelineResult& r,
+                                const Stages& stages) {
+    const Interpretation& in = r.interpretation;
+    if (!in.skipped_sets.empty())
+        stages.note(std::to_string(in.skipped_sets.size()) + " of " + std::to_string(data.gene_sets.size()) +
+                    " gene sets have fewer than " + std::to_string(c.interpret.min_genes) +
+                    " genes in the model and were skipped");
+    if (r.activity.n_active() < r.units)
+        stages.note(std::to_string(r.units - r.activity.n_active()) + " of " + std::to_string(r.units) +
+                    " units are inactive (SD over the cells at most " + detail::format_shortest(c.activity_floor) +
+                    " x the largest unit's) and are left out of the tests and summaries");
+}
+
+} // namespace detail
+
+// Runs the pipeline. Invalid settings throw ArgumentError naming the option before any work;
+// failures later throw (FileError, ArgumentError, NumericError) and leave --out as it was.
+inline PipelineResult run_pipeline(const PipelineConfig& c, const PipelineObserver& observer = {},
+                                   const JsonValue& program = JsonValue()) {
+    using namespace detail;
+    const auto t_start = std::chrono::steady_clock::now();
+    validate_config(c);
+    set_threads(c.threads);
+    OutputFolder folder = [&] {
+        try {
+            return OutputFolder::open(c.out, c.force);
+        } catch (const ArgumentError& e) {
+            rethrow_for_command_line(e, c, c.out);
+        }
+    }();
+    check_inputs_not_overwritten(c, folder, fixed_output_names(c));
+    Stages stages(observer);
+    Outputs out(folder);
+    PipelineResult r;
+
+    // The model file first (projection): cheap, and a bad file fails before large data are read.
+    std::unique_ptr<FittedModel> loaded;
+    if (c.projecting())
+        loaded = stages.run("load model", [&] { return std::make_unique<FittedModel>(load_fitted_model(c.model_in)); });
+    const PipelineData data = stages.run(c.builtin_data() ? "simulate data" : "read data", [&] {
+        PipelineData d = load_pipeline_data(c);
+        check_pipeline_data(c, d);
+        return d;
+    });
+    r.cells = data.expression.n_cells();
+    r.genes_input = data.expression.n_genes();
+    r.sets_read = static_cast<Index>(data.gene_sets.size());
+
+    std::unique_ptr<TrainedModel> trained;
+    if (!c.projecting()) {
+        trained = stages.run("train", [&] {
+            return std::make_unique<TrainedModel>(fit_pipeline_model(c, data.expression, data.gene_sets, observer.on_epoch));
+        });
+        r.trained = true;
+        r.history = trained->history;
+        r.max_epochs = trained->max_epochs;
+        r.early_stopping = trained->early_stopping;
+        note_training(c, *trained, stages);
+    }
+    const FittedModel& fitted = trained ? trained->fitted : *loaded;
+    r.genes_model = fitted.model.n_genes();
+    r.units = fitted.model.units();
+
+    const Projection projection = stages.run("project", [&] {
+        try {
+            return project_cells(fitted, data.expression);
+        } catch (const Error& e) {
+            rethrow_for_command_line(e, c, data.source);
+        }
+    });
+    if (projection.genes_missing > 0)
+        stages.note(std::to_string(projection.genes_missing) + " of the model's " + std::to_string(r.genes_model) +
+                    " genes are missing from the cells and were set to 0 (first: " +
+                    detail::prep::first_few(projection.missing_genes) + ")");
+
+    stages.run("interpret", [&] {
+        Explanation e = explain_cells(c, fitted, projection, data.expression.groups, data.gene_sets, observer.on_cells);
+        r.interpretation = std::move(e.interpretation);
+        r.activity = std::move(e.activity);
+        r.group_stats = std::move(e.group_stats);
+        r.programmes = std::move(e.programmes);
+    });
+    note_interpretation(c, data, r, stages);
+    r.planted = planted_recovery(r.interpretation, data, projection);
+    if (c.ensemble > 1) run_ensemble(c, data, r, out, stages);
+
+    const FiguresWritten figures = stages.run("write outputs", [&] {
+        write_tables(data, projection, fitted, r, out);
+        FiguresWritten f = write_figures(c, data, projection, r, out);
+        write_model_and_data(c, data, fitted, out);
+        check_inputs_not_overwritten(c, folder, out.written());
+        return f;
+    });
+
+    // run.json, last.
+    JsonValue run = run_json({c, program, data, r, trained.get(), fitted, projection, figures}, out.written());
+    stages.timings().emplace_back("total", std::chrono::duration<double>(std::chrono::steady_clock::now() - t_start).count());
     JsonValue timings = JsonValue::object();
-    for (const auto& [name, seconds] : r.timings) timings[name] = seconds;
+    for (const auto& [name, seconds] : stages.timings()) timings[name] = seconds;
+    run["outputs"].push_back(output::run);
     run["timings_seconds"] = std::move(timings);
-    write_json(folder.file("run.json"), run);
+    write_json(folder.file(output::run), run);
 
     folder.commit();
     r.out = folder.target();
-    r.files = std::move(written);
+    r.files = out.written();
+    r.files.push_back(output::run);
+    r.timings = std::move(stages.timings());
     return r;
 }
 
