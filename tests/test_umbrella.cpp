@@ -1,5 +1,13 @@
-// The umbrella header compiles on its own, alongside every other header, and the version is one.
+// The umbrella headers compile on their own, alongside every other header, and the version is one.
+// exsal/exsal.hpp (the library) pulls in no report or pipeline code: those are the other two.
 #include "exsal/exsal.hpp"
+#ifdef EXSAL_REPORT_SVG_HPP
+#error "exsal/exsal.hpp includes the SVG writer"
+#endif
+#ifdef EXSAL_REPORT_JSON_HPP
+#error "exsal/exsal.hpp includes the JSON writer"
+#endif
+#include "exsal/pipeline.hpp"
 
 #include <doctest/doctest.h>
 

@@ -2,14 +2,18 @@
 #define EXSAL_EXSAL_HPP
 
 // exsal: orthogonality-regularised autoencoders and saliency-based gene-set interpretation
-// for single-cell RNA-seq. Include this one header for the whole library.
+// for single-cell RNA-seq. Include this one header for the library: data in, models, saliency and
+// statistics out. Tables, JSON and SVG figures are in exsal/report.hpp, the whole command-line
+// pipeline (stages, options, output folder) in exsal/pipeline.hpp; a program that needs neither
+// does not compile them.
 //
 //   core/       errors, random numbers, threads, atomic file writes, serialisation
 //   io/         expression matrices (CSV/TSV, gzip) and GMT gene sets
 //   data/       preprocessing stored with the model, and the ground-truth simulator
 //   nn/         layers, losses, orthogonality penalty, optimisers, trainer, model files
 //   interpret/  saliency, gene-set impact with significance, group comparisons, PCA
-//   report/     CSV tables, JSON, SVG heatmaps and maps
+//   report/     CSV tables, JSON, SVG heatmaps and maps      (exsal/report.hpp)
+//   pipeline/   the stages, options and outputs of a run     (exsal/pipeline.hpp)
 
 #include "exsal/version.hpp"
 
@@ -34,11 +38,5 @@
 #include "exsal/interpret/pca.hpp"
 #include "exsal/interpret/programmes.hpp"
 
-#include "exsal/report/cluster.hpp"
-#include "exsal/report/csv_table.hpp"
-#include "exsal/report/heatmap.hpp"
-#include "exsal/report/json.hpp"
-#include "exsal/report/scatter.hpp"
-#include "exsal/report/svg.hpp"
 
 #endif // EXSAL_EXSAL_HPP
