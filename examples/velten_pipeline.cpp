@@ -23,6 +23,7 @@
 #include <cstdio>
 #include <exception>
 #include <iostream>
+#include <new>
 #include <pthread.h>
 #include <string>
 #include <thread>
@@ -331,6 +332,11 @@ int main(int argc, char** argv) {
         progress.end_bar();
         wait_if_terminating();
         std::cerr << program_name << ": error: " << e.what() << "\n";
+    } catch (const std::bad_alloc&) {
+        progress.end_bar();
+        wait_if_terminating();
+        std::cerr << program_name << ": error: out of memory; lower --units, --hidden or --batch, or give the run a "
+                                     "machine with more memory (nothing was written)\n";
     } catch (const std::exception& e) {
         progress.end_bar();
         wait_if_terminating();

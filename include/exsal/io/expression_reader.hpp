@@ -364,6 +364,7 @@ inline ExpressionMatrix read_cells_in_rows(TextLineReader& in, char* header, cha
     Index capacity = 64;
     m.values.resize(n_genes, capacity);
     std::vector<std::string> cells, groups;
+    std::unordered_map<std::string, std::size_t> cell_line; // id -> line of its row
     Index n = 0;
     std::string_view f;
     while (char* line = in.next_line()) {
@@ -405,6 +406,12 @@ inline ExpressionMatrix read_cells_in_rows(TextLineReader& in, char* header, cha
             if (fs != FieldStatus::ok) throw_field_error(path, line_no, k + 1, fs, f);
             if (r == role_id) {
                 if (f.empty()) throw FileError(path, line_no, k + 1, "empty cell id");
+                const auto [it, inserted] = cell_line.try_emplace(std::string(f), line_no);
+                if (!inserted)
+                    throw FileError(path, line_no, k + 1,
+                                    "duplicate cell id " + quote_excerpt(f) + " on lines " + std::to_string(it->second) +
+                                        " and " + std::to_string(line_no) +
+                                        "; every output table is keyed by the cell id, so ids must be unique");
                 cells.emplace_back(f);
             } else {
                 groups.emplace_back(f);
@@ -447,9 +454,17 @@ inline ExpressionMatrix read_genes_in_rows(TextLineReader& in, char* header, cha
     const Index n_cells = static_cast<Index>(cells.size());
     if (n_cells == 0)
         throw FileError(path, header_line, 0, "the header has no cell columns (genes_in_rows expects gene, cell ids...)");
-    for (std::size_t c = 0; c < cells.size(); ++c)
-        if (cells[c].empty())
-            throw FileError(path, header_line, c + (corner_missing ? 1 : 2), "empty cell id in the header");
+    std::unordered_map<std::string_view, std::size_t> cell_field; // id -> its header field (1-based)
+    for (std::size_t c = 0; c < cells.size(); ++c) {
+        const std::size_t field = c + (corner_missing ? 1 : 2);
+        if (cells[c].empty()) throw FileError(path, header_line, field, "empty cell id in the header");
+        const auto [it, inserted] = cell_field.try_emplace(cells[c], field);
+        if (!inserted)
+            throw FileError(path, header_line, field,
+                            "duplicate cell id " + quote_excerpt(cells[c]) + " in header fields " +
+                                std::to_string(it->second) + " and " + std::to_string(field) +
+                                "; every output table is keyed by the cell id, so ids must be unique");
+    }
 
     std::vector<float> buffer; // genes x cells, row-major
     if (in.file_size() > 0 && !in.is_gzip()) {

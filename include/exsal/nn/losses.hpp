@@ -11,6 +11,9 @@
 #include "exsal/core/types.hpp"
 #include "exsal/nn/kernels.hpp"
 
+#include <algorithm>
+#include <cmath>
+#include <limits>
 #include <string>
 
 namespace exsal {
@@ -39,6 +42,19 @@ inline LossKind loss_from_string(const std::string& s) {
     if (s == "poisson") return LossKind::poisson;
     if (s == "mse") return LossKind::mse;
     throw ArgumentError("exsal::loss_from_string", "unknown loss '" + s + "' (poisson, mse)");
+}
+
+// The largest target value with which every single-precision intermediate of the loss and its
+// gradient for one cell of `n_genes` genes stays finite, with a factor 10 to spare.
+//   Poisson: x / (rate + 1e-8) <= x * 1e8, and a cell's sum of x |log(rate + 1e-8)| <= n_genes x 88.7
+//   (|log| of a float rate is at most ~88.7);  MSE: a cell's sum of (rate - x)^2 ~ n_genes x^2.
+// Larger values (e.g. 1e35 in a table of counts) are refused before training instead of ending as
+// an infinite loss that looks like a diverging optimiser.
+inline double largest_safe_target(LossKind kind, Index n_genes) {
+    const double fmax = static_cast<double>(std::numeric_limits<float>::max());
+    const double g = static_cast<double>(std::max<Index>(1, n_genes));
+    if (kind == LossKind::mse) return std::sqrt(fmax / g) / 10.0;
+    return std::min(fmax * 1e-8, fmax / (88.7 * g)) / 10.0;
 }
 
 // Poisson negative log-likelihood with the rate as input (PyTorch's poisson_nll_loss with

@@ -19,6 +19,7 @@
 
 #include "exsal/core/error.hpp"
 #include "exsal/core/random.hpp"
+#include "exsal/core/threads.hpp"
 #include "exsal/core/types.hpp"
 #include "exsal/data/preprocess.hpp"
 #include "exsal/data/simulator.hpp"
@@ -31,9 +32,11 @@
 #include "exsal/pipeline/options.hpp"
 
 #include <algorithm>
+#include <fstream>
 #include <functional>
-#include <sstream>
 #include <limits>
+#include <optional>
+#include <sstream>
 #include <string>
 #include <utility>
 #include <vector>
@@ -115,6 +118,69 @@ inline void check_pipeline_data(const PipelineConfig& c, const PipelineData& d) 
             }
 }
 
+// What a stage is about to allocate, for check_memory.
+struct MemoryNeed {
+    std::string what;   // "orthogonality penalty (U x U)"
+    std::string option; // the option that sets its size
+    double bytes = 0.0;
+};
+
+// Memory the system can still give (MemAvailable of /proc/meminfo, bytes); NaN where unknown.
+inline double available_memory_bytes() {
+    std::ifstream in("/proc/meminfo");
+    std::string key;
+    double kib = 0.0;
+    std::string unit;
+    while (in >> key >> kib >> unit)
+        if (key == "MemAvailable:") return kib * 1024.0;
+    return std::numeric_limits<double>::quiet_NaN();
+}
+
+// Throws ArgumentError naming the option behind the largest need when `stage` needs more memory
+// than is available, instead of letting std::bad_alloc (or the kernel's OOM killer) end the run
+// part-way. The needs are lower bounds of what the stage allocates, so a run that fits is never
+// refused.
+inline void check_memory(const PipelineConfig& c, const std::string& stage, const std::vector<MemoryNeed>& needs) {
+    const double available = available_memory_bytes();
+    double total = 0.0;
+    const MemoryNeed* largest = nullptr;
+    for (const MemoryNeed& n : needs) {
+        total += n.bytes;
+        if (!largest || n.bytes > largest->bytes) largest = &n;
+    }
+    if (!largest || !(total > available)) return;
+    const auto gb = [](double b) {
+        std::ostringstream s;
+        s.precision(3);
+        s << b / 1e9 << " GB";
+        return s.str();
+    };
+    std::string parts;
+    for (const MemoryNeed& n : needs)
+        if (n.bytes >= 0.01 * total) parts += (parts.empty() ? "" : "; ") + n.what + " " + gb(n.bytes);
+    const PipelineOption* o = find_option(largest->option);
+    const std::optional<JsonValue> value = o && o->record ? o->record(c) : std::nullopt;
+    throw ArgumentError(largest->option, (value ? value->dump(0) + ": " : std::string()) + stage + " needs at least " +
+                                             gb(total) + " of memory (" + parts + ") and " + gb(available) +
+                                             " are available; lower " + largest->option);
+}
+
+// Refuses a target value the loss cannot hold in single precision (largest_safe_target), naming
+// the cell and gene, before training turns it into an infinite loss.
+inline void check_targets_fit_loss(const PipelineConfig& c, const ExpressionMatrix& m, const std::string& source) {
+    if (m.values.size() == 0) return;
+    const double limit = largest_safe_target(c.train.loss.loss, m.n_genes());
+    Index gene = 0, cell = 0;
+    const float largest = m.values.maxCoeff(&gene, &cell);
+    if (static_cast<double>(largest) <= limit) return;
+    std::ostringstream msg;
+    msg << "cell " << m.cells[static_cast<std::size_t>(cell)] << ", gene " << m.genes[static_cast<std::size_t>(gene)]
+        << ": the value " << largest << " is too large for the " << to_string(c.train.loss.loss)
+        << " loss in single precision with " << m.n_genes() << " genes (at most " << limit
+        << "); expression values are expected to be counts or comparable to them";
+    throw FileError(source, msg.str());
+}
+
 // A trained model and the preprocessing its input needs.
 struct FittedModel {
     Autoencoder<float> model;
@@ -167,6 +233,18 @@ inline TrainedModel fit_pipeline_model(const PipelineConfig& c, const Expression
         rethrow_for_command_line(e, c, c.builtin_data() ? std::string("built-in data") : c.expression);
     }
 
+    const std::string source = c.builtin_data() ? std::string("built-in data") : c.expression;
+    check_targets_fit_loss(c, prepared.train, source);
+    check_targets_fit_loss(c, prepared.validation, source);
+    {
+        const double G = static_cast<double>(prepared.train.n_genes()), H = static_cast<double>(c.hidden),
+                     U = static_cast<double>(c.units), B = static_cast<double>(c.train.batch_size);
+        const double parameters = 2.0 * (G * H + H * U) + 2.0 * H + U + G;
+        check_memory(c, "training",
+                     {{"orthogonality penalty (units x units, twice)", "--units", 2.0 * 4.0 * U * U},
+                      {"model, gradient and optimiser state", G * H > H * U ? "--hidden" : "--units", 4.0 * 4.0 * parameters},
+                      {"batch activations", "--batch", 2.0 * 4.0 * B * (3.0 * G + 2.0 * H + U)}});
+    }
     TrainedModel t{FittedModel{Autoencoder<float>(pipeline_architecture(c, prepared.train.n_genes())),
                                std::move(prepared.preprocessor)},
                    prepared.report, TrainHistory{}, c.max_epochs()};
@@ -267,6 +345,18 @@ inline ProgrammeOptions pipeline_programme_options(const PipelineConfig& c) {
 inline Explanation explain_cells(const PipelineConfig& c, const FittedModel& f, const Projection& p,
                                  const std::vector<std::string>& groups, const GeneSetCollection& sets,
                                  const std::function<void(Index, Index)>& on_progress = {}) {
+    {
+        const double G = static_cast<double>(f.model.n_genes()), U = static_cast<double>(f.model.units()),
+                     C = static_cast<double>(p.input.cols()), T = static_cast<double>(std::max(1, threads()));
+        double H = 0.0;
+        const AutoencoderConfig& a = f.model.config(); // widest layer before the representation
+        for (Index l = 0; l < a.representation; ++l) H = std::max(H, static_cast<double>(a.hidden[static_cast<std::size_t>(l)]));
+        const double block = std::min(C, static_cast<double>(c.interpret.block_cells));
+        const double S = static_cast<double>(usable_gene_sets(sets, f.preprocessor.genes(), c.interpret.min_genes).rows.size());
+        check_memory(c, "interpretation",
+                     {{"saliency blocks (threads x genes x units x 64 cells)", "--units", T * 4.0 * (G + 2.0 * H) * U * block},
+                      {"programme attributions (units x gene sets x cells)", "--units", 4.0 * U * S * C}});
+    }
     Explanation e;
     e.interpretation = interpret_cells(c, f, p, groups, sets, on_progress);
     e.activity = unit_activity(p.representation, c.activity_floor);
