@@ -263,40 +263,37 @@ inline void check_significance_arguments(const char* where, const MatrixD& score
 
 } // namespace detail
 
-// Tests every set (rows into `scores`, distinct) against random sets of the rows of `scores`
-// (G genes present x U units) with the same size and, with strata, the same number of genes in
-// every stratum, per unit. See the top of this header for the null. Deterministic and independent
-// of the thread count. Throws ArgumentError naming gene_set_significance on empty or non-finite
-// scores, rows out of range, strata of the wrong size, or exact + mean.
-inline SetSignificance gene_set_significance(const MatrixD& scores, const std::vector<std::vector<Index>>& set_rows,
-                                             const SignificanceOptions& o = {}) {
-    const char* where = "exsal::gene_set_significance";
-    detail::check_significance_arguments(where, scores, set_rows, o);
-    const Index G = scores.rows(), U = scores.cols(), S = static_cast<Index>(set_rows.size());
-    const double nan = std::numeric_limits<double>::quiet_NaN();
-    SetSignificance r;
-    r.statistic.resize(S, U);
-    r.null_mean.resize(S, U);
-    r.null_sd.resize(S, U);
-    r.z_score.resize(S, U);
-    r.p_value.resize(S, U);
-    if (S == 0) return r;
+namespace detail {
 
-    // Strata: index per gene, members per stratum, composition (genes per stratum) per set.
-    std::vector<Index> stratum = o.strata.empty() ? std::vector<Index>(static_cast<std::size_t>(G), 0) : o.strata;
-    const Index B = *std::max_element(stratum.begin(), stratum.end()) + 1;
-    std::vector<std::vector<Index>> members(static_cast<std::size_t>(B)); // rows of each stratum, ascending
-    for (Index g = 0; g < G; ++g) members[static_cast<std::size_t>(stratum[static_cast<std::size_t>(g)])].push_back(g);
-    std::vector<Index> stratum_size(static_cast<std::size_t>(B));
-    for (Index b = 0; b < B; ++b) stratum_size[static_cast<std::size_t>(b)] = static_cast<Index>(members[static_cast<std::size_t>(b)].size());
-    std::map<std::vector<Index>, std::vector<Index>> by_composition; // (k_b)_b -> sets with it
-    for (Index s = 0; s < S; ++s) {
+// Genes grouped by stratum, and sets grouped by composition (genes per stratum): every set of one
+// composition has the same null, so each null is computed once.
+struct Strata {
+    std::vector<Index> of_gene;                 // stratum of each row
+    std::vector<std::vector<Index>> members;    // rows of each stratum, ascending
+    std::vector<Index> size;                    // rows per stratum
+    std::map<std::vector<Index>, std::vector<Index>> sets_by_composition; // (k_b)_b -> sets with it
+    Index count() const noexcept { return static_cast<Index>(members.size()); }
+};
+
+inline Strata make_strata(Index G, const std::vector<Index>& strata, const std::vector<std::vector<Index>>& set_rows) {
+    Strata st;
+    st.of_gene = strata.empty() ? std::vector<Index>(static_cast<std::size_t>(G), 0) : strata;
+    const Index B = *std::max_element(st.of_gene.begin(), st.of_gene.end()) + 1;
+    st.members.resize(static_cast<std::size_t>(B));
+    for (Index g = 0; g < G; ++g) st.members[static_cast<std::size_t>(st.of_gene[static_cast<std::size_t>(g)])].push_back(g);
+    for (const auto& m : st.members) st.size.push_back(static_cast<Index>(m.size()));
+    for (std::size_t s = 0; s < set_rows.size(); ++s) {
         std::vector<Index> k(static_cast<std::size_t>(B), 0);
-        for (Index g : set_rows[static_cast<std::size_t>(s)]) ++k[static_cast<std::size_t>(stratum[static_cast<std::size_t>(g)])];
-        by_composition[k].push_back(s);
+        for (Index g : set_rows[s]) ++k[static_cast<std::size_t>(st.of_gene[static_cast<std::size_t>(g)])];
+        st.sets_by_composition[k].push_back(static_cast<Index>(s));
     }
+    return st;
+}
 
-    // Observed statistics, per unit.
+// r.statistic: each set's aggregate score, per unit.
+inline void observed_statistics(const MatrixD& scores, const std::vector<std::vector<Index>>& set_rows,
+                                ImpactAggregator aggregator, SetSignificance& r) {
+    const Index G = scores.rows(), U = scores.cols(), S = static_cast<Index>(set_rows.size());
 #pragma omp parallel
     {
         std::vector<double> buf(static_cast<std::size_t>(G)); // gathered scores of one set
@@ -306,113 +303,136 @@ inline SetSignificance gene_set_significance(const MatrixD& scores, const std::v
                 const auto& rows = set_rows[static_cast<std::size_t>(s)];
                 const Index k = static_cast<Index>(rows.size());
                 for (Index i = 0; i < k; ++i) buf[static_cast<std::size_t>(i)] = scores(rows[static_cast<std::size_t>(i)], u);
-                r.statistic(s, u) = detail::aggregate(buf.data(), k, o.aggregator);
+                r.statistic(s, u) = aggregate(buf.data(), k, aggregator);
             }
     }
+}
 
-    if (o.method == NullMethod::exact) {
-        std::vector<double> log_fact(static_cast<std::size_t>(G + 1), 0.0); // log(i!)
-        for (Index i = 1; i <= G; ++i)
-            log_fact[static_cast<std::size_t>(i)] = log_fact[static_cast<std::size_t>(i - 1)] + std::log(static_cast<double>(i));
-        // p = P(T_random >= T); z from the mid-p P(T_random > T) + P(T_random = T) / 2, which is 1/2
-        // (z = 0) when every value is tied.
-        const auto finish = [&](Index s, Index u, double p_ge, double p_gt) {
-            const double tiny = std::numeric_limits<double>::min();
-            r.p_value(s, u) = std::clamp(p_ge, tiny, 1.0);
-            const double mid = std::clamp(0.5 * (p_ge + p_gt), tiny, 1.0 - std::numeric_limits<double>::epsilon());
-            r.z_score(s, u) = -detail::normal_quantile(mid);
-        };
-        if (B == 1) {
-            // One stratum: tail sums of the closed-form distribution of the median.
-            MatrixD sorted = scores; // G x U, each column ascending
-            for (Index u = 0; u < U; ++u) std::sort(sorted.col(u).data(), sorted.col(u).data() + G);
-            for (const auto& [comp, sets] : by_composition) {
-                const Index k = comp[0];
-                const std::vector<double> w = detail::lower_median_weights(G, k, log_fact); // G, P(median = s_(j))
-                std::vector<double> tail(static_cast<std::size_t>(G) + 1, 0.0);              // tail[j] = sum_{i >= j} w[i]
-                for (Index j = G; j-- > 0;)
-                    tail[static_cast<std::size_t>(j)] = tail[static_cast<std::size_t>(j) + 1] + w[static_cast<std::size_t>(j)];
+// p = P(T_random >= T); z from the mid-p P(T_random > T) + P(T_random = T) / 2, which is 1/2
+// (z = 0) when every value is tied.
+inline void set_exact_p(SetSignificance& r, Index s, Index u, double p_ge, double p_gt) {
+    const double tiny = std::numeric_limits<double>::min();
+    r.p_value(s, u) = std::clamp(p_ge, tiny, 1.0);
+    const double mid = std::clamp(0.5 * (p_ge + p_gt), tiny, 1.0 - std::numeric_limits<double>::epsilon());
+    r.z_score(s, u) = -normal_quantile(mid);
+}
+
+// log(i!) for i = 0 .. n.
+inline std::vector<double> log_factorials(Index n) {
+    std::vector<double> f(static_cast<std::size_t>(n + 1), 0.0);
+    for (Index i = 1; i <= n; ++i) f[static_cast<std::size_t>(i)] = f[static_cast<std::size_t>(i - 1)] + std::log(static_cast<double>(i));
+    return f;
+}
+
+// Exact null, one stratum: tail sums of the closed-form distribution of the lower median of k of
+// the G scores; also its mean and SD.
+inline void exact_null_one_stratum(const MatrixD& scores, const Strata& st, SetSignificance& r) {
+    const Index G = scores.rows(), U = scores.cols();
+    const std::vector<double> log_fact = log_factorials(G);
+    MatrixD sorted = scores; // G x U, each column ascending
+    for (Index u = 0; u < U; ++u) std::sort(sorted.col(u).data(), sorted.col(u).data() + G);
+    for (const auto& [comp, sets] : st.sets_by_composition) {
+        const Index k = comp[0];
+        const std::vector<double> w = lower_median_weights(G, k, log_fact); // G, P(median = s_(j))
+        std::vector<double> tail(static_cast<std::size_t>(G) + 1, 0.0);    // tail[j] = sum_{i >= j} w[i]
+        for (Index j = G; j-- > 0;)
+            tail[static_cast<std::size_t>(j)] = tail[static_cast<std::size_t>(j) + 1] + w[static_cast<std::size_t>(j)];
 #pragma omp parallel for schedule(static)
-                for (Index u = 0; u < U; ++u) {
-                    const double* v = sorted.col(u).data();
-                    double mean = 0.0, var = 0.0;
-                    for (Index j = 0; j < G; ++j) mean += w[static_cast<std::size_t>(j)] * v[j];
-                    for (Index j = 0; j < G; ++j) var += w[static_cast<std::size_t>(j)] * (v[j] - mean) * (v[j] - mean);
-                    for (Index s : sets) {
-                        const Index ge = std::lower_bound(v, v + G, r.statistic(s, u)) - v; // first sorted value >= T
-                        const Index gt = std::upper_bound(v, v + G, r.statistic(s, u)) - v; // first sorted value > T
-                        r.null_mean(s, u) = mean;
-                        r.null_sd(s, u) = std::sqrt(var);
-                        finish(s, u, tail[static_cast<std::size_t>(ge)], tail[static_cast<std::size_t>(gt)]);
-                    }
-                }
-            }
-            return r;
-        }
-        // Several strata: P(sum_b Hypergeometric(N_b, a_b, k_b) <= m - 1), a_b = #{g in b: s_g < T}.
-        r.null_mean.setConstant(nan);
-        r.null_sd.setConstant(nan);
-#pragma omp parallel
-        {
-            std::vector<std::vector<double>> sorted(static_cast<std::size_t>(B)); // per stratum: this unit's scores, ascending
-            std::vector<Index> below(static_cast<std::size_t>(B));
-            std::vector<double> dist(static_cast<std::size_t>(G) + 1), next(static_cast<std::size_t>(G) + 1);
-#pragma omp for schedule(static)
-            for (Index u = 0; u < U; ++u) {
-                for (Index b = 0; b < B; ++b) {
-                    auto& v = sorted[static_cast<std::size_t>(b)];
-                    v.clear();
-                    for (Index g : members[static_cast<std::size_t>(b)]) v.push_back(scores(g, u));
-                    std::sort(v.begin(), v.end());
-                }
-                for (const auto& [comp, sets] : by_composition) {
-                    const Index k = std::accumulate(comp.begin(), comp.end(), Index(0));
-                    const Index m = (k - 1) / 2 + 1;
-                    for (Index s : sets) {
-                        const double t = r.statistic(s, u);
-                        // median >= T  <=>  at most m - 1 drawn values < T; median > T: at most m - 1 <= T
-                        for (Index b = 0; b < B; ++b) {
-                            const auto& v = sorted[static_cast<std::size_t>(b)];
-                            below[static_cast<std::size_t>(b)] = std::lower_bound(v.begin(), v.end(), t) - v.begin();
-                        }
-                        const double p_ge = detail::hypergeometric_sum_cdf(stratum_size, below, comp, m - 1, log_fact, dist, next);
-                        for (Index b = 0; b < B; ++b) {
-                            const auto& v = sorted[static_cast<std::size_t>(b)];
-                            below[static_cast<std::size_t>(b)] = std::upper_bound(v.begin(), v.end(), t) - v.begin();
-                        }
-                        const double p_gt = detail::hypergeometric_sum_cdf(stratum_size, below, comp, m - 1, log_fact, dist, next);
-                        finish(s, u, p_ge, p_gt);
-                    }
-                }
+        for (Index u = 0; u < U; ++u) {
+            const double* v = sorted.col(u).data();
+            double mean = 0.0, var = 0.0;
+            for (Index j = 0; j < G; ++j) mean += w[static_cast<std::size_t>(j)] * v[j];
+            for (Index j = 0; j < G; ++j) var += w[static_cast<std::size_t>(j)] * (v[j] - mean) * (v[j] - mean);
+            for (Index s : sets) {
+                const Index ge = std::lower_bound(v, v + G, r.statistic(s, u)) - v; // first sorted value >= T
+                const Index gt = std::upper_bound(v, v + G, r.statistic(s, u)) - v; // first sorted value > T
+                r.null_mean(s, u) = mean;
+                r.null_sd(s, u) = std::sqrt(var);
+                set_exact_p(r, s, u, tail[static_cast<std::size_t>(ge)], tail[static_cast<std::size_t>(gt)]);
             }
         }
-        return r;
     }
+}
 
-    // Monte Carlo: P random sets per composition, shared by units and the sets with it.
-    const Index P = o.permutations;
-    for (const auto& [comp, sets] : by_composition) {
-        const Index k = std::accumulate(comp.begin(), comp.end(), Index(0));
-        std::uint64_t stream = static_cast<std::uint64_t>(k);
-        if (B > 1) { // FNV-1a over the composition
-            stream = 1469598103934665603ULL;
-            for (Index c : comp) stream = (stream ^ static_cast<std::uint64_t>(c)) * 1099511628211ULL;
-        }
-        Rng rng(derive_seed(o.seed, stream));
-        std::vector<std::vector<Index>> pool = members;
-        std::vector<Index> drawn(static_cast<std::size_t>(P * k)); // P x k rows, random set p at [p k, (p+1) k)
-        for (Index p = 0; p < P; ++p) {
-            Index at = p * k;
+// Exact null, several strata: P(sum_b Hypergeometric(N_b, a_b, k_b) <= m - 1) with
+// a_b = #{g in b: s_g < T}; no closed-form mean or SD (NaN).
+inline void exact_null_strata(const MatrixD& scores, const Strata& st, SetSignificance& r) {
+    const Index G = scores.rows(), U = scores.cols(), B = st.count();
+    const std::vector<double> log_fact = log_factorials(G);
+    r.null_mean.setConstant(std::numeric_limits<double>::quiet_NaN());
+    r.null_sd.setConstant(std::numeric_limits<double>::quiet_NaN());
+#pragma omp parallel
+    {
+        std::vector<std::vector<double>> sorted(static_cast<std::size_t>(B)); // per stratum: this unit's scores, ascending
+        std::vector<Index> below(static_cast<std::size_t>(B));
+        std::vector<double> dist(static_cast<std::size_t>(G) + 1), next(static_cast<std::size_t>(G) + 1);
+        // Values of stratum b below t (strict: < t; else <= t).
+        const auto count_below = [&](double t, bool strict) {
             for (Index b = 0; b < B; ++b) {
-                auto& pb = pool[static_cast<std::size_t>(b)];
-                const Index kb = comp[static_cast<std::size_t>(b)], nb = static_cast<Index>(pb.size());
-                for (Index i = 0; i < kb; ++i) { // partial Fisher-Yates: a uniform kb-subset of the stratum
-                    const auto j = static_cast<std::size_t>(i) + rng.below(static_cast<std::uint64_t>(nb - i));
-                    std::swap(pb[static_cast<std::size_t>(i)], pb[j]);
-                    drawn[static_cast<std::size_t>(at++)] = pb[static_cast<std::size_t>(i)];
+                const auto& v = sorted[static_cast<std::size_t>(b)];
+                below[static_cast<std::size_t>(b)] =
+                    (strict ? std::lower_bound(v.begin(), v.end(), t) : std::upper_bound(v.begin(), v.end(), t)) - v.begin();
+            }
+        };
+#pragma omp for schedule(static)
+        for (Index u = 0; u < U; ++u) {
+            for (Index b = 0; b < B; ++b) {
+                auto& v = sorted[static_cast<std::size_t>(b)];
+                v.clear();
+                for (Index g : st.members[static_cast<std::size_t>(b)]) v.push_back(scores(g, u));
+                std::sort(v.begin(), v.end());
+            }
+            for (const auto& [comp, sets] : st.sets_by_composition) {
+                const Index k = std::accumulate(comp.begin(), comp.end(), Index(0));
+                const Index m = (k - 1) / 2 + 1;
+                for (Index s : sets) {
+                    const double t = r.statistic(s, u);
+                    // median >= T  <=>  at most m - 1 drawn values < T; median > T: at most m - 1 <= T
+                    count_below(t, true);
+                    const double p_ge = hypergeometric_sum_cdf(st.size, below, comp, m - 1, log_fact, dist, next);
+                    count_below(t, false);
+                    const double p_gt = hypergeometric_sum_cdf(st.size, below, comp, m - 1, log_fact, dist, next);
+                    set_exact_p(r, s, u, p_ge, p_gt);
                 }
             }
         }
+    }
+}
+
+// P random sets of one composition: partial Fisher-Yates draws within each stratum, from the
+// composition's own stream (its size with one stratum, an FNV-1a hash of it with several).
+inline std::vector<Index> draw_random_sets(const Strata& st, const std::vector<Index>& comp, Index P, std::uint64_t seed) {
+    const Index k = std::accumulate(comp.begin(), comp.end(), Index(0)), B = st.count();
+    std::uint64_t stream = static_cast<std::uint64_t>(k);
+    if (B > 1) {
+        stream = 1469598103934665603ULL;
+        for (Index c : comp) stream = (stream ^ static_cast<std::uint64_t>(c)) * 1099511628211ULL;
+    }
+    Rng rng(derive_seed(seed, stream));
+    std::vector<std::vector<Index>> pool = st.members;
+    std::vector<Index> drawn(static_cast<std::size_t>(P * k)); // P x k rows, random set p at [p k, (p+1) k)
+    for (Index p = 0; p < P; ++p) {
+        Index at = p * k;
+        for (Index b = 0; b < B; ++b) {
+            auto& pb = pool[static_cast<std::size_t>(b)];
+            const Index kb = comp[static_cast<std::size_t>(b)], nb = static_cast<Index>(pb.size());
+            for (Index i = 0; i < kb; ++i) { // a uniform kb-subset of the stratum
+                const auto j = static_cast<std::size_t>(i) + rng.below(static_cast<std::uint64_t>(nb - i));
+                std::swap(pb[static_cast<std::size_t>(i)], pb[j]);
+                drawn[static_cast<std::size_t>(at++)] = pb[static_cast<std::size_t>(i)];
+            }
+        }
+    }
+    return drawn;
+}
+
+// Monte Carlo null: P random sets per composition, shared by the units and the sets with it;
+// p = (1 + #{null >= T}) / (P + 1), z = (T - mean) / sd (0 when sd = 0).
+inline void monte_carlo_null(const MatrixD& scores, const Strata& st, const SignificanceOptions& o, SetSignificance& r) {
+    const Index U = scores.cols(), P = o.permutations;
+    for (const auto& [comp, sets] : st.sets_by_composition) {
+        const Index k = std::accumulate(comp.begin(), comp.end(), Index(0));
+        const std::vector<Index> drawn = draw_random_sets(st, comp, P, o.seed);
 #pragma omp parallel
         {
             std::vector<double> buf(static_cast<std::size_t>(k)), null(static_cast<std::size_t>(P));
@@ -420,7 +440,7 @@ inline SetSignificance gene_set_significance(const MatrixD& scores, const std::v
             for (Index u = 0; u < U; ++u) {
                 for (Index p = 0; p < P; ++p) {
                     for (Index i = 0; i < k; ++i) buf[static_cast<std::size_t>(i)] = scores(drawn[static_cast<std::size_t>(p * k + i)], u);
-                    null[static_cast<std::size_t>(p)] = detail::aggregate(buf.data(), k, o.aggregator);
+                    null[static_cast<std::size_t>(p)] = aggregate(buf.data(), k, o.aggregator);
                 }
                 double mean = 0.0, var = 0.0;
                 for (double x : null) mean += x;
@@ -439,6 +459,31 @@ inline SetSignificance gene_set_significance(const MatrixD& scores, const std::v
             }
         }
     }
+}
+
+} // namespace detail
+
+// Tests every set (rows into `scores`, distinct) against random sets of the rows of `scores`
+// (G genes present x U units) with the same size and, with strata, the same number of genes in
+// every stratum, per unit. See the top of this header for the null. Deterministic and independent
+// of the thread count. Throws ArgumentError naming gene_set_significance on empty or non-finite
+// scores, rows out of range, strata of the wrong size, or exact + mean.
+inline SetSignificance gene_set_significance(const MatrixD& scores, const std::vector<std::vector<Index>>& set_rows,
+                                             const SignificanceOptions& o = {}) {
+    detail::check_significance_arguments("exsal::gene_set_significance", scores, set_rows, o);
+    const Index U = scores.cols(), S = static_cast<Index>(set_rows.size());
+    SetSignificance r;
+    r.statistic.resize(S, U);
+    r.null_mean.resize(S, U);
+    r.null_sd.resize(S, U);
+    r.z_score.resize(S, U);
+    r.p_value.resize(S, U);
+    if (S == 0) return r;
+    const detail::Strata strata = detail::make_strata(scores.rows(), o.strata, set_rows);
+    detail::observed_statistics(scores, set_rows, o.aggregator, r);
+    if (o.method == NullMethod::monte_carlo) detail::monte_carlo_null(scores, strata, o, r);
+    else if (strata.count() == 1) detail::exact_null_one_stratum(scores, strata, r);
+    else detail::exact_null_strata(scores, strata, r);
     return r;
 }
 
