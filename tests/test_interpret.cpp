@@ -279,6 +279,7 @@ TEST_CASE("impact equals a brute-force oracle: lower median (even and odd sets),
         InterpretOptions o;
         o.min_genes = 2;
         o.aggregator = agg;
+        o.null_method = agg == ImpactAggregator::median ? NullMethod::exact : NullMethod::monte_carlo;
         o.block_cells = 4;
         o.compare_pairs = {{"c", "a"}};
         o.permutations = 50;
@@ -830,7 +831,10 @@ TEST_CASE("interpret validates its arguments, naming the function and the bad va
     bad.block_cells = 0;
     CHECK(error_of([&] { interpret<float>(net, x, genes, groups, sets, bad); }) == "exsal::interpret: block_cells must be >= 1, got 0");
     bad = o;
-    bad.aggregator = ImpactAggregator::mean;
+    bad.aggregator = ImpactAggregator::mean; // the exact null is for the median: refused, not switched silently
+    CHECK(error_of([&] { interpret<float>(net, x, genes, groups, sets, bad); })
+              .find("exact null needs the median aggregator") != std::string::npos);
+    bad.null_method = NullMethod::monte_carlo;
     bad.permutations = 0;
     CHECK(error_of([&] { interpret<float>(net, x, genes, groups, sets, bad); }) == "exsal::interpret: permutations must be >= 1, got 0");
     MatrixF nan_x = x;

@@ -59,8 +59,9 @@ inline void check_interpret_arguments(Index model_genes, Index rows, Index cols,
     if (o.expression_level.size() != 0 && o.expression_level.size() != rows)
         throw ArgumentError(where, "expression_level has " + std::to_string(o.expression_level.size()) + " entries for " +
                                        std::to_string(rows) + " genes");
-    const bool monte_carlo = o.null_method == NullMethod::monte_carlo || o.aggregator == ImpactAggregator::mean;
-    if (monte_carlo && o.permutations < 1)
+    if (o.null_method == NullMethod::exact && o.aggregator != ImpactAggregator::median)
+        throw ArgumentError(where, "the exact null needs the median aggregator; use NullMethod::monte_carlo for the mean");
+    if (o.null_method == NullMethod::monte_carlo && o.permutations < 1)
         throw ArgumentError(where, "permutations must be >= 1, got " + std::to_string(o.permutations));
     for (const auto& [a, b] : o.compare_pairs) {
         for (const std::string* g : {&a, &b})
@@ -143,7 +144,7 @@ Interpretation interpret(const Autoencoder<Scalar>& model, const detail::InputRe
     // Significance of each set for each unit against random size-matched sets of the genes present.
     SignificanceOptions so;
     so.aggregator = options.aggregator;
-    so.method = options.aggregator == ImpactAggregator::median ? options.null_method : NullMethod::monte_carlo;
+    so.method = options.null_method;
     so.permutations = options.permutations;
     so.seed = options.seed;
     const Index bins = std::max<Index>(1, std::min<Index>(options.expression_bins, input.rows() / 50));

@@ -26,7 +26,7 @@ struct InterpretOptions {
     std::vector<std::pair<std::string, std::string>> compare_pairs; // named group pairs A:B
     std::function<void(Index done, Index total)> on_progress;        // optional, cells done (in order, one call at a time)
     // Added to the contract: how the null of random size-matched sets is evaluated (statistics.hpp).
-    // exact (default) applies to the median aggregator; the mean aggregator always uses monte_carlo.
+    // exact (default) needs the median aggregator; the mean aggregator needs monte_carlo (refused otherwise).
     NullMethod null_method = NullMethod::exact;
     // Added to the contract: random sets are matched to the set's expression profile. Genes are
     // split into this many equal-count bins of their mean input over the cells (at most one bin
