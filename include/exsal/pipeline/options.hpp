@@ -206,253 +206,278 @@ inline const char* transform_option_name(InputTransform t) {
 }
 inline const char* null_option_name(NullMethod m) { return m == NullMethod::exact ? "exact" : "monte-carlo"; }
 
+namespace detail::options {
+
+// Adds an option under a --help group; its run.json key is its name without "--", '-' as '_'.
+inline PipelineOption& add_to(std::vector<PipelineOption>& t, PipelineOption o, const char* group) {
+    o.group = group;
+    if (o.key.empty() && o.record) {
+        o.key = o.name.substr(2);
+        for (char& ch : o.key)
+            if (ch == '-') ch = '_';
+    }
+    t.push_back(std::move(o));
+    return t.back();
+}
+
+// Recorded in run.json for the built-in data only.
+inline void only_builtin(PipelineOption& o) {
+    const auto record = o.record;
+    o.record = [record](const PipelineConfig& c) { return c.builtin_data() ? record(c) : std::optional<JsonValue>(); };
+}
+
+// --expression .. --simulate-genes: the input and its reading.
+inline void data_options(std::vector<PipelineOption>& t) {
+    const auto add = [&t](PipelineOption o, const char* group) -> PipelineOption& { return add_to(t, std::move(o), group); };
+    const char* data = "Data";
+    add(text("--expression", "FILE", "expression table, .csv/.tsv, optionally .gz", "built-in data",
+             [](auto& c) -> auto& { return c.expression; }, true),
+        data)
+        .setting = Setting::expression_data;
+    add(flag("--genes-in-rows", "the table has one row per gene (no group labels then)",
+             [](auto& c) -> auto& { return c.genes_in_rows; }),
+        data)
+        .setting = Setting::genes_in_rows;
+    add(text("--id-column", "NAME", "header of the cell id column (cells in rows)", "sample",
+             [](auto& c) -> auto& { return c.id_column; }),
+        data)
+        .setting = Setting::id_column;
+    add(text("--group-column", "NAME", "header of the group label column; \"\" or absent: no groups", "cluster",
+             [](auto& c) -> auto& { return c.group_column; }),
+        data)
+        .setting = Setting::group_column;
+    add(text("--gene-sets", "FILE.gmt", "gene sets (required with --expression)", "built-in sets",
+             [](auto& c) -> auto& { return c.gene_sets; }, true),
+        data)
+        .setting = Setting::gene_sets;
+    add(text("--gene-set-prefix", "P", "use only sets whose name starts with P, e.g. HALLMARK_", "all sets",
+             [](auto& c) -> auto& { return c.gene_set_prefix; }),
+        data);
+    add(count("--min-genes", "skip gene sets with fewer genes in the model",
+              [](auto& c) -> auto& { return c.interpret.min_genes; }),
+        data);
+    {
+        PipelineOption& o = add(real("--min-gene-max", "keep genes whose value exceeds X in at least one cell",
+                                     [](auto& c) -> auto& { return c.preprocess.filter_threshold; },
+                                     [](double v) { return std::isfinite(v); }, "a finite number"),
+                                data);
+        o.setting = Setting::filter_threshold;
+        o.training = true;
+    }
+    only_builtin(add(count("--simulate-cells", "cells of the built-in data (at least 20)",
+                           [](auto& c) -> auto& { return c.simulate_cells; },
+                           [](const std::string& n, long long v) {
+                               positive(n, v);
+                               if (v < 20) throw ArgumentError(n, "needs at least 20 cells, got " + std::to_string(v));
+                           }),
+                     data));
+    only_builtin(add(count("--simulate-genes", "genes of the built-in data",
+                           [](auto& c) -> auto& { return c.simulate_genes; }),
+                     data));
+}
+
+// --hidden .. --ensemble: the model, preprocessing and training (refused with --model-in).
+inline void model_options(std::vector<PipelineOption>& t) {
+    const auto add = [&t](PipelineOption o, const char* group) -> PipelineOption& { return add_to(t, std::move(o), group); };
+    const char* model = "Model and training";
+    const auto training = [&](PipelineOption o) -> PipelineOption& {
+        o.training = true;
+        return add(std::move(o), model);
+    };
+    training(count("--hidden", "width of the layers around the representation (G → N → U → N → G)",
+                   [](auto& c) -> auto& { return c.hidden; }));
+    training(count("--units", "representation units", [](auto& c) -> auto& { return c.units; }));
+    training(choice("--loss", "reconstruction loss (Poisson: rate output, compared with the raw values)",
+                    [](auto& c) -> auto& { return c.train.loss.loss; },
+                    std::vector<std::pair<std::string, LossKind>>{{"poisson", LossKind::poisson}, {"mse", LossKind::mse}}));
+    training(choice("--optimizer", "Adam (β 0.9/0.999), or SGD with Nesterov momentum 0.9 (the reference)",
+                    [](auto& c) -> auto& { return c.train.optimizer; },
+                    std::vector<std::pair<std::string, OptimizerKind>>{{"adam", OptimizerKind::adam},
+                                                                        {"sgd", OptimizerKind::sgd}}));
+    {
+        // One learning rate for whichever optimiser runs.
+        PipelineOption& o = training(real("--lr", "learning rate", [](auto& c) -> auto& { return c.train.adam.lr; },
+                                          [](double v) { return v > 0.0 && std::isfinite(v); },
+                                          "a positive finite number"));
+        o.parse = [](PipelineConfig& c, const std::string& t) { c.train.adam.lr = c.train.sgd.lr = parse_real("--lr", t); };
+        o.check = [](const PipelineConfig& c) {
+            const double v = c.train.learning_rate();
+            if (!(v > 0.0) || !std::isfinite(v))
+                throw ArgumentError("--lr", "must be a positive finite number, got " + format_real(v));
+        };
+        o.record = [](const PipelineConfig& c) -> std::optional<JsonValue> { return JsonValue(c.train.learning_rate()); };
+    }
+    training(real("--lambda-orth",
+                  "weight of the orthogonality penalty ‖I − W Wᵀ‖_F on the weights feeding the representation",
+                  [](auto& c) -> auto& { return c.train.loss.lambda; },
+                  [](double v) { return v >= 0.0 && std::isfinite(v); }, "a finite number >= 0"));
+    {
+        PipelineOption& o = training(count("--epochs", "maximum epochs (early stopping may end sooner)",
+                                           [](auto& c) -> auto& { return c.epochs; }, non_negative));
+        o.default_text = "150 (built-in), 500 (files)";
+        const auto parse = o.parse;
+        o.parse = [parse](PipelineConfig& c, const std::string& t) {
+            parse(c, t);
+            positive("--epochs", c.epochs); // 0 is the default's marker, not a value to give
+        };
+        o.record = [](const PipelineConfig& c) -> std::optional<JsonValue> { return JsonValue(c.max_epochs()); };
+    }
+    training(count("--batch", "cells per mini-batch", [](auto& c) -> auto& { return c.train.batch_size; }));
+    training(choice("--input-transform",
+                    "network input (fitted on the training cells, stored in the model); the loss target stays raw",
+                    [](auto& c) -> auto& { return c.preprocess.transform; },
+                    std::vector<std::pair<std::string, InputTransform>>{{"none", InputTransform::none},
+                                                                         {"log1p", InputTransform::log1p},
+                                                                         {"minmax", InputTransform::minmax},
+                                                                         {"cpm-log1p", InputTransform::cpm_log1p}}));
+    training(choice("--input-centring",
+                    "subtract each gene's mean input over the training cells after the transform (stored in the model)",
+                    [](auto& c) -> auto& { return c.preprocess.centre; },
+                    std::vector<std::pair<std::string, bool>>{{"on", true}, {"off", false}}));
+    training(real("--validation-fraction", "held-out cells for early stopping",
+                  [](auto& c) -> auto& { return c.preprocess.validation_fraction; },
+                  [](double v) { return v >= 0.0 && v < 0.5; }, "in [0, 0.5)"))
+        .setting = Setting::validation_fraction;
+    training(count("--validate-every", "epochs between validation checks",
+                   [](auto& c) -> auto& { return c.train.validate_every; }));
+    training(count("--patience", "checks without improvement before stopping (0: never)",
+                   [](auto& c) -> auto& { return c.train.patience; }, non_negative));
+    training(count("--min-validation-cells",
+                   "with fewer validation cells there is no early stopping: the validation loss is recorded and "
+                   "the last epoch's model kept",
+                   [](auto& c) -> auto& { return c.min_validation_cells; }, non_negative));
+    training(count("--ensemble", "train K models from derived seeds and report the consensus of their group programmes",
+                   [](auto& c) -> auto& { return c.ensemble; },
+                   [](const std::string& n, long long v) {
+                       if (v < 1 || v > 100)
+                           throw ArgumentError(n, "must be a count from 1 to 100, got " + std::to_string(v));
+                   }))
+        .value_name = "K";
+}
+
+// --saliency .. --label-permutations: the interpretation and its figures.
+inline void interpretation_options(std::vector<PipelineOption>& t) {
+    const auto add = [&t](PipelineOption o, const char* group) -> PipelineOption& { return add_to(t, std::move(o), group); };
+    const char* interp = "Interpretation";
+    add(choice("--saliency", "guided backprop (the paper) or the plain gradient",
+               [](auto& c) -> auto& { return c.interpret.saliency; },
+               std::vector<std::pair<std::string, SaliencyKind>>{{"guided", SaliencyKind::guided},
+                                                                  {"vanilla", SaliencyKind::vanilla}}),
+        interp);
+    add(choice("--aggregator", "per-cell aggregate of |saliency| over a set's genes",
+               [](auto& c) -> auto& { return c.interpret.aggregator; },
+               std::vector<std::pair<std::string, ImpactAggregator>>{{"median", ImpactAggregator::median},
+                                                                      {"mean", ImpactAggregator::mean}}),
+        interp);
+    add(choice("--null", "null distribution of random size-matched sets",
+               [](auto& c) -> auto& { return c.interpret.null_method; },
+               std::vector<std::pair<std::string, NullMethod>>{{"exact", NullMethod::exact},
+                                                                {"monte-carlo", NullMethod::monte_carlo}}),
+        interp);
+    add(count("--permutations", "random sets per set size (monte-carlo null)",
+              [](auto& c) -> auto& { return c.interpret.permutations; }),
+        interp);
+    add(count("--expression-bins",
+              "random sets also match the set's expression profile over N bins of mean input (at most one bin "
+              "per 50 genes; 1: match the size only)",
+              [](auto& c) -> auto& { return c.interpret.expression_bins; }),
+        interp);
+    {
+        PipelineOption o = declare("--compare", "A:B", "compare group A with group B (repeatable)", "none", OptionKind::list);
+        o.parse = [](PipelineConfig& c, const std::string& t) { c.interpret.compare_pairs.push_back(parse_compare_pair(t)); };
+        o.check = [](const PipelineConfig& c) {
+            for (const auto& [a, b] : c.interpret.compare_pairs) {
+                if (a.empty() || b.empty()) throw ArgumentError("--compare", "expects A:B with two group labels");
+                if (a == b) throw ArgumentError("--compare", a + ":" + b + " names the same group twice");
+            }
+        };
+        o.record = [](const PipelineConfig& c) -> std::optional<JsonValue> {
+            JsonValue pairs = JsonValue::array();
+            for (const auto& [a, b] : c.interpret.compare_pairs) pairs.push_back(a + ":" + b);
+            return pairs;
+        };
+        add(std::move(o), interp);
+    }
+    add(count("--heatmap-sets", "at most N gene sets in the heatmaps", [](auto& c) -> auto& { return c.heatmap_sets; }),
+        interp);
+    {
+        PipelineOption o = choice("--heatmap-values",
+                                  "heatmap.svg: signed z-scores of the active units, clustered, or the reference's "
+                                  "scaled impact",
+                                  [](auto& c) -> auto& { return c.heatmap_values; },
+                                  std::vector<std::pair<std::string, std::string>>{{"z", "z"}, {"impact", "impact"}});
+        o.check = [](const PipelineConfig& c) {
+            if (c.heatmap_values != "z" && c.heatmap_values != "impact")
+                throw ArgumentError("--heatmap-values", "must be z or impact, got '" + c.heatmap_values + "'");
+        };
+        add(std::move(o), interp);
+    }
+    add(real("--activity-floor",
+             "a unit whose activation SD is at most X times the largest unit SD is inactive (not tested)",
+             [](auto& c) -> auto& { return c.activity_floor; }, [](double v) { return v >= 0.0 && v < 1.0; },
+             "in [0, 1)"),
+        interp);
+    add(count("--label-permutations", "group-label permutations of the programme test (at least 19)",
+              [](auto& c) -> auto& { return c.programmes.permutations; },
+              [](const std::string& n, long long v) {
+                  if (v < 19)
+                      throw ArgumentError(n, "must be at least 19 (p-values reach 0.05), got " + std::to_string(v));
+              }),
+        interp);
+}
+
+// --out .. --model-in: where and how the run goes.
+inline void run_options(std::vector<PipelineOption>& t) {
+    const auto add = [&t](PipelineOption o, const char* group) -> PipelineOption& { return add_to(t, std::move(o), group); };
+    const char* run = "Run";
+    {
+        PipelineOption& o = add(text("--out", "DIR", "output folder; refused if it exists and is not empty", "exsal-out",
+                                     [](auto& c) -> auto& { return c.out; }),
+                                run);
+        o.setting = Setting::output_folder;
+        o.check = [](const PipelineConfig& c) {
+            if (c.out.empty()) throw ArgumentError("--out", "must not be empty");
+        };
+    }
+    add(flag("--force",
+             "write into an existing non-empty --out. The run's files replace files of the same names; all other "
+             "files are kept",
+             [](auto& c) -> auto& { return c.force; }),
+        run)
+        .setting = Setting::output_force;
+    {
+        PipelineOption o = declare(
+            "--seed", "N", "seed of every random step (simulation, split, initial weights, batch order, Monte Carlo null)");
+        o.parse = [](PipelineConfig& c, const std::string& t) { c.seed = parse_integer<std::uint64_t>("--seed", t, false); };
+        o.record = [](const PipelineConfig& c) -> std::optional<JsonValue> { return JsonValue(c.seed); };
+        add(std::move(o), run);
+    }
+    add(count("--threads", "threads of every parallel loop (results depend on the seed and this count only)",
+              [](auto& c) -> auto& { return c.threads; }),
+        run)
+        .default_text = "all cores";
+    add(flag("--quiet",
+             "print nothing but errors (otherwise: a progress bar on a terminal, plain lines every 10 epochs in a log)",
+             [](auto& c) -> auto& { return c.quiet; }),
+        run);
+    add(text("--model-in", "FILE",
+             "project the cells through a trained model.exsal instead of training (the model and training options "
+             "do not apply)",
+             "none", [](auto& c) -> auto& { return c.model_in; }, true),
+        run)
+        .setting = Setting::model_file;
+}
+
+} // namespace detail::options
+
 // The table, in the order of --help, the README and run.json.
 inline const std::vector<PipelineOption>& pipeline_options() {
-    using namespace detail::options;
     static const std::vector<PipelineOption> table = [] {
         std::vector<PipelineOption> t;
-        const auto add = [&t](PipelineOption o, const char* group) -> PipelineOption& {
-            o.group = group;
-            if (o.key.empty() && o.record) { // run.json key: the name without "--", '-' as '_'
-                o.key = o.name.substr(2);
-                for (char& ch : o.key)
-                    if (ch == '-') ch = '_';
-            }
-            t.push_back(std::move(o));
-            return t.back();
-        };
-        const auto only_builtin = [](PipelineOption& o) {
-            const auto record = o.record;
-            o.record = [record](const PipelineConfig& c) {
-                return c.builtin_data() ? record(c) : std::optional<JsonValue>();
-            };
-        };
-
-        const char* data = "Data";
-        add(text("--expression", "FILE", "expression table, .csv/.tsv, optionally .gz", "built-in data",
-                 [](auto& c) -> auto& { return c.expression; }, true),
-            data)
-            .setting = Setting::expression_data;
-        add(flag("--genes-in-rows", "the table has one row per gene (no group labels then)",
-                 [](auto& c) -> auto& { return c.genes_in_rows; }),
-            data)
-            .setting = Setting::genes_in_rows;
-        add(text("--id-column", "NAME", "header of the cell id column (cells in rows)", "sample",
-                 [](auto& c) -> auto& { return c.id_column; }),
-            data)
-            .setting = Setting::id_column;
-        add(text("--group-column", "NAME", "header of the group label column; \"\" or absent: no groups", "cluster",
-                 [](auto& c) -> auto& { return c.group_column; }),
-            data)
-            .setting = Setting::group_column;
-        add(text("--gene-sets", "FILE.gmt", "gene sets (required with --expression)", "built-in sets",
-                 [](auto& c) -> auto& { return c.gene_sets; }, true),
-            data)
-            .setting = Setting::gene_sets;
-        add(text("--gene-set-prefix", "P", "use only sets whose name starts with P, e.g. HALLMARK_", "all sets",
-                 [](auto& c) -> auto& { return c.gene_set_prefix; }),
-            data);
-        add(count("--min-genes", "skip gene sets with fewer genes in the model",
-                  [](auto& c) -> auto& { return c.interpret.min_genes; }),
-            data);
-        {
-            PipelineOption& o = add(real("--min-gene-max", "keep genes whose value exceeds X in at least one cell",
-                                         [](auto& c) -> auto& { return c.preprocess.filter_threshold; },
-                                         [](double v) { return std::isfinite(v); }, "a finite number"),
-                                    data);
-            o.setting = Setting::filter_threshold;
-            o.training = true;
-        }
-        only_builtin(add(count("--simulate-cells", "cells of the built-in data (at least 20)",
-                               [](auto& c) -> auto& { return c.simulate_cells; },
-                               [](const std::string& n, long long v) {
-                                   positive(n, v);
-                                   if (v < 20) throw ArgumentError(n, "needs at least 20 cells, got " + std::to_string(v));
-                               }),
-                         data));
-        only_builtin(add(count("--simulate-genes", "genes of the built-in data",
-                               [](auto& c) -> auto& { return c.simulate_genes; }),
-                         data));
-
-        const char* model = "Model and training";
-        const auto training = [&](PipelineOption o) -> PipelineOption& {
-            o.training = true;
-            return add(std::move(o), model);
-        };
-        training(count("--hidden", "width of the layers around the representation (G → N → U → N → G)",
-                       [](auto& c) -> auto& { return c.hidden; }));
-        training(count("--units", "representation units", [](auto& c) -> auto& { return c.units; }));
-        training(choice("--loss", "reconstruction loss (Poisson: rate output, compared with the raw values)",
-                        [](auto& c) -> auto& { return c.train.loss.loss; },
-                        std::vector<std::pair<std::string, LossKind>>{{"poisson", LossKind::poisson}, {"mse", LossKind::mse}}));
-        training(choice("--optimizer", "Adam (β 0.9/0.999), or SGD with Nesterov momentum 0.9 (the reference)",
-                        [](auto& c) -> auto& { return c.train.optimizer; },
-                        std::vector<std::pair<std::string, OptimizerKind>>{{"adam", OptimizerKind::adam},
-                                                                            {"sgd", OptimizerKind::sgd}}));
-        {
-            // One learning rate for whichever optimiser runs.
-            PipelineOption& o = training(real("--lr", "learning rate", [](auto& c) -> auto& { return c.train.adam.lr; },
-                                              [](double v) { return v > 0.0 && std::isfinite(v); },
-                                              "a positive finite number"));
-            o.parse = [](PipelineConfig& c, const std::string& t) { c.train.adam.lr = c.train.sgd.lr = parse_real("--lr", t); };
-            o.check = [](const PipelineConfig& c) {
-                const double v = c.train.learning_rate();
-                if (!(v > 0.0) || !std::isfinite(v))
-                    throw ArgumentError("--lr", "must be a positive finite number, got " + format_real(v));
-            };
-            o.record = [](const PipelineConfig& c) -> std::optional<JsonValue> { return JsonValue(c.train.learning_rate()); };
-        }
-        training(real("--lambda-orth",
-                      "weight of the orthogonality penalty ‖I − W Wᵀ‖_F on the weights feeding the representation",
-                      [](auto& c) -> auto& { return c.train.loss.lambda; },
-                      [](double v) { return v >= 0.0 && std::isfinite(v); }, "a finite number >= 0"));
-        {
-            PipelineOption& o = training(count("--epochs", "maximum epochs (early stopping may end sooner)",
-                                               [](auto& c) -> auto& { return c.epochs; }, non_negative));
-            o.default_text = "150 (built-in), 500 (files)";
-            const auto parse = o.parse;
-            o.parse = [parse](PipelineConfig& c, const std::string& t) {
-                parse(c, t);
-                positive("--epochs", c.epochs); // 0 is the default's marker, not a value to give
-            };
-            o.record = [](const PipelineConfig& c) -> std::optional<JsonValue> { return JsonValue(c.max_epochs()); };
-        }
-        training(count("--batch", "cells per mini-batch", [](auto& c) -> auto& { return c.train.batch_size; }));
-        training(choice("--input-transform",
-                        "network input (fitted on the training cells, stored in the model); the loss target stays raw",
-                        [](auto& c) -> auto& { return c.preprocess.transform; },
-                        std::vector<std::pair<std::string, InputTransform>>{{"none", InputTransform::none},
-                                                                             {"log1p", InputTransform::log1p},
-                                                                             {"minmax", InputTransform::minmax},
-                                                                             {"cpm-log1p", InputTransform::cpm_log1p}}));
-        training(choice("--input-centring",
-                        "subtract each gene's mean input over the training cells after the transform (stored in the model)",
-                        [](auto& c) -> auto& { return c.preprocess.centre; },
-                        std::vector<std::pair<std::string, bool>>{{"on", true}, {"off", false}}));
-        training(real("--validation-fraction", "held-out cells for early stopping",
-                      [](auto& c) -> auto& { return c.preprocess.validation_fraction; },
-                      [](double v) { return v >= 0.0 && v < 0.5; }, "in [0, 0.5)"))
-            .setting = Setting::validation_fraction;
-        training(count("--validate-every", "epochs between validation checks",
-                       [](auto& c) -> auto& { return c.train.validate_every; }));
-        training(count("--patience", "checks without improvement before stopping (0: never)",
-                       [](auto& c) -> auto& { return c.train.patience; }, non_negative));
-        training(count("--min-validation-cells",
-                       "with fewer validation cells there is no early stopping: the validation loss is recorded and "
-                       "the last epoch's model kept",
-                       [](auto& c) -> auto& { return c.min_validation_cells; }, non_negative));
-        training(count("--ensemble", "train K models from derived seeds and report the consensus of their group programmes",
-                       [](auto& c) -> auto& { return c.ensemble; },
-                       [](const std::string& n, long long v) {
-                           if (v < 1 || v > 100)
-                               throw ArgumentError(n, "must be a count from 1 to 100, got " + std::to_string(v));
-                       }))
-            .value_name = "K";
-
-        const char* interp = "Interpretation";
-        add(choice("--saliency", "guided backprop (the paper) or the plain gradient",
-                   [](auto& c) -> auto& { return c.interpret.saliency; },
-                   std::vector<std::pair<std::string, SaliencyKind>>{{"guided", SaliencyKind::guided},
-                                                                      {"vanilla", SaliencyKind::vanilla}}),
-            interp);
-        add(choice("--aggregator", "per-cell aggregate of |saliency| over a set's genes",
-                   [](auto& c) -> auto& { return c.interpret.aggregator; },
-                   std::vector<std::pair<std::string, ImpactAggregator>>{{"median", ImpactAggregator::median},
-                                                                          {"mean", ImpactAggregator::mean}}),
-            interp);
-        add(choice("--null", "null distribution of random size-matched sets",
-                   [](auto& c) -> auto& { return c.interpret.null_method; },
-                   std::vector<std::pair<std::string, NullMethod>>{{"exact", NullMethod::exact},
-                                                                    {"monte-carlo", NullMethod::monte_carlo}}),
-            interp);
-        add(count("--permutations", "random sets per set size (monte-carlo null)",
-                  [](auto& c) -> auto& { return c.interpret.permutations; }),
-            interp);
-        add(count("--expression-bins",
-                  "random sets also match the set's expression profile over N bins of mean input (at most one bin "
-                  "per 50 genes; 1: match the size only)",
-                  [](auto& c) -> auto& { return c.interpret.expression_bins; }),
-            interp);
-        {
-            PipelineOption o = declare("--compare", "A:B", "compare group A with group B (repeatable)", "none", OptionKind::list);
-            o.parse = [](PipelineConfig& c, const std::string& t) { c.interpret.compare_pairs.push_back(parse_compare_pair(t)); };
-            o.check = [](const PipelineConfig& c) {
-                for (const auto& [a, b] : c.interpret.compare_pairs) {
-                    if (a.empty() || b.empty()) throw ArgumentError("--compare", "expects A:B with two group labels");
-                    if (a == b) throw ArgumentError("--compare", a + ":" + b + " names the same group twice");
-                }
-            };
-            o.record = [](const PipelineConfig& c) -> std::optional<JsonValue> {
-                JsonValue pairs = JsonValue::array();
-                for (const auto& [a, b] : c.interpret.compare_pairs) pairs.push_back(a + ":" + b);
-                return pairs;
-            };
-            add(std::move(o), interp);
-        }
-        add(count("--heatmap-sets", "at most N gene sets in the heatmaps", [](auto& c) -> auto& { return c.heatmap_sets; }),
-            interp);
-        {
-            PipelineOption o = choice("--heatmap-values",
-                                      "heatmap.svg: signed z-scores of the active units, clustered, or the reference's "
-                                      "scaled impact",
-                                      [](auto& c) -> auto& { return c.heatmap_values; },
-                                      std::vector<std::pair<std::string, std::string>>{{"z", "z"}, {"impact", "impact"}});
-            o.check = [](const PipelineConfig& c) {
-                if (c.heatmap_values != "z" && c.heatmap_values != "impact")
-                    throw ArgumentError("--heatmap-values", "must be z or impact, got '" + c.heatmap_values + "'");
-            };
-            add(std::move(o), interp);
-        }
-        add(real("--activity-floor",
-                 "a unit whose activation SD is at most X times the largest unit SD is inactive (not tested)",
-                 [](auto& c) -> auto& { return c.activity_floor; }, [](double v) { return v >= 0.0 && v < 1.0; },
-                 "in [0, 1)"),
-            interp);
-        add(count("--label-permutations", "group-label permutations of the programme test (at least 19)",
-                  [](auto& c) -> auto& { return c.programmes.permutations; },
-                  [](const std::string& n, long long v) {
-                      if (v < 19)
-                          throw ArgumentError(n, "must be at least 19 (p-values reach 0.05), got " + std::to_string(v));
-                  }),
-            interp);
-
-        const char* run = "Run";
-        {
-            PipelineOption& o = add(text("--out", "DIR", "output folder; refused if it exists and is not empty", "exsal-out",
-                                         [](auto& c) -> auto& { return c.out; }),
-                                    run);
-            o.setting = Setting::output_folder;
-            o.check = [](const PipelineConfig& c) {
-                if (c.out.empty()) throw ArgumentError("--out", "must not be empty");
-            };
-        }
-        add(flag("--force",
-                 "write into an existing non-empty --out. The run's files replace files of the same names; all other "
-                 "files are kept",
-                 [](auto& c) -> auto& { return c.force; }),
-            run)
-            .setting = Setting::output_force;
-        {
-            PipelineOption o = declare(
-                "--seed", "N", "seed of every random step (simulation, split, initial weights, batch order, Monte Carlo null)");
-            o.parse = [](PipelineConfig& c, const std::string& t) { c.seed = parse_integer<std::uint64_t>("--seed", t, false); };
-            o.record = [](const PipelineConfig& c) -> std::optional<JsonValue> { return JsonValue(c.seed); };
-            add(std::move(o), run);
-        }
-        add(count("--threads", "threads of every parallel loop (results depend on the seed and this count only)",
-                  [](auto& c) -> auto& { return c.threads; }),
-            run)
-            .default_text = "all cores";
-        add(flag("--quiet",
-                 "print nothing but errors (otherwise: a progress bar on a terminal, plain lines every 10 epochs in a log)",
-                 [](auto& c) -> auto& { return c.quiet; }),
-            run);
-        add(text("--model-in", "FILE",
-                 "project the cells through a trained model.exsal instead of training (the model and training options "
-                 "do not apply)",
-                 "none", [](auto& c) -> auto& { return c.model_in; }, true),
-            run)
-            .setting = Setting::model_file;
+        detail::options::data_options(t);
+        detail::options::model_options(t);
+        detail::options::interpretation_options(t);
+        detail::options::run_options(t);
         return t;
     }();
     return table;
