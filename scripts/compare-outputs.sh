@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# Behaviour check for refactors: runs velten_pipeline on the built-in data (default settings) and,
+# Behaviour check for refactors: runs velten_pipeline on the built-in data (default settings, and
+# once with the Monte Carlo null, an ensemble and a pair) and,
 # where the public HSMM data are available, on HSMM + MSigDB Hallmark, and compares every output
 # file byte for byte with a recorded baseline. run.json is compared without "timings_seconds",
 # the only part that may differ between two runs with the same seed and thread count.
@@ -40,6 +41,9 @@ run_case() { # name, arguments...
 }
 
 run_case builtin
+# The other null, the ensemble, a named pair and the impact heatmap, small and quick.
+run_case variants --simulate-cells 600 --simulate-genes 1500 --epochs 20 --null monte-carlo --aggregator mean \
+    --permutations 200 --ensemble 2 --compare HSC:MEP --heatmap-values impact --label-permutations 99
 if [[ -f "$hsmm" && -f "$hallmark" ]]; then
     run_case hsmm --expression "$hsmm" --gene-sets "$hallmark" --gene-set-prefix HALLMARK_ --input-transform log1p
 else
