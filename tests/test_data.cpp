@@ -9,6 +9,7 @@
 #include <algorithm>
 #include <cmath>
 #include <map>
+#include <numeric>
 #include <random>
 #include <set>
 #include <string>
@@ -130,40 +131,20 @@ TEST_CASE("filter_genes_by_max keeps exactly the genes with a value > threshold"
     CHECK(contains(e, "30 genes"));
 }
 
-TEST_CASE("select_genes and select_cells copy the chosen rows / columns with their names") {
-    const ExpressionMatrix m = random_matrix(12, 9, 5);
-    const std::vector<Index> rows{7, 2, 11};
-    const ExpressionMatrix r = select_genes(m, rows);
-    REQUIRE(r.n_genes() == 3);
-    CHECK(r.n_cells() == 9);
-    for (std::size_t i = 0; i < rows.size(); ++i) {
-        CHECK(r.genes[i] == m.genes[static_cast<std::size_t>(rows[i])]);
-        CHECK(r.values.row(static_cast<Index>(i)) == m.values.row(rows[i]));
-    }
-    CHECK(r.cells == m.cells);
-    CHECK(r.groups == m.groups);
-    const std::vector<Index> cols{8, 0, 3};
-    const ExpressionMatrix c = select_cells(m, cols);
-    REQUIRE(c.n_cells() == 3);
-    for (std::size_t j = 0; j < cols.size(); ++j) {
-        CHECK(c.cells[j] == m.cells[static_cast<std::size_t>(cols[j])]);
-        CHECK(c.groups[j] == m.groups[static_cast<std::size_t>(cols[j])]);
-        CHECK(c.values.col(static_cast<Index>(j)) == m.values.col(cols[j]));
-    }
-    CHECK(contains(error_of([&] { select_genes(m, {12}); }), "select_genes"));
-    CHECK(contains(error_of([&] { select_cells(m, {-1}); }), "select_cells"));
-}
-
-// ---------------------------------------------------------------------------------------------
-TEST_CASE("upper_case_genes upper-cases, and refuses symbols that collide") {
-    ExpressionMatrix m = random_matrix(3, 2, 6);
+TEST_CASE("prepare upper-cases the symbols, and refuses symbols that collide") {
+    ExpressionMatrix m = random_counts(3, 20, 6);
     m.genes = {"Actb", "gapdh", "CD34"};
-    upper_case_genes(m);
-    CHECK(m.genes == std::vector<std::string>{"ACTB", "GAPDH", "CD34"});
+    PreprocessOptions o;
+    o.filter = false;
+    CHECK(prepare(m, o).train.genes == std::vector<std::string>{"ACTB", "GAPDH", "CD34"});
     m.genes = {"Actb", "ACTB", "cd34"};
-    const std::string e = error_of([&] { upper_case_genes(m); });
-    CHECK(contains(e, "upper_case_genes"));
-    CHECK(m.genes[0] == "Actb"); // unchanged on error
+    try {
+        prepare(m, o);
+        FAIL("colliding symbols were accepted");
+    } catch (const ArgumentError& e) {
+        CHECK(contains(e.what(), "same symbol after upper-casing"));
+        CHECK(e.subject() == Setting::expression_data);
+    }
 }
 
 TEST_CASE("restrict_to_gene_sets keeps the genes of any set, case-insensitively") {
@@ -217,7 +198,10 @@ TEST_CASE("input transforms agree with their formulas") {
         const Split split = split_train_validation(all.n_cells(), 0.25, 5);
         // Validation cells get values outside anything seen in training.
         for (Index c : split.validation) all.values(0, c) = 100.0f;
-        const ExpressionMatrix tr = select_cells(all, split.train), va = select_cells(all, split.validation);
+        std::vector<Index> rows(static_cast<std::size_t>(all.n_genes()));
+        std::iota(rows.begin(), rows.end(), Index(0));
+        const ExpressionMatrix tr = detail::prep::select_block(all, rows, all.genes, split.train),
+                               va = detail::prep::select_block(all, rows, all.genes, split.validation);
         const auto p = Preprocessor::fit(tr, InputTransform::minmax);
         for (Index g = 0; g < all.n_genes(); ++g) {
             float lo = INFINITY, hi = -INFINITY;

@@ -4,10 +4,11 @@
 // The reference preprocessing of Kinalis et al. (2019) and their code, one named function per step:
 //   1. split_train_validation   shuffle the cells once with the seed, hold out the last fraction;
 //   2. filter_genes_by_max      keep genes whose value exceeds the threshold (2) in at least one cell;
-//   3. upper_case_genes         upper-case the gene symbols;
+//   3. (in prepare)             upper-case the gene symbols, refusing two that become equal;
 //   4. restrict_to_gene_sets    keep genes that belong to at least one set of the collection;
 //   5. Preprocessor::fit        fit the input transform on the training cells only.
-// prepare() runs them in this order. The transform produces the network INPUT only: the Poisson
+// prepare() runs them in this order, on row indices and names, so that the values are copied once.
+// The transform produces the network INPUT only: the Poisson
 // target of the reconstruction loss always stays the untransformed values.
 // A fitted Preprocessor is stored with the model (serialize / deserialize) so that new cells are
 // aligned to the model's genes (align) and transformed identically (transform).
@@ -97,45 +98,6 @@ inline Split split_train_validation(Index n_cells, double validation_fraction, s
 }
 
 // ---------------------------------------------------------------------------------------------
-// Row and column subsets.
-
-// The given rows (genes), in the given order; cells and groups unchanged.
-inline ExpressionMatrix select_genes(const ExpressionMatrix& m, const std::vector<Index>& rows) {
-    m.check_consistent("select_genes");
-    for (Index r : rows)
-        if (r < 0 || r >= m.n_genes())
-            throw ArgumentError("select_genes", "row " + std::to_string(r) + " outside 0.." + std::to_string(m.n_genes() - 1));
-    ExpressionMatrix out;
-    const Index n_rows = static_cast<Index>(rows.size());
-    out.values.resize(n_rows, m.n_cells());
-    for (Index c = 0; c < m.n_cells(); ++c) // column by column, following the storage order
-        for (Index i = 0; i < n_rows; ++i) out.values(i, c) = m.values(rows[static_cast<std::size_t>(i)], c); // out(i, c) = m(rows[i], c)
-    out.genes.reserve(rows.size());
-    for (Index r : rows) out.genes.push_back(m.genes[static_cast<std::size_t>(r)]);
-    out.cells = m.cells;
-    out.groups = m.groups;
-    return out;
-}
-
-// The given columns (cells), in the given order, with their ids and group labels.
-inline ExpressionMatrix select_cells(const ExpressionMatrix& m, const std::vector<Index>& columns) {
-    m.check_consistent("select_cells");
-    for (Index c : columns)
-        if (c < 0 || c >= m.n_cells())
-            throw ArgumentError("select_cells", "column " + std::to_string(c) + " outside 0.." + std::to_string(m.n_cells() - 1));
-    ExpressionMatrix out;
-    out.values.resize(m.n_genes(), static_cast<Index>(columns.size()));
-    out.genes = m.genes;
-    for (std::size_t j = 0; j < columns.size(); ++j) {
-        const auto c = static_cast<std::size_t>(columns[j]);
-        out.values.col(static_cast<Index>(j)) = m.values.col(columns[j]); // out(:, j) = m(:, columns[j])
-        out.cells.push_back(m.cells[c]);
-        if (m.has_groups()) out.groups.push_back(m.groups[c]);
-    }
-    return out;
-}
-
-// ---------------------------------------------------------------------------------------------
 // Step 2: gene filter.
 
 // Rows (ascending) whose value is strictly greater than `threshold` in at least one cell
@@ -157,17 +119,6 @@ inline std::vector<Index> filter_genes_by_max(const ExpressionMatrix& m, float t
                                        "); the reference filter expects counts, lower the threshold for scaled or log data",
                             Setting::filter_threshold);
     return kept;
-}
-
-// ---------------------------------------------------------------------------------------------
-// Step 3: upper-case symbols.
-
-// Upper-cases every gene symbol in place (ASCII). Throws ArgumentError, leaving `m` unchanged,
-// when two symbols become equal.
-inline void upper_case_genes(ExpressionMatrix& m) {
-    m.check_consistent("upper_case_genes");
-    detail::prep::check_unique_upper(m.genes, "upper_case_genes");
-    for (auto& g : m.genes) detail::upper_case_ascii(g);
 }
 
 // ---------------------------------------------------------------------------------------------
