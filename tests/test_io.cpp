@@ -522,6 +522,7 @@ TEST_CASE("read_expression errors: field counts, numbers, NaN, infinity, overflo
     expect("c2,b,1,-1.5", 4, {"\"-1.5\" is negative", "allow_negative"});
     expect("c2,b,+-1,1", 3, {"\"+-1\" is not a number"});
     expect(",b,1,1", 1, {"empty cell id"});
+    expect("c1,b,1,1", 1, {"duplicate cell id \"c1\"", "lines 2 and 3"}); // every output table is keyed by it
     expect("c2,\"b,1,1", 2, {"unterminated quoted field"});
     expect("c2,\"b\"x,1,1", 2, {"unexpected text", "after a closing quote"});
     // The offending text is quoted and cut to about 40 characters.
@@ -860,4 +861,13 @@ TEST_CASE("gene_set_coverage: rows of each set's genes in set order, first occur
                 rc[s].genes_in_set == static_cast<Index>(random_sets[s].genes.size());
     }
     CHECK(agree);
+}
+
+TEST_CASE("duplicate cell ids in a genes-in-rows header are refused naming both fields") {
+    TempDir tmp("dup_cells");
+    const std::string path = tmp.file("g.csv");
+    write_bytes(path, "gene,c1,c2,c1\nG1,1,2,3\n");
+    ExpressionReadOptions o;
+    o.genes_in_rows = true;
+    expect_file_error([&] { exsal::read_expression(path, o); }, path, 1, 4, {"duplicate cell id \"c1\"", "fields 2 and 4"});
 }

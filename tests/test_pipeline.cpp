@@ -562,3 +562,41 @@ TEST_CASE("explanations: units.csv, group_programmes.csv, an ensemble's consensu
     CHECK(refused.code == 2);
     CHECK(refused.err.find("--ensemble") != std::string::npos);
 }
+
+TEST_CASE("runs that cannot work are refused naming the cause, before training, with nothing written") {
+    if (!have_binary()) return;
+    // A representation too wide for this machine's memory: named with the option and the gigabytes
+    // (the U x U orthogonality matrices alone need 80 GB), instead of std::bad_alloc.
+    const fs::path out = fresh("refused_memory");
+    const Run m = run(small + " --units 100000 --out '" + out.string() + "'", "refused_memory");
+    CHECK(m.code == 1);
+    CHECK(m.err.find("--units: 100000: training needs at least") != std::string::npos);
+    CHECK(m.err.find(" GB are available") != std::string::npos);
+    CHECK(!fs::exists(out));
+
+    // A value the loss cannot hold in single precision: the file, cell and gene, not a divergence.
+    const fs::path work = fresh("refused_value");
+    fs::create_directories(work);
+    std::ofstream table(work / "huge.csv"), sets(work / "s.gmt");
+    table << "sample,cluster";
+    for (int g = 0; g < 30; ++g) table << ",G" << g;
+    table << "\n";
+    for (int c = 0; c < 60; ++c) {
+        table << "cell" << c << "," << (c % 2 ? "a" : "b");
+        for (int g = 0; g < 30; ++g) table << "," << (c == 17 && g == 4 ? std::string("3e34") : std::to_string((c * 7 + g) % 9));
+        table << "\n";
+    }
+    table.close();
+    sets << "S1\td";
+    for (int g = 0; g < 30; ++g) sets << "\tG" << g;
+    sets << "\n";
+    sets.close();
+    const fs::path out2 = work / "out";
+    const Run v = run(" --expression '" + (work / "huge.csv").string() + "' --gene-sets '" + (work / "s.gmt").string() +
+                          "' --min-genes 1 --min-gene-max 0 --epochs 2 --quiet --out '" + out2.string() + "'",
+                      "refused_value");
+    CHECK(v.code == 1);
+    CHECK(v.err.find("huge.csv: cell cell17, gene G4: the value 3e+34 is too large for the poisson loss") != std::string::npos);
+    CHECK(v.err.find("learning rate") == std::string::npos);
+    CHECK(!fs::exists(out2));
+}
