@@ -2,8 +2,9 @@
 # Behaviour check for refactors: runs velten_pipeline on the built-in data (default settings, and
 # once with the Monte Carlo null, an ensemble and a pair) and,
 # where the public HSMM data are available, on HSMM + MSigDB Hallmark, and compares every output
-# file byte for byte with a recorded baseline. run.json is compared without "timings_seconds",
-# the only part that may differ between two runs with the same seed and thread count.
+# file byte for byte with a recorded baseline. run.json is compared without "timings_seconds", the
+# only part that may differ between two runs with the same seed and thread count, and without
+# "versions", which describes the build rather than the results.
 #
 #   scripts/compare-outputs.sh --record BINARY BASELINE_DIR   record the baseline (old binary)
 #   scripts/compare-outputs.sh BINARY BASELINE_DIR            compare a new binary with it
@@ -57,6 +58,7 @@ import json, sys
 with open(sys.argv[1]) as f:
     run = json.load(f)
 run.pop("timings_seconds", None)
+run.pop("versions", None)  # the build (compiler, SIMD), not the results
 json.dump(run, sys.stdout, indent=1)
 print()
 PY
@@ -93,5 +95,5 @@ for case_dir in "$baseline"/*/; do
         fi
     done <<<"$old"
 done
-[[ $status -eq 0 ]] && echo "identical: every output file of $(ls "$baseline" | tr '\n' ' ')(run.json without timings)"
+[[ $status -eq 0 ]] && echo "identical: every output file of $(ls "$baseline" | tr '\n' ' ')(run.json without timings and versions)"
 exit $status
