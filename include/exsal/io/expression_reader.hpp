@@ -297,57 +297,81 @@ inline void transpose_into(const float* src, Index rows, Index cols, MatrixF& ds
         }
 }
 
-// Cells as rows: parses every row straight into its column of a genes x cells matrix, whose
-// capacity grows by realloc (Eigen's conservativeResize keeps column-major data in place).
-inline ExpressionMatrix read_cells_in_rows(TextLineReader& in, char* header, char sep,
-                                           const ExpressionReadOptions& opt) {
-    const std::string& path = in.path();
-    const std::size_t header_line = in.line_number();
-    const std::vector<std::string> names = split_header(in, header, sep);
-    const std::size_t nf = names.size();
+// A value field starting at p: plain numbers in one pass (scan_plain_number), anything else
+// through next_field and parse_value. Returns the position after the field; `where()` names the
+// value in an error message and is only called then, so the common path builds no strings.
+template <typename Where>
+inline char* read_value_field(char* p, char* end, char sep, const ExpressionReadOptions& opt, const std::string& path,
+                              std::size_t line_no, std::size_t column, float& value, const Where& where) {
+    if (char* q = scan_plain_number(p, end, sep, value)) return q;
+    std::string_view f;
+    const FieldStatus fs = next_field(p, end, sep, f);
+    if (fs != FieldStatus::ok) throw_field_error(path, line_no, column, fs, f);
+    const NumberStatus ns = parse_value(f, opt.allow_negative, value);
+    if (ns != NumberStatus::ok) throw_number_error(path, line_no, column, ns, f, where(), opt);
+    return p;
+}
+
+inline std::string duplicate_cell_message(std::string_view id, const char* places, std::size_t first,
+                                          std::size_t second) {
+    return "duplicate cell id " + quote_excerpt(id) + " " + places + " " + std::to_string(first) + " and " +
+           std::to_string(second) + "; every output table is keyed by the cell id, so ids must be unique";
+}
+
+// What each header field of a cells-as-rows table holds.
+struct CellTableHeader {
+    static constexpr Index id = -1, group = -2; // roles of the id and group fields
+    std::vector<std::string> names;             // the header fields as written
+    std::vector<Index> role;                    // per field: the row of its gene, or id or group
+    std::vector<std::string> genes;             // distinct symbols, in the order of their first column
+    bool has_groups = false;                    // a group column exists
+    bool has_duplicates = false;                // some gene spans several columns (sum_duplicates)
+};
+
+// Marks the id and group fields in h.role (the first field of each name); throws when there is
+// no id column.
+inline void find_id_and_group_fields(CellTableHeader& h, const ExpressionReadOptions& opt, const std::string& path,
+                                     std::size_t header_line) {
     constexpr std::size_t none = static_cast<std::size_t>(-1);
     std::size_t id_field = none, group_field = none;
-    for (std::size_t k = 0; k < nf; ++k) {
-        if (id_field == none && names[k] == opt.id_column)
+    for (std::size_t k = 0; k < h.names.size(); ++k) {
+        if (id_field == none && h.names[k] == opt.id_column)
             id_field = k;
-        else if (group_field == none && !opt.group_column.empty() && names[k] == opt.group_column)
+        else if (group_field == none && !opt.group_column.empty() && h.names[k] == opt.group_column)
             group_field = k;
     }
     if (id_field == none)
         throw FileError(path, header_line, 0,
                         "the header has no cell id column " + quote_excerpt(opt.id_column) + " (its fields start with " +
-                            field_list_excerpt(names) + ")",
+                            field_list_excerpt(h.names) + ")",
                         {{Setting::id_column, "to name it"}, {Setting::genes_in_rows, "for a genes x cells table"}});
+    h.role[id_field] = CellTableHeader::id;
+    if (group_field != none) h.role[group_field] = CellTableHeader::group;
+    h.has_groups = group_field != none;
+}
 
-    // role[k]: row of field k's gene, or one of the two negative roles.
-    constexpr Index role_id = -1, role_group = -2;
-    std::vector<Index> role(nf);
-    std::vector<std::string> genes;
-    genes.reserve(nf);
+// Gives every other field the row of its gene: the first column of a symbol opens a row, a later
+// one adds to it (sum_duplicates) or is an error.
+inline void assign_gene_rows(CellTableHeader& h, const ExpressionReadOptions& opt, const std::string& path,
+                             std::size_t header_line) {
+    const std::size_t nf = h.names.size();
+    h.genes.reserve(nf);
     std::unordered_map<std::string, std::size_t> first_field; // symbol -> header field of its first column
     first_field.reserve(nf);
-    bool has_duplicates = false;
     for (std::size_t k = 0; k < nf; ++k) {
-        if (k == id_field) {
-            role[k] = role_id;
-            continue;
-        }
-        if (k == group_field) {
-            role[k] = role_group;
-            continue;
-        }
-        std::string symbol = names[k];
+        if (h.role[k] == CellTableHeader::id || h.role[k] == CellTableHeader::group) continue;
+        std::string symbol = h.names[k];
         if (symbol.empty())
             throw FileError(path, header_line, k + 1,
                             "empty gene symbol in header field " + std::to_string(k + 1) + " (a row-names column?)");
         if (opt.upper_case_genes) upper_case_ascii(symbol);
         const auto [it, inserted] = first_field.try_emplace(symbol, k);
         if (inserted) {
-            role[k] = static_cast<Index>(genes.size());
-            genes.push_back(std::move(symbol));
+            h.role[k] = static_cast<Index>(h.genes.size());
+            h.genes.push_back(std::move(symbol));
         } else if (opt.sum_duplicates) {
-            role[k] = role[it->second];
-            has_duplicates = true;
+            h.role[k] = h.role[it->second];
+            h.has_duplicates = true;
         } else {
             throw FileError(path, header_line, k + 1,
                             "duplicate gene symbol " + quote_excerpt(symbol) + " in header fields " +
@@ -356,68 +380,89 @@ inline ExpressionMatrix read_cells_in_rows(TextLineReader& in, char* header, cha
                             duplicate_hint());
         }
     }
-    const Index n_genes = static_cast<Index>(genes.size());
-    if (n_genes == 0)
-        throw FileError(path, header_line, 0, "the header has no gene columns (fields: " + field_list_excerpt(names) + ")");
+    if (h.genes.empty())
+        throw FileError(path, header_line, 0,
+                        "the header has no gene columns (fields: " + field_list_excerpt(h.names) + ")");
+}
+
+inline CellTableHeader read_cell_table_header(const TextLineReader& in, char* header, char sep,
+                                              const ExpressionReadOptions& opt) {
+    CellTableHeader h;
+    h.names = split_header(in, header, sep);
+    h.role.assign(h.names.size(), 0); // every field set below
+    find_id_and_group_fields(h, opt, in.path(), in.line_number());
+    assign_gene_rows(h, opt, in.path(), in.line_number());
+    return h;
+}
+
+// The id and group of each cell read so far.
+struct CellLabels {
+    std::vector<std::string> cells, groups;
+    std::unordered_map<std::string, std::size_t> line_of; // cell id -> line of its row
+
+    void add_id(std::string_view id, const std::string& path, std::size_t line_no, std::size_t column) {
+        if (id.empty()) throw FileError(path, line_no, column, "empty cell id");
+        const auto [it, inserted] = line_of.try_emplace(std::string(id), line_no);
+        if (!inserted) throw FileError(path, line_no, column, duplicate_cell_message(id, "on lines", it->second, line_no));
+        cells.emplace_back(id);
+    }
+};
+
+// Parses the data row [line, end) into `col` (this cell's value of every gene) and `labels`.
+inline void read_cell_row(char* line, char* end, char sep, const CellTableHeader& h, const ExpressionReadOptions& opt,
+                          const std::string& path, std::size_t line_no, float* col, CellLabels& labels) {
+    const std::size_t nf = h.names.size();
+    if (h.has_duplicates) std::fill(col, col + h.genes.size(), 0.0f);
+    char* p = line;
+    std::string_view f;
+    for (std::size_t k = 0; k < nf; ++k) {
+        if (k > 0) {
+            if (p == end) throw_field_count(path, line_no, 0, nf, k);
+            ++p;
+        }
+        const Index r = h.role[k];
+        if (r >= 0) {
+            float v;
+            p = read_value_field(p, end, sep, opt, path, line_no, k + 1, v,
+                                 [&] { return "gene " + quote_excerpt(h.names[k]); });
+            if (h.has_duplicates)
+                col[r] += v;
+            else
+                col[r] = v;
+            continue;
+        }
+        const FieldStatus fs = next_field(p, end, sep, f);
+        if (fs != FieldStatus::ok) throw_field_error(path, line_no, k + 1, fs, f);
+        if (r == CellTableHeader::id)
+            labels.add_id(f, path, line_no, k + 1);
+        else
+            labels.groups.emplace_back(f);
+    }
+    if (p != end) throw_field_count(path, line_no, nf + 1, nf, nf + count_extra_fields(p, end, sep));
+}
+
+// Cells as rows: parses every row straight into its column of a genes x cells matrix, whose
+// capacity grows by realloc (Eigen's conservativeResize keeps column-major data in place).
+inline ExpressionMatrix read_cells_in_rows(TextLineReader& in, char* header, char sep,
+                                           const ExpressionReadOptions& opt) {
+    const std::string& path = in.path();
+    const std::size_t header_line = in.line_number();
+    CellTableHeader h = read_cell_table_header(in, header, sep, opt);
+    const auto n_genes = static_cast<Index>(h.genes.size());
 
     ExpressionMatrix m;
     Index capacity = 64;
     m.values.resize(n_genes, capacity);
-    std::vector<std::string> cells, groups;
-    std::unordered_map<std::string, std::size_t> cell_line; // id -> line of its row
+    CellLabels labels;
     Index n = 0;
-    std::string_view f;
     while (char* line = in.next_line()) {
         if (*line == '\0') continue; // blank line
-        const std::size_t line_no = in.line_number();
         const std::size_t length = std::strlen(line);
-        char* p = line;
-        char* const end = line + length;
         if (n == capacity) {
             capacity *= 2;
             m.values.conservativeResize(n_genes, capacity);
         }
-        float* const col = m.values.data() + n * n_genes; // column n: this cell's genes
-        if (has_duplicates) std::fill(col, col + n_genes, 0.0f);
-        for (std::size_t k = 0; k < nf; ++k) {
-            if (k > 0) {
-                if (p == end) throw_field_count(path, line_no, 0, nf, k);
-                ++p;
-            }
-            const Index r = role[k];
-            if (r >= 0) {
-                float v;
-                if (char* q = scan_plain_number(p, end, sep, v)) {
-                    p = q;
-                } else {
-                    const FieldStatus fs = next_field(p, end, sep, f);
-                    if (fs != FieldStatus::ok) throw_field_error(path, line_no, k + 1, fs, f);
-                    const NumberStatus ns = parse_value(f, opt.allow_negative, v);
-                    if (ns != NumberStatus::ok)
-                        throw_number_error(path, line_no, k + 1, ns, f, "gene " + quote_excerpt(names[k]), opt);
-                }
-                if (has_duplicates)
-                    col[r] += v;
-                else
-                    col[r] = v;
-                continue;
-            }
-            const FieldStatus fs = next_field(p, end, sep, f);
-            if (fs != FieldStatus::ok) throw_field_error(path, line_no, k + 1, fs, f);
-            if (r == role_id) {
-                if (f.empty()) throw FileError(path, line_no, k + 1, "empty cell id");
-                const auto [it, inserted] = cell_line.try_emplace(std::string(f), line_no);
-                if (!inserted)
-                    throw FileError(path, line_no, k + 1,
-                                    "duplicate cell id " + quote_excerpt(f) + " on lines " + std::to_string(it->second) +
-                                        " and " + std::to_string(line_no) +
-                                        "; every output table is keyed by the cell id, so ids must be unique");
-                cells.emplace_back(f);
-            } else {
-                groups.emplace_back(f);
-            }
-        }
-        if (p != end) throw_field_count(path, line_no, nf + 1, nf, nf + count_extra_fields(p, end, sep));
+        read_cell_row(line, line + length, sep, h, opt, path, in.line_number(), m.values.data() + n * n_genes, labels);
         ++n;
         if (n == 1 && !in.is_gzip() && in.file_size() > 0) {
             // Pre-size from the file size and the first row's length (10 % slack).
@@ -430,10 +475,87 @@ inline ExpressionMatrix read_cells_in_rows(TextLineReader& in, char* header, cha
     }
     if (n == 0) throw FileError(path, header_line, 0, "no data rows: the file has a header only");
     m.values.conservativeResize(n_genes, n);
-    m.genes = std::move(genes);
-    m.cells = std::move(cells);
-    if (group_field != none) m.groups = std::move(groups);
+    m.genes = std::move(h.genes);
+    m.cells = std::move(labels.cells);
+    if (h.has_groups) m.groups = std::move(labels.groups);
     return m;
+}
+
+// The first non-blank line after the header; throws when there is none.
+inline char* first_data_line(TextLineReader& in) {
+    const std::size_t header_line = in.line_number();
+    char* line = in.next_line();
+    while (line && *line == '\0') line = in.next_line();
+    if (!line) throw FileError(in.path(), header_line, 0, "no data rows: the file has a header only");
+    return line;
+}
+
+// The cell ids of a genes-as-rows header (all fields, or all but the first when `corner` holds
+// the gene column's name); throws on none, an empty id or a duplicate.
+inline std::vector<std::string> header_cell_ids(const std::vector<std::string>& names, bool corner,
+                                                const std::string& path, std::size_t header_line) {
+    std::vector<std::string> cells(names.begin() + (corner ? 1 : 0), names.end());
+    if (cells.empty())
+        throw FileError(path, header_line, 0, "the header has no cell columns (genes_in_rows expects gene, cell ids...)");
+    std::unordered_map<std::string_view, std::size_t> cell_field; // id -> its header field (1-based)
+    for (std::size_t c = 0; c < cells.size(); ++c) {
+        const std::size_t field = c + (corner ? 2 : 1);
+        if (cells[c].empty()) throw FileError(path, header_line, field, "empty cell id in the header");
+        const auto [it, inserted] = cell_field.try_emplace(cells[c], field);
+        if (!inserted)
+            throw FileError(path, header_line, field,
+                            duplicate_cell_message(cells[c], "in header fields", it->second, field));
+    }
+    return cells;
+}
+
+// The genes of a genes-as-rows table as read so far.
+struct GeneRows {
+    std::vector<float> buffer;      // genes x cells, row-major
+    std::vector<std::string> genes; // one per row of `buffer`
+    std::unordered_map<std::string, std::pair<Index, std::size_t>> seen; // symbol -> (row, line)
+    std::vector<float> scratch;     // a duplicate gene's values before they are added to its row
+};
+
+// Parses the data row [line, end) (nf fields: a gene symbol, then one value per cell) into `rows`.
+inline void read_gene_row(char* line, char* end, char sep, std::size_t nf, const std::vector<std::string>& cells,
+                          const ExpressionReadOptions& opt, const std::string& path, std::size_t line_no,
+                          GeneRows& rows) {
+    char* p = line;
+    std::string_view f;
+    const FieldStatus fs = next_field(p, end, sep, f);
+    if (fs != FieldStatus::ok) throw_field_error(path, line_no, 1, fs, f);
+    std::string symbol(f);
+    if (symbol.empty()) throw FileError(path, line_no, 1, "empty gene symbol");
+    if (opt.upper_case_genes) upper_case_ascii(symbol);
+    const auto n_cells = cells.size();
+    const auto [it, inserted] = rows.seen.try_emplace(symbol, static_cast<Index>(rows.genes.size()), line_no);
+    float* dst;
+    if (inserted) {
+        rows.buffer.resize(rows.buffer.size() + n_cells);
+        dst = rows.buffer.data() + rows.buffer.size() - n_cells;
+    } else if (opt.sum_duplicates) {
+        dst = rows.scratch.data();
+    } else {
+        throw FileError(path, line_no, 1,
+                        "duplicate gene symbol " + quote_excerpt(symbol) + " on lines " +
+                            std::to_string(it->second.second) + " and " + std::to_string(line_no) +
+                            (opt.upper_case_genes ? " (after upper-casing)" : ""),
+                        duplicate_hint());
+    }
+    for (std::size_t k = 1; k < nf; ++k) {
+        if (p == end) throw_field_count(path, line_no, 0, nf, k);
+        p = read_value_field(p + 1, end, sep, opt, path, line_no, k + 1, dst[k - 1], [&] {
+            return "gene " + quote_excerpt(symbol) + ", cell " + quote_excerpt(cells[k - 1]);
+        });
+    }
+    if (p != end) throw_field_count(path, line_no, nf + 1, nf, nf + count_extra_fields(p, end, sep));
+    if (inserted) {
+        rows.genes.push_back(std::move(symbol));
+    } else {
+        float* row = rows.buffer.data() + static_cast<std::size_t>(it->second.first) * n_cells;
+        for (std::size_t c = 0; c < n_cells; ++c) row[c] += rows.scratch[c];
+    }
 }
 
 // Genes as rows: parses rows into a row-major genes x cells buffer and transposes it once.
@@ -441,89 +563,28 @@ inline ExpressionMatrix read_genes_in_rows(TextLineReader& in, char* header, cha
                                            const ExpressionReadOptions& opt) {
     const std::string& path = in.path();
     const std::size_t header_line = in.line_number();
-    std::vector<std::string> names = split_header(in, header, sep);
-
-    char* line = in.next_line();
-    while (line && *line == '\0') line = in.next_line();
-    if (!line) throw FileError(path, header_line, 0, "no data rows: the file has a header only");
+    const std::vector<std::string> names = split_header(in, header, sep);
+    char* line = first_data_line(in);
 
     // A first row one field longer than the header: the header holds cell ids only.
     const bool corner_missing = count_fields(line, line + std::strlen(line), sep) == names.size() + 1;
     const std::size_t nf = corner_missing ? names.size() + 1 : names.size(); // fields per row
-    std::vector<std::string> cells(names.begin() + (corner_missing ? 0 : 1), names.end());
-    const Index n_cells = static_cast<Index>(cells.size());
-    if (n_cells == 0)
-        throw FileError(path, header_line, 0, "the header has no cell columns (genes_in_rows expects gene, cell ids...)");
-    std::unordered_map<std::string_view, std::size_t> cell_field; // id -> its header field (1-based)
-    for (std::size_t c = 0; c < cells.size(); ++c) {
-        const std::size_t field = c + (corner_missing ? 1 : 2);
-        if (cells[c].empty()) throw FileError(path, header_line, field, "empty cell id in the header");
-        const auto [it, inserted] = cell_field.try_emplace(cells[c], field);
-        if (!inserted)
-            throw FileError(path, header_line, field,
-                            "duplicate cell id " + quote_excerpt(cells[c]) + " in header fields " +
-                                std::to_string(it->second) + " and " + std::to_string(field) +
-                                "; every output table is keyed by the cell id, so ids must be unique");
-    }
+    std::vector<std::string> cells = header_cell_ids(names, !corner_missing, path, header_line);
+    const auto n_cells = static_cast<Index>(cells.size());
 
-    std::vector<float> buffer; // genes x cells, row-major
+    GeneRows rows;
     if (in.file_size() > 0 && !in.is_gzip()) {
         const std::size_t est_rows = in.file_size() / (std::strlen(line) + 1) * 11 / 10 + 16;
-        buffer.reserve(std::min<std::size_t>(est_rows, std::size_t(1) << 22) * static_cast<std::size_t>(n_cells));
+        rows.buffer.reserve(std::min<std::size_t>(est_rows, std::size_t(1) << 22) * cells.size());
     }
-    std::vector<float> scratch(static_cast<std::size_t>(n_cells)); // a duplicate gene's row before adding
-    std::vector<std::string> genes;
-    std::unordered_map<std::string, std::pair<Index, std::size_t>> seen; // symbol -> (row, line)
-    std::string_view f;
+    rows.scratch.resize(cells.size());
     for (; line; line = in.next_line()) {
         if (*line == '\0') continue;
-        const std::size_t line_no = in.line_number();
-        char* p = line;
-        char* const end = line + std::strlen(line);
-        FieldStatus fs = next_field(p, end, sep, f);
-        if (fs != FieldStatus::ok) throw_field_error(path, line_no, 1, fs, f);
-        std::string symbol(f);
-        if (symbol.empty()) throw FileError(path, line_no, 1, "empty gene symbol");
-        if (opt.upper_case_genes) upper_case_ascii(symbol);
-        const auto [it, inserted] = seen.try_emplace(symbol, static_cast<Index>(genes.size()), line_no);
-        float* dst;
-        if (inserted) {
-            buffer.resize(buffer.size() + static_cast<std::size_t>(n_cells));
-            dst = buffer.data() + buffer.size() - static_cast<std::size_t>(n_cells);
-        } else if (opt.sum_duplicates) {
-            dst = scratch.data();
-        } else {
-            throw FileError(path, line_no, 1,
-                            "duplicate gene symbol " + quote_excerpt(symbol) + " on lines " +
-                                std::to_string(it->second.second) + " and " + std::to_string(line_no) +
-                                (opt.upper_case_genes ? " (after upper-casing)" : ""),
-                            duplicate_hint());
-        }
-        for (std::size_t k = 1; k < nf; ++k) {
-            if (p == end) throw_field_count(path, line_no, 0, nf, k);
-            ++p;
-            if (char* q = scan_plain_number(p, end, sep, dst[k - 1])) {
-                p = q;
-                continue;
-            }
-            fs = next_field(p, end, sep, f);
-            if (fs != FieldStatus::ok) throw_field_error(path, line_no, k + 1, fs, f);
-            const NumberStatus ns = parse_value(f, opt.allow_negative, dst[k - 1]);
-            if (ns != NumberStatus::ok)
-                throw_number_error(path, line_no, k + 1, ns, f,
-                                   "gene " + quote_excerpt(symbol) + ", cell " + quote_excerpt(cells[k - 1]), opt);
-        }
-        if (p != end) throw_field_count(path, line_no, nf + 1, nf, nf + count_extra_fields(p, end, sep));
-        if (inserted) {
-            genes.push_back(std::move(symbol));
-        } else {
-            float* row = buffer.data() + static_cast<std::size_t>(it->second.first) * static_cast<std::size_t>(n_cells);
-            for (Index c = 0; c < n_cells; ++c) row[c] += scratch[static_cast<std::size_t>(c)];
-        }
+        read_gene_row(line, line + std::strlen(line), sep, nf, cells, opt, path, in.line_number(), rows);
     }
     ExpressionMatrix m;
-    transpose_into(buffer.data(), static_cast<Index>(genes.size()), n_cells, m.values);
-    m.genes = std::move(genes);
+    transpose_into(rows.buffer.data(), static_cast<Index>(rows.genes.size()), n_cells, m.values);
+    m.genes = std::move(rows.genes);
     m.cells = std::move(cells);
     return m;
 }
