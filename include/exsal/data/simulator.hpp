@@ -157,156 +157,174 @@ inline std::vector<Index> sample_without_replacement(std::vector<Index> pool, In
     return pool;
 }
 
-} // namespace detail::sim
+inline ArgumentError simulation_error(const std::string& message) {
+    return ArgumentError("simulate_haematopoiesis", message);
+}
 
-// Simulates counts, planted gene sets and the truth behind them; see the top of this header.
-// Throws ArgumentError("simulate_haematopoiesis", ...) on invalid options.
-inline SimulatedData simulate_haematopoiesis(const SimulationOptions& opt) {
-    using namespace detail::sim;
-    const std::string where = "simulate_haematopoiesis";
-    const Index K = static_cast<Index>(opt.programmes.size());
-    if (opt.n_cells < 1) throw ArgumentError(where, "n_cells must be >= 1");
-    if (K < 1) throw ArgumentError(where, "need at least one programme");
+// The checks that need no random draw, in the order their errors are reported.
+inline void check_options(const SimulationOptions& opt) {
+    if (opt.n_cells < 1) throw simulation_error("n_cells must be >= 1");
+    if (opt.programmes.empty()) throw simulation_error("need at least one programme");
     if (opt.min_programme_genes < 1 || opt.max_programme_genes < opt.min_programme_genes)
-        throw ArgumentError(where, "programme sizes need 1 <= min_programme_genes <= max_programme_genes");
+        throw simulation_error("programme sizes need 1 <= min_programme_genes <= max_programme_genes");
     if (!(opt.set_true_fraction >= 0.0 && opt.set_true_fraction <= 1.0))
-        throw ArgumentError(where, "set_true_fraction must be in [0, 1]");
-    if (opt.decoys_per_programme < 0) throw ArgumentError(where, "decoys_per_programme must be >= 0");
+        throw simulation_error("set_true_fraction must be in [0, 1]");
+    if (opt.decoys_per_programme < 0) throw simulation_error("decoys_per_programme must be >= 0");
     if (opt.count_model == CountModel::negative_binomial && !(opt.nb_size > 0.0))
-        throw ArgumentError(where, "nb_size must be > 0");
+        throw simulation_error("nb_size must be > 0");
     if (!(opt.interferon_fraction >= 0.0 && opt.interferon_fraction <= 1.0))
-        throw ArgumentError(where, "interferon_fraction must be in [0, 1]");
+        throw simulation_error("interferon_fraction must be in [0, 1]");
     if (!(opt.activity_noise >= 0.0 && opt.library_log_sd >= 0.0 && opt.baseline_log_sd >= 0.0 && opt.loading_log_sd >= 0.0))
-        throw ArgumentError(where, "noise and log-sd options must be >= 0");
+        throw simulation_error("noise and log-sd options must be >= 0");
     double weight_sum = 0.0;
     for (double w : opt.population_weights) {
-        if (!(w >= 0.0 && std::isfinite(w))) throw ArgumentError(where, "population weights must be finite and >= 0");
+        if (!(w >= 0.0 && std::isfinite(w))) throw simulation_error("population weights must be finite and >= 0");
         weight_sum += w;
     }
-    if (!(weight_sum > 0.0)) throw ArgumentError(where, "population weights sum to 0");
+    if (!(weight_sum > 0.0)) throw simulation_error("population weights sum to 0");
+}
 
-    // Programme profiles; names and gene prefixes must be unique.
-    Rng profile_rng(derive_seed(opt.seed, 0));
-    std::vector<Profile> profiles(static_cast<std::size_t>(K));
+// One profile per programme (stream 0 draws the random lineage profiles of names without a
+// built-in one); names and gene prefixes must be unique.
+inline std::vector<Profile> programme_profiles(const SimulationOptions& opt) {
+    Rng rng(derive_seed(opt.seed, 0));
+    std::vector<Profile> profiles(opt.programmes.size());
     std::unordered_set<std::string> names, prefixes;
-    for (Index k = 0; k < K; ++k) {
-        const std::string& name = opt.programmes[static_cast<std::size_t>(k)];
-        Profile& p = profiles[static_cast<std::size_t>(k)];
+    for (std::size_t k = 0; k < profiles.size(); ++k) {
+        const std::string& name = opt.programmes[k];
+        Profile& p = profiles[k];
         if (name.empty() || !names.insert(name).second)
-            throw ArgumentError(where, "programme names must be non-empty and unique ('" + name + "')");
-        if (!builtin_profile(name, p)) { // random lineage profile for other names
+            throw simulation_error("programme names must be non-empty and unique ('" + name + "')");
+        if (!builtin_profile(name, p)) {
             p.prefix = detail::upper_cased_ascii(name);
             for (auto& lv : p.level)
-                for (double& v : lv) v = profile_rng.uniform() < 0.5 ? 0.0 : profile_rng.uniform();
+                for (double& v : lv) v = rng.uniform() < 0.5 ? 0.0 : rng.uniform();
         }
         if (p.prefix == "BG" || !prefixes.insert(p.prefix).second)
-            throw ArgumentError(where, "programme '" + name + "' has the gene prefix '" + p.prefix +
-                                           "' of another programme or of the background");
+            throw simulation_error("programme '" + name + "' has the gene prefix '" + p.prefix +
+                                   "' of another programme or of the background");
     }
+    return profiles;
+}
 
-    // Gene layout: programme sizes, then a random row order.
-    Rng gene_rng(derive_seed(opt.seed, 1));
-    std::vector<Index> sizes(static_cast<std::size_t>(K));
-    Index n_programme_genes = 0;
+// Number of genes of each programme, uniform in [min, max]; throws when together they exceed n_genes.
+inline std::vector<Index> programme_sizes(const SimulationOptions& opt, Rng& rng) {
+    std::vector<Index> sizes(opt.programmes.size());
+    Index total = 0;
     for (auto& s : sizes) {
         s = opt.min_programme_genes +
-            static_cast<Index>(gene_rng.below(static_cast<std::uint64_t>(opt.max_programme_genes - opt.min_programme_genes + 1)));
-        n_programme_genes += s;
+            static_cast<Index>(rng.below(static_cast<std::uint64_t>(opt.max_programme_genes - opt.min_programme_genes + 1)));
+        total += s;
     }
-    if (opt.n_genes < n_programme_genes)
-        throw ArgumentError(where, "n_genes = " + std::to_string(opt.n_genes) + " is smaller than the " +
-                                       std::to_string(n_programme_genes) + " programme genes drawn");
-    const Index G = opt.n_genes, n_background = G - n_programme_genes;
-    std::vector<std::int64_t> row_order = gene_rng.permutation(G); // logical gene i -> row row_order[i]
+    if (opt.n_genes < total)
+        throw simulation_error("n_genes = " + std::to_string(opt.n_genes) + " is smaller than the " +
+                               std::to_string(total) + " programme genes drawn");
+    return sizes;
+}
 
-    SimulatedData out;
-    SimulatedTruth& truth = out.truth;
-    ExpressionMatrix& expr = out.expression;
+// Gene symbols, programme membership, loadings and baselines (stream 1): the programmes' genes
+// first, then the background, each logical gene placed at a random row.
+inline void draw_genes(const SimulationOptions& opt, const std::vector<Profile>& profiles, SimulatedTruth& truth,
+                       std::vector<std::string>& genes) {
+    Rng rng(derive_seed(opt.seed, 1));
+    const std::vector<Index> sizes = programme_sizes(opt, rng);
+    const Index G = opt.n_genes, K = static_cast<Index>(sizes.size());
+    const std::vector<std::int64_t> row_order = rng.permutation(G); // logical gene i -> row row_order[i]
     truth.programmes = opt.programmes;
     truth.programme_genes.resize(static_cast<std::size_t>(K));
     truth.loadings = MatrixF::Zero(G, K);
     truth.baseline.resize(G);
-    expr.genes.resize(static_cast<std::size_t>(G));
-    {
-        Index logical = 0;
-        for (Index k = 0; k < K; ++k)
-            for (Index i = 0; i < sizes[static_cast<std::size_t>(k)]; ++i, ++logical) {
-                const Index row = row_order[static_cast<std::size_t>(logical)];
-                expr.genes[static_cast<std::size_t>(row)] = numbered(profiles[static_cast<std::size_t>(k)].prefix, i + 1, 3);
-                truth.programme_genes[static_cast<std::size_t>(k)].push_back(row);
-                truth.loadings(row, k) = static_cast<float>(gene_rng.lognormal(opt.loading_log_mean, opt.loading_log_sd));
-                truth.baseline(row) = static_cast<float>(gene_rng.lognormal(opt.programme_baseline_log_mean, opt.baseline_log_sd));
-            }
-        for (Index i = 0; i < n_background; ++i, ++logical) {
+    genes.resize(static_cast<std::size_t>(G));
+    Index logical = 0;
+    for (Index k = 0; k < K; ++k)
+        for (Index i = 0; i < sizes[static_cast<std::size_t>(k)]; ++i, ++logical) {
             const Index row = row_order[static_cast<std::size_t>(logical)];
-            expr.genes[static_cast<std::size_t>(row)] = numbered("BG", i + 1, 4);
-            truth.baseline(row) = static_cast<float>(gene_rng.lognormal(opt.baseline_log_mean, opt.baseline_log_sd));
+            genes[static_cast<std::size_t>(row)] = numbered(profiles[static_cast<std::size_t>(k)].prefix, i + 1, 3);
+            truth.programme_genes[static_cast<std::size_t>(k)].push_back(row);
+            truth.loadings(row, k) = static_cast<float>(rng.lognormal(opt.loading_log_mean, opt.loading_log_sd));
+            truth.baseline(row) = static_cast<float>(rng.lognormal(opt.programme_baseline_log_mean, opt.baseline_log_sd));
         }
-        for (auto& rows : truth.programme_genes) std::sort(rows.begin(), rows.end());
+    const Index n_background = G - logical;
+    for (Index i = 0; i < n_background; ++i, ++logical) {
+        const Index row = row_order[static_cast<std::size_t>(logical)];
+        genes[static_cast<std::size_t>(row)] = numbered("BG", i + 1, 4);
+        truth.baseline(row) = static_cast<float>(rng.lognormal(opt.baseline_log_mean, opt.baseline_log_sd));
     }
+    for (auto& rows : truth.programme_genes) std::sort(rows.begin(), rows.end());
+}
 
-    // Cells: exact population counts by largest remainder, shuffled; pseudotime, library size, activity.
+// Exact number of cells per population: shares of n_cells rounded down, the cells left over
+// going to the largest remainders (ties to the earlier population).
+inline std::array<Index, 6> population_counts(const SimulationOptions& opt) {
     const Index C = opt.n_cells;
-    Rng cell_rng(derive_seed(opt.seed, 2));
+    double weight_sum = 0.0;
+    for (double w : opt.population_weights) weight_sum += w;
     std::array<Index, 6> counts{};
-    {
-        std::array<double, 6> remainder{};
-        Index assigned = 0;
-        for (std::size_t p = 0; p < 6; ++p) {
-            const double exact = opt.population_weights[p] / weight_sum * static_cast<double>(C);
-            counts[p] = static_cast<Index>(std::floor(exact));
-            remainder[p] = exact - std::floor(exact);
-            assigned += counts[p];
-        }
-        while (assigned < C) { // largest remainder first, ties to the earlier population
-            const std::size_t p = static_cast<std::size_t>(std::max_element(remainder.begin(), remainder.end()) - remainder.begin());
-            ++counts[p];
-            remainder[p] = -1.0;
-            ++assigned;
-        }
+    std::array<double, 6> remainder{};
+    Index assigned = 0;
+    for (std::size_t p = 0; p < 6; ++p) {
+        const double exact = opt.population_weights[p] / weight_sum * static_cast<double>(C);
+        counts[p] = static_cast<Index>(std::floor(exact));
+        remainder[p] = exact - std::floor(exact);
+        assigned += counts[p];
     }
+    while (assigned < C) {
+        const std::size_t p = static_cast<std::size_t>(std::max_element(remainder.begin(), remainder.end()) - remainder.begin());
+        ++counts[p];
+        remainder[p] = -1.0;
+        ++assigned;
+    }
+    return counts;
+}
+
+// a_k of a cell of population p at pseudotime t (rules at the top of this header).
+inline double programme_activity(const Profile& pr, std::size_t p, double t, const SimulationOptions& opt, Rng& rng) {
+    switch (pr.kind) {
+    case Kind::lineage: // linear from start to end level within the population, times noise
+        return (pr.level[p][0] + (pr.level[p][1] - pr.level[p][0]) * t) * rng.lognormal(0.0, opt.activity_noise);
+    case Kind::cell_cycle: return rng.uniform() < pr.probability[p] ? rng.uniform(0.4, 1.0) : 0.0;
+    case Kind::random_subset: return rng.uniform() < opt.interferon_fraction ? rng.gamma(2.0, 0.35) : 0.0;
+    }
+    return 0.0;
+}
+
+// Cells (stream 2): populations shuffled, then per cell its pseudotime, library size and the
+// activity of every programme.
+inline void draw_cells(const SimulationOptions& opt, const std::vector<Profile>& profiles, SimulatedTruth& truth,
+                       std::vector<std::string>& cells) {
+    const Index C = opt.n_cells, K = static_cast<Index>(profiles.size());
+    Rng rng(derive_seed(opt.seed, 2));
+    const std::array<Index, 6> counts = population_counts(opt);
     std::vector<int> population;
     population.reserve(static_cast<std::size_t>(C));
     for (int p = 0; p < 6; ++p) population.insert(population.end(), static_cast<std::size_t>(counts[static_cast<std::size_t>(p)]), p);
-    cell_rng.shuffle(population);
+    rng.shuffle(population);
 
     truth.populations.resize(static_cast<std::size_t>(C));
     truth.pseudotime.resize(C);
     truth.tree_time.resize(C);
     truth.library_size.resize(C);
     truth.activity = MatrixF::Zero(K, C);
-    expr.cells.resize(static_cast<std::size_t>(C));
+    cells.resize(static_cast<std::size_t>(C));
     for (Index c = 0; c < C; ++c) {
         const auto p = static_cast<std::size_t>(population[static_cast<std::size_t>(c)]);
-        const double t = cell_rng.uniform();
+        const double t = rng.uniform();
         truth.populations[static_cast<std::size_t>(c)] = population_names()[p];
         truth.pseudotime(c) = static_cast<float>(t);
         truth.tree_time(c) = static_cast<float>(population_depth()[p] + t);
-        truth.library_size(c) = static_cast<float>(cell_rng.lognormal(0.0, opt.library_log_sd));
-        expr.cells[static_cast<std::size_t>(c)] = numbered("CELL", c + 1, 5);
-        for (Index k = 0; k < K; ++k) {
-            const Profile& pr = profiles[static_cast<std::size_t>(k)];
-            double a = 0.0;
-            switch (pr.kind) {
-            case Kind::lineage: // linear from start to end level within the population, times noise
-                a = (pr.level[p][0] + (pr.level[p][1] - pr.level[p][0]) * t) * cell_rng.lognormal(0.0, opt.activity_noise);
-                break;
-            case Kind::cell_cycle:
-                a = cell_rng.uniform() < pr.probability[p] ? cell_rng.uniform(0.4, 1.0) : 0.0;
-                break;
-            case Kind::random_subset:
-                a = cell_rng.uniform() < opt.interferon_fraction ? cell_rng.gamma(2.0, 0.35) : 0.0;
-                break;
-            }
-            truth.activity(k, c) = static_cast<float>(a);
-        }
+        truth.library_size(c) = static_cast<float>(rng.lognormal(0.0, opt.library_log_sd));
+        cells[static_cast<std::size_t>(c)] = numbered("CELL", c + 1, 5);
+        for (Index k = 0; k < K; ++k)
+            truth.activity(k, c) = static_cast<float>(programme_activity(profiles[static_cast<std::size_t>(k)], p, t, opt, rng));
     }
-    expr.groups = truth.populations;
+}
 
-    // Counts: one random stream per cell, so the result does not depend on the thread count.
-    // lambda = L_c (b + W a_c)
+// Counts with mean lambda = L_c (b + W a_c), one random stream per cell, so the result does not
+// depend on the thread count.
+inline void draw_counts(const SimulationOptions& opt, const SimulatedTruth& truth, MatrixF& values) {
+    const Index G = truth.loadings.rows(), K = truth.loadings.cols(), C = opt.n_cells;
     const std::uint64_t count_seed = derive_seed(opt.seed, 3);
-    expr.values.resize(G, C);
+    values.resize(G, C);
 #pragma omp parallel for schedule(static)
     for (Index c = 0; c < C; ++c) {
         Rng rng(derive_seed(count_seed, static_cast<std::uint64_t>(c)));
@@ -316,43 +334,73 @@ inline SimulatedData simulate_haematopoiesis(const SimulationOptions& opt) {
             const double lambda = static_cast<double>(truth.library_size(c)) * rate;
             const std::uint64_t x = opt.count_model == CountModel::poisson ? rng.poisson(lambda)
                                                                            : (lambda > 0.0 ? rng.negative_binomial(lambda, opt.nb_size) : 0);
-            expr.values(g, c) = static_cast<float>(x);
+            values(g, c) = static_cast<float>(x);
         }
     }
+}
 
-    // Gene sets: planted (partly true) and size-matched decoys.
-    Rng set_rng(derive_seed(opt.seed, 4));
+// The symbols of `rows`, sorted.
+inline std::vector<std::string> symbols_of(const std::vector<Index>& rows, const std::vector<std::string>& genes) {
+    std::vector<std::string> s;
+    for (Index r : rows) s.push_back(genes[static_cast<std::size_t>(r)]);
+    std::sort(s.begin(), s.end());
+    return s;
+}
+
+// The planted set of programme k: set_true_fraction of its size from the programme's genes, the
+// rest from the other genes.
+inline GeneSet planted_set(const SimulationOptions& opt, Index k, const std::vector<Index>& own,
+                           const std::vector<std::string>& genes, Rng& rng) {
+    const Index G = static_cast<Index>(genes.size());
+    const Index size = static_cast<Index>(own.size());
+    const Index n_true = static_cast<Index>(std::llround(opt.set_true_fraction * static_cast<double>(size)));
+    std::vector<Index> others;
+    std::unordered_set<Index> own_set(own.begin(), own.end());
+    for (Index g = 0; g < G; ++g)
+        if (!own_set.count(g)) others.push_back(g);
+    const std::string& name = opt.programmes[static_cast<std::size_t>(k)];
+    if (static_cast<Index>(others.size()) < size - n_true)
+        throw simulation_error("too few genes outside programme '" + name + "' to fill its planted set");
+    std::vector<Index> rows = sample_without_replacement(own, n_true, rng);
+    const std::vector<Index> fill = sample_without_replacement(others, size - n_true, rng);
+    rows.insert(rows.end(), fill.begin(), fill.end());
+    return {"SIM_" + name, "planted", symbols_of(rows, genes)};
+}
+
+// Gene sets (stream 4): the planted sets, then per programme its decoys of random genes, as
+// many as its planted set.
+inline GeneSetCollection draw_gene_sets(const SimulationOptions& opt, const SimulatedTruth& truth,
+                                        const std::vector<std::string>& genes) {
+    Rng rng(derive_seed(opt.seed, 4));
+    const Index G = static_cast<Index>(genes.size()), K = static_cast<Index>(opt.programmes.size());
+    GeneSetCollection sets;
+    for (Index k = 0; k < K; ++k)
+        sets.push_back(planted_set(opt, k, truth.programme_genes[static_cast<std::size_t>(k)], genes, rng));
     std::vector<Index> all_rows(static_cast<std::size_t>(G));
     for (Index g = 0; g < G; ++g) all_rows[static_cast<std::size_t>(g)] = g;
-    const auto symbols_of = [&](std::vector<Index> rows) {
-        std::vector<std::string> s;
-        for (Index r : rows) s.push_back(expr.genes[static_cast<std::size_t>(r)]);
-        std::sort(s.begin(), s.end());
-        return s;
-    };
-    std::vector<Index> set_sizes(static_cast<std::size_t>(K));
     for (Index k = 0; k < K; ++k) {
-        const auto& own = truth.programme_genes[static_cast<std::size_t>(k)];
-        const Index size = static_cast<Index>(own.size());
-        const Index n_true = static_cast<Index>(std::llround(opt.set_true_fraction * static_cast<double>(size)));
-        std::vector<Index> others;
-        std::unordered_set<Index> own_set(own.begin(), own.end());
-        for (Index g = 0; g < G; ++g)
-            if (!own_set.count(g)) others.push_back(g);
-        if (static_cast<Index>(others.size()) < size - n_true)
-            throw ArgumentError(where, "too few genes outside programme '" + opt.programmes[static_cast<std::size_t>(k)] +
-                                           "' to fill its planted set");
-        std::vector<Index> rows = sample_without_replacement(own, n_true, set_rng);
-        const std::vector<Index> fill = sample_without_replacement(others, size - n_true, set_rng);
-        rows.insert(rows.end(), fill.begin(), fill.end());
-        set_sizes[static_cast<std::size_t>(k)] = size;
-        out.gene_sets.push_back({"SIM_" + opt.programmes[static_cast<std::size_t>(k)], "planted", symbols_of(rows)});
-    }
-    for (Index k = 0; k < K; ++k)
+        const auto size = static_cast<Index>(truth.programme_genes[static_cast<std::size_t>(k)].size());
         for (Index j = 0; j < opt.decoys_per_programme; ++j)
-            out.gene_sets.push_back({"SIM_DECOY_" + opt.programmes[static_cast<std::size_t>(k)] + "_" + std::to_string(j + 1),
-                                     "decoy",
-                                     symbols_of(sample_without_replacement(all_rows, set_sizes[static_cast<std::size_t>(k)], set_rng))});
+            sets.push_back({"SIM_DECOY_" + opt.programmes[static_cast<std::size_t>(k)] + "_" + std::to_string(j + 1),
+                            "decoy", symbols_of(sample_without_replacement(all_rows, size, rng), genes)});
+    }
+    return sets;
+}
+
+} // namespace detail::sim
+
+// Simulates counts, planted gene sets and the truth behind them; see the top of this header.
+// Throws ArgumentError("simulate_haematopoiesis", ...) on invalid options.
+inline SimulatedData simulate_haematopoiesis(const SimulationOptions& opt) {
+    using namespace detail::sim;
+    check_options(opt);
+    const std::vector<Profile> profiles = programme_profiles(opt);
+    SimulatedData out;
+    draw_genes(opt, profiles, out.truth, out.expression.genes);
+    draw_cells(opt, profiles, out.truth, out.expression.cells);
+    out.expression.groups = out.truth.populations;
+    draw_counts(opt, out.truth, out.expression.values);
+    out.gene_sets = draw_gene_sets(opt, out.truth, out.expression.genes);
     return out;
 }
 
