@@ -160,6 +160,129 @@ LossParts evaluate_loss(Autoencoder<Scalar>& model, const ConstMatrixRef<Scalar>
     return sum;
 }
 
+namespace detail {
+
+template <typename Scalar>
+void check_training_data(const char* where, Index n_genes, const ConstMatrixRef<Scalar>& train_input,
+                         const ConstMatrixRef<Scalar>& train_target, const ConstMatrixRef<Scalar>& validation_input,
+                         const ConstMatrixRef<Scalar>& validation_target) {
+    if (train_input.rows() != n_genes || train_target.rows() != n_genes)
+        throw ArgumentError(where, "training data has " + std::to_string(train_input.rows()) + " genes, the model " +
+                                       std::to_string(n_genes));
+    if (train_input.cols() != train_target.cols())
+        throw ArgumentError(where, "input and target have different cell counts");
+    if (train_input.cols() < 1) throw ArgumentError(where, "no training cells");
+    if (validation_input.cols() != validation_target.cols() ||
+        (validation_input.cols() > 0 && (validation_input.rows() != n_genes || validation_target.rows() != n_genes)))
+        throw ArgumentError(where, "validation input and target do not match the model");
+}
+
+// One epoch after another of mini-batch steps: the cells in a new random order each epoch,
+// gathered batch by batch into buffers sized once, an optimiser step per batch.
+template <typename Scalar>
+class EpochRunner {
+public:
+    EpochRunner(Autoencoder<Scalar>& model, const ConstMatrixRef<Scalar>& input, const ConstMatrixRef<Scalar>& target,
+                Index batch, const TrainOptions& o)
+        : m_model(model), m_input(input), m_target(target), m_o(o), m_batch(batch),
+          m_batches((input.cols() + batch - 1) / batch),
+          m_same_data(input.data() == target.data() && input.outerStride() == target.outerStride()),
+          m_optimizer(model.parameters().size(), o), m_order(static_cast<std::size_t>(input.cols())), m_rng(o.seed) {
+        model.reserve(batch);
+        m_x.resize(model.n_genes(), batch);
+        if (!m_same_data) m_t.resize(model.n_genes(), batch);
+        for (Index i = 0; i < input.cols(); ++i) m_order[static_cast<std::size_t>(i)] = i;
+    }
+
+    // Runs epoch `epoch` (0-based); returns its mean loss per cell. Throws NumericError when a
+    // batch's loss or gradient is not finite.
+    double run(int epoch) {
+        m_rng.shuffle(m_order);
+        const Index n_cells = m_input.cols();
+        double epoch_loss = 0.0;
+        for (Index b = 0; b < m_batches; ++b) {
+            const Index c0 = b * m_batch, n = std::min(m_batch, n_cells - c0);
+            const LossParts parts = loss_and_gradient(c0, n);
+            if (!std::isfinite(parts.total()) || !all_finite(m_model.gradient())) throw_divergence(parts, epoch, b);
+            m_optimizer.step(m_model.parameters(), m_model.gradient());
+            if (epoch == 0 && b == 0) m_first_loss = parts.total();
+            epoch_loss += parts.total() * static_cast<double>(n);
+            if (m_o.on_batch) m_o.on_batch(BatchInfo{epoch, b, m_batches, parts});
+        }
+        return epoch_loss / static_cast<double>(n_cells);
+    }
+
+    double first_loss() const noexcept { return m_first_loss; }
+
+private:
+    // Loss and gradient of the n cells at positions [c0, c0 + n) of the current order.
+    LossParts loss_and_gradient(Index c0, Index n) {
+        gather_columns<Scalar>(m_input, m_order.data() + c0, n, m_x);
+        if (!m_same_data) gather_columns<Scalar>(m_target, m_order.data() + c0, n, m_t);
+        const auto xb = m_x.leftCols(n);
+        return m_same_data ? m_model.loss_and_gradient(xb, xb, m_o.loss)
+                           : m_model.loss_and_gradient(xb, m_t.leftCols(n), m_o.loss);
+    }
+
+    [[noreturn]] void throw_divergence(const LossParts& parts, int epoch, Index b) const {
+        std::ostringstream msg;
+        msg << "training diverged at epoch " << epoch + 1 << ", batch " << b + 1 << " of " << m_batches
+            << ": the loss is " << parts.total() << " (reconstruction " << parts.reconstruction << ", orthogonality "
+            << parts.orthogonality << "); try a lower learning rate than " << m_o.learning_rate();
+        throw NumericError(msg.str());
+    }
+
+    Autoencoder<Scalar>& m_model;
+    const ConstMatrixRef<Scalar>& m_input;  // genes x cells, network input
+    const ConstMatrixRef<Scalar>& m_target; // genes x cells, what the loss compares with
+    const TrainOptions& m_o;
+    Index m_batch;                          // cells per batch (the last one may have fewer)
+    Index m_batches;                        // batches per epoch
+    bool m_same_data;                       // input and target are the same matrix: one gather
+    AnyOptimizer<Scalar> m_optimizer;
+    std::vector<std::int64_t> m_order;      // cells in this epoch's order
+    Rng m_rng;                              // draws the order
+    Matrix<Scalar> m_x, m_t;                // genes x batch, the gathered input and target
+    double m_first_loss = 0.0;              // loss of the first batch, before any step
+};
+
+// A loss far above where training started is a divergence even while it stays finite (with too
+// high a rate the weights can run off to ~1e14 and stay there).
+inline void check_loss_not_runaway(double train_loss, double first_loss, int epoch, const TrainOptions& o) {
+    if (!(train_loss > first_loss + 100.0 * std::max(1.0, std::abs(first_loss)))) return;
+    std::ostringstream msg;
+    msg << "training diverged at epoch " << epoch + 1 << ": the training loss rose from " << first_loss
+        << " (first batch) to " << train_loss << "; try a lower learning rate than " << o.learning_rate();
+    throw NumericError(msg.str());
+}
+
+// The parameters of the best validation loss so far, and when to stop for lack of improvement.
+template <typename Scalar>
+struct BestParameters {
+    Vector<Scalar> parameters;
+    double loss = std::numeric_limits<double>::infinity();
+    int epoch = -1;                     // -1: no validation loss recorded yet
+    int checks_without_improvement = 0;
+
+    // Records the validation loss of `epoch`; true when training should stop early.
+    bool record(double validation_loss, int at_epoch, const Vector<Scalar>& current, const TrainOptions& o) {
+        if (validation_loss < loss - o.min_improvement * std::abs(loss) || epoch < 0) {
+            loss = validation_loss;
+            parameters = current;
+            epoch = at_epoch;
+            checks_without_improvement = 0;
+            return false;
+        }
+        return o.early_stopping && o.patience > 0 && ++checks_without_improvement >= o.patience;
+    }
+};
+
+inline double seconds_since(std::chrono::steady_clock::time_point t0) {
+    return std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+}
+
+} // namespace detail
+
 // Trains `model` (initialised by the caller) on train cells; validation cells may be empty
 // (no early stopping then). input: network input (transformed), target: what the loss compares
 // with (untransformed counts); both genes x cells. Throws NumericError when the loss stops being
@@ -170,89 +293,31 @@ TrainHistory train(Autoencoder<Scalar>& model, const ConstMatrixRef<Scalar>& tra
                    const ConstMatrixRef<Scalar>& validation_target, const TrainOptions& o) {
     const char* where = "exsal::train";
     o.validate(where);
-    if (train_input.rows() != model.n_genes() || train_target.rows() != model.n_genes())
-        throw ArgumentError(where, "training data has " + std::to_string(train_input.rows()) + " genes, the model " +
-                                       std::to_string(model.n_genes()));
-    if (train_input.cols() != train_target.cols())
-        throw ArgumentError(where, "input and target have different cell counts");
-    if (train_input.cols() < 1) throw ArgumentError(where, "no training cells");
-    if (validation_input.cols() != validation_target.cols() ||
-        (validation_input.cols() > 0 && (validation_input.rows() != model.n_genes() || validation_target.rows() != model.n_genes())))
-        throw ArgumentError(where, "validation input and target do not match the model");
-
-    const Index n_cells = train_input.cols();
-    const Index batch = std::min(o.batch_size, n_cells);
-    const Index n_batches = (n_cells + batch - 1) / batch;
-    const bool same_data = train_input.data() == train_target.data() && train_input.outerStride() == train_target.outerStride();
+    detail::check_training_data<Scalar>(where, model.n_genes(), train_input, train_target, validation_input,
+                                        validation_target);
+    const Index batch = std::min(o.batch_size, train_input.cols());
     const bool validating = validation_input.cols() > 0;
-
-    model.reserve(batch);
-    Matrix<Scalar> x_batch(model.n_genes(), batch), t_batch(same_data ? 0 : model.n_genes(), same_data ? 0 : batch);
-    detail::AnyOptimizer<Scalar> optimizer(model.parameters().size(), o);
-    std::vector<std::int64_t> order(static_cast<std::size_t>(n_cells));
-    for (Index i = 0; i < n_cells; ++i) order[static_cast<std::size_t>(i)] = i;
-    Rng rng(o.seed);
-
+    detail::EpochRunner<Scalar> epochs(model, train_input, train_target, batch, o);
+    detail::BestParameters<Scalar> best{model.parameters()};
     TrainHistory h;
-    Vector<Scalar> best = model.parameters();
-    double best_loss = std::numeric_limits<double>::infinity();
-    int checks_without_improvement = 0;
     const auto t0 = std::chrono::steady_clock::now();
-    double first_loss = 0.0;  // loss of the first batch, before any step
 
     for (int epoch = 0; epoch < o.max_epochs; ++epoch) {
-        rng.shuffle(order);
-        double epoch_loss = 0.0;
-        for (Index b = 0; b < n_batches; ++b) {
-            const Index c0 = b * batch, n = std::min(batch, n_cells - c0);
-            detail::gather_columns<Scalar>(train_input, order.data() + c0, n, x_batch);
-            if (!same_data) detail::gather_columns<Scalar>(train_target, order.data() + c0, n, t_batch);
-            const auto xb = x_batch.leftCols(n);
-            const LossParts parts = same_data ? model.loss_and_gradient(xb, xb, o.loss)
-                                              : model.loss_and_gradient(xb, t_batch.leftCols(n), o.loss);
-            if (!std::isfinite(parts.total()) || !detail::all_finite(model.gradient())) {
-                std::ostringstream msg;
-                msg << "training diverged at epoch " << epoch + 1 << ", batch " << b + 1 << " of " << n_batches
-                    << ": the loss is " << parts.total() << " (reconstruction " << parts.reconstruction
-                    << ", orthogonality " << parts.orthogonality << "); try a lower learning rate than "
-                    << o.learning_rate();
-                throw NumericError(msg.str());
-            }
-            optimizer.step(model.parameters(), model.gradient());
-            if (epoch == 0 && b == 0) first_loss = parts.total();
-            epoch_loss += parts.total() * static_cast<double>(n);
-            if (o.on_batch) o.on_batch(BatchInfo{epoch, b, n_batches, parts});
-        }
         EpochInfo info;
         info.epoch = epoch;
         info.max_epochs = o.max_epochs;
-        info.train_loss = epoch_loss / static_cast<double>(n_cells);
-        // A loss far above where training started is a divergence even while it stays finite
-        // (with too high a rate the weights can run off to ~1e14 and stay there).
-        if (info.train_loss > first_loss + 100.0 * std::max(1.0, std::abs(first_loss))) {
-            std::ostringstream msg;
-            msg << "training diverged at epoch " << epoch + 1 << ": the training loss rose from " << first_loss
-                << " (first batch) to " << info.train_loss << "; try a lower learning rate than " << o.learning_rate();
-            throw NumericError(msg.str());
-        }
+        info.train_loss = epochs.run(epoch);
+        detail::check_loss_not_runaway(info.train_loss, epochs.first_loss(), epoch, o);
         info.orthogonality_error = orthogonality_error<Scalar>(model.representation_weights());
-        const bool check = validating && ((epoch + 1) % o.validate_every == 0 || epoch + 1 == o.max_epochs);
         bool stop = false;
-        if (check) {
+        if (validating && ((epoch + 1) % o.validate_every == 0 || epoch + 1 == o.max_epochs)) {
             info.validation_loss = evaluate_loss(model, validation_input, validation_target, o.loss, batch).total();
             if (!std::isfinite(info.validation_loss))
                 throw NumericError("training diverged at epoch " + std::to_string(epoch + 1) +
                                    ": the validation loss is not finite; try a lower learning rate");
-            if (info.validation_loss < best_loss - o.min_improvement * std::abs(best_loss) || h.best_epoch < 0) {
-                best_loss = info.validation_loss;
-                best = model.parameters();
-                h.best_epoch = epoch;
-                checks_without_improvement = 0;
-            } else if (o.early_stopping && o.patience > 0 && ++checks_without_improvement >= o.patience) {
-                stop = true;
-            }
+            stop = best.record(info.validation_loss, epoch, model.parameters(), o);
         }
-        info.seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+        info.seconds = detail::seconds_since(t0);
         h.train_loss.push_back(info.train_loss);
         h.validation_loss.push_back(info.validation_loss);
         h.orthogonality_error.push_back(info.orthogonality_error);
@@ -263,12 +328,14 @@ TrainHistory train(Autoencoder<Scalar>& model, const ConstMatrixRef<Scalar>& tra
             break;
         }
     }
-    if (validating && h.best_epoch >= 0) {
-        h.best_validation_loss = best_loss;
-        if (o.early_stopping) model.set_parameters(best);
-        else h.best_epoch = -1; // the model holds the last epoch's parameters
+    if (best.epoch >= 0) {
+        h.best_validation_loss = best.loss;
+        if (o.early_stopping) {
+            model.set_parameters(best.parameters);
+            h.best_epoch = best.epoch;
+        } // else the model holds the last epoch's parameters: best_epoch stays -1
     }
-    h.seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+    h.seconds = detail::seconds_since(t0);
     return h;
 }
 
