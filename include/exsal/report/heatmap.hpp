@@ -152,15 +152,25 @@ HeatmapSelection select_heatmap(const Eigen::MatrixBase<Derived>& impacts, const
 namespace detail {
 
 struct HeatmapLayout {
-    double label_font = 0;       // px, set and unit labels
-    double title_font = 0;       // px
+    double pad = 12.0;             // px, outer margin
+    double cell = 0;               // px, side of a cell
+    double label_font = 0;         // px, set and unit labels
+    double axis_font = 0;          // px, axis titles and colour bar labels
+    double title_font = 0;         // px
     double grid_x = 0, grid_y = 0; // top-left corner of the cell grid
     double grid_w = 0, grid_h = 0; // grid size
-    double bar_x = 0;            // left edge of the colour bars
-    double bar_w = 14;           // colour bar width
-    double bar_h = 0;            // colour bar height
-    double width = 0, height = 0; // document size
+    double unit_label_w = 0;       // longest unit label (drawn rotated under the grid)
+    double x_title_centre = 0;     // x of the centre of the x-axis title
+    double bar_x = 0;              // left edge of the colour bars
+    double bar_w = 14;             // colour bar width
+    double bar_h = 0;              // colour bar height
+    double bar_label_h = 0;        // room above each colour bar for its label
+    double bar_gap = 0;            // between the two colour bars
+    double width = 0, height = 0;  // document size
 };
+
+// Drawn in place of the cells when no unit passes the threshold.
+inline const char* heatmap_empty_message() { return "no unit above the threshold"; }
 
 inline void check_heatmap_arguments(const char* where, Index rows, Index cols, const std::vector<std::string>& set_names,
                                     const std::vector<std::string>& unit_labels, const HeatmapOptions& options) {
@@ -218,70 +228,74 @@ void draw_colour_bar(SvgDocument& svg, double x, double y, double w, double h, d
 }
 
 template <typename DerivedI, typename DerivedD>
-Heatmap render_heatmap(const char* where, const Eigen::MatrixBase<DerivedI>& impacts, const DerivedD* differences,
-                       const std::vector<std::string>& set_names, const std::vector<std::string>& unit_labels,
-                       const HeatmapOptions& options) {
-    check_heatmap_arguments(where, impacts.rows(), impacts.cols(), set_names, unit_labels, options);
+void check_heatmap_values(const char* where, const Eigen::MatrixBase<DerivedI>& impacts, const DerivedD* differences) {
     check_no_infinity(where, "impact", impacts);
-    if (differences) {
-        if (differences->rows() != impacts.rows() || differences->cols() != impacts.cols())
-            throw ArgumentError(where, "the difference matrix is " + std::to_string(differences->rows()) + " x " +
-                                           std::to_string(differences->cols()) + ", the impact matrix " +
-                                           std::to_string(impacts.rows()) + " x " + std::to_string(impacts.cols()));
-        check_no_infinity(where, "difference", *differences);
-    }
-    HeatmapSelection sel = select_heatmap(impacts, options);
-    const auto n_rows = static_cast<double>(sel.rows.size());
-    const auto n_cols = static_cast<double>(sel.columns.size());
+    if (!differences) return;
+    if (differences->rows() != impacts.rows() || differences->cols() != impacts.cols())
+        throw ArgumentError(where, "the difference matrix is " + std::to_string(differences->rows()) + " x " +
+                                       std::to_string(differences->cols()) + ", the impact matrix " +
+                                       std::to_string(impacts.rows()) + " x " + std::to_string(impacts.cols()));
+    check_no_infinity(where, "difference", *differences);
+}
 
-    // Layout: margins from the longest labels (estimated text widths).
+// Margins from the longest labels (estimated text widths); colour bars right of the grid, one for
+// the scaled impact and, in the group variant, one for the difference, and not under the x-axis
+// title when the grid is narrower than that title.
+inline HeatmapLayout heatmap_layout(const HeatmapSelection& sel, const std::vector<std::string>& set_names,
+                                    const std::vector<std::string>& unit_labels, const HeatmapOptions& options,
+                                    bool group_variant) {
     HeatmapLayout L;
-    const double pad = 12.0, cs = options.cell_size;
+    const double pad = L.pad, cs = options.cell_size;
+    L.cell = cs;
     L.label_font = std::min(options.font_size, 0.85 * cs);
     L.title_font = 1.3 * options.font_size;
-    const double axis_font = options.font_size;
-    double set_w = 0.0, unit_w = 0.0;
+    L.axis_font = options.font_size;
+    const double axis_font = L.axis_font;
+    double set_w = 0.0;
     for (const Index s : sel.rows) set_w = std::max(set_w, estimate_text_width(set_names[static_cast<std::size_t>(s)], L.label_font));
     for (const Index u : sel.columns)
-        unit_w = std::max(unit_w, estimate_text_width(unit_labels[static_cast<std::size_t>(u)], L.label_font));
+        L.unit_label_w = std::max(L.unit_label_w, estimate_text_width(unit_labels[static_cast<std::size_t>(u)], L.label_font));
     const double y_title_w = options.y_label.empty() ? 0.0 : 1.4 * axis_font;
     L.grid_x = pad + y_title_w + set_w + 6.0;
     L.grid_y = pad + 1.6 * L.title_font + 0.6 * axis_font;
-    const std::string empty_message = "no unit above the threshold";
-    L.grid_w = n_cols > 0 ? n_cols * cs : estimate_text_width(empty_message, L.label_font) + 8.0;
-    L.grid_h = n_rows * cs;
+    const auto n_cols = static_cast<double>(sel.columns.size());
+    L.grid_w = n_cols > 0 ? n_cols * cs : estimate_text_width(heatmap_empty_message(), L.label_font) + 8.0;
+    L.grid_h = static_cast<double>(sel.rows.size()) * cs;
     const double x_title_h = options.x_label.empty() ? 0.0 : 1.6 * axis_font;
-    const double bottom = 6.0 + unit_w + 6.0 + x_title_h + pad;
+    const double bottom = 6.0 + L.unit_label_w + 6.0 + x_title_h + pad;
 
-    // Colour bars right of the grid: one for the scaled impact, one more for the difference.
-    // (not under the x-axis title when the grid is narrower than that title)
     const double x_title_half = 0.5 * estimate_text_width(options.x_label, axis_font);
-    const double x_title_centre = std::max(L.grid_x + 0.5 * L.grid_w, pad + x_title_half);
-    L.bar_x = std::max(L.grid_x + L.grid_w + 24.0, x_title_centre + x_title_half + 16.0);
-    const int n_bars = differences ? 2 : 1;
-    const double bar_label_h = 1.4 * axis_font, bar_gap = 2.2 * axis_font;
-    L.bar_h = std::clamp((L.grid_h - (n_bars - 1) * (bar_gap + bar_label_h)) / n_bars, 80.0, 220.0);
+    L.x_title_centre = std::max(L.grid_x + 0.5 * L.grid_w, pad + x_title_half);
+    L.bar_x = std::max(L.grid_x + L.grid_w + 24.0, L.x_title_centre + x_title_half + 16.0);
+    const int n_bars = group_variant ? 2 : 1;
+    L.bar_label_h = 1.4 * axis_font;
+    L.bar_gap = 2.2 * axis_font;
+    L.bar_h = std::clamp((L.grid_h - (n_bars - 1) * (L.bar_gap + L.bar_label_h)) / n_bars, 80.0, 220.0);
     double legend_w = L.bar_w + 6.0 + estimate_text_width("-0.000000", 0.9 * axis_font);
     legend_w = std::max({legend_w, estimate_text_width(options.scale_label, axis_font, true) + 4.0,
-                         differences ? estimate_text_width(options.difference_label, axis_font, true) + 4.0 : 0.0});
-    const double legend_h = n_bars * (L.bar_h + bar_label_h) + (n_bars - 1) * bar_gap;
+                         group_variant ? estimate_text_width(options.difference_label, axis_font, true) + 4.0 : 0.0});
+    const double legend_h = n_bars * (L.bar_h + L.bar_label_h) + (n_bars - 1) * L.bar_gap;
     L.width = L.bar_x + legend_w + pad;
     L.width = std::max(L.width, estimate_text_width(options.title, L.title_font, true) + 2.0 * pad);
-    L.height = std::max(L.grid_y + L.grid_h + bottom, L.grid_y + bar_label_h + legend_h + pad);
+    L.height = std::max(L.grid_y + L.grid_h + bottom, L.grid_y + L.bar_label_h + legend_h + pad);
+    return L;
+}
 
-    Heatmap out{SvgDocument(L.width, L.height), std::move(sel)};
-    SvgDocument& svg = out.svg;
-    const HeatmapSelection& S = out.selection;
-    svg.set_title(options.title);
-    if (!options.title.empty()) {
-        // Centred over the grid, shifted so that it stays inside the canvas.
-        const double half = 0.5 * estimate_text_width(options.title, L.title_font, true);
-        const double x = std::clamp(L.grid_x + 0.5 * L.grid_w, pad + half, std::max(pad + half, L.width - pad - half));
-        svg.text(x, pad + L.title_font, options.title, {L.title_font, "middle", 0.0, false, true});
-    }
+// The document title, and the title centred over the grid, shifted so that it stays inside the canvas.
+inline void draw_heatmap_title(SvgDocument& svg, const HeatmapLayout& L, const std::string& title) {
+    svg.set_title(title);
+    if (title.empty()) return;
+    const double half = 0.5 * estimate_text_width(title, L.title_font, true);
+    const double x = std::clamp(L.grid_x + 0.5 * L.grid_w, L.pad + half, std::max(L.pad + half, L.width - L.pad - half));
+    svg.text(x, L.pad + L.title_font, title, {L.title_font, "middle", 0.0, false, true});
+}
 
-    // Cells.
-    const auto impact_value = [&](Index s, Index u) { return static_cast<double>(impacts(s, u)); };
+// A cell per shown (set, unit) coloured by the scaled impact (grey for NaN), and the grid's frame.
+template <typename DerivedI>
+void draw_heatmap_cells(SvgDocument& svg, const HeatmapLayout& L, const HeatmapSelection& S,
+                        const Eigen::MatrixBase<DerivedI>& impacts, const std::vector<std::string>& set_names,
+                        const std::vector<std::string>& unit_labels, bool tooltips) {
+    const double cs = L.cell;
     svg.begin_group({"cells", 0.0, 0.0, true});
     for (std::size_t r = 0; r < S.rows.size(); ++r) {
         const Index s = S.rows[r];
@@ -290,47 +304,63 @@ Heatmap render_heatmap(const char* where, const Eigen::MatrixBase<DerivedI>& imp
             const double v = S.scaled(s, u);
             const std::string colour = std::isnan(v) ? "#d9d9d9" : viridis(v).hex();
             std::string tip;
-            if (options.tooltips)
+            if (tooltips)
                 tip = set_names[static_cast<std::size_t>(s)] + " / " + unit_labels[static_cast<std::size_t>(u)] +
-                      ": impact " + format_significant(impact_value(s, u), 4) + ", scaled " + format_fixed(v, 3);
+                      ": impact " + format_significant(static_cast<double>(impacts(s, u)), 4) + ", scaled " +
+                      format_fixed(v, 3);
             svg.rect(L.grid_x + static_cast<double>(k) * cs, L.grid_y + static_cast<double>(r) * cs, cs, cs, {colour}, tip);
         }
     }
     svg.end_group();
     if (S.columns.empty())
-        svg.text(L.grid_x + 4.0, L.grid_y + 0.5 * L.grid_h, empty_message,
-                 {L.label_font, "start", 0.0, true});
+        svg.text(L.grid_x + 4.0, L.grid_y + 0.5 * L.grid_h, heatmap_empty_message(), {L.label_font, "start", 0.0, true});
     svg.rect(L.grid_x, L.grid_y, L.grid_w, L.grid_h, {"none", "#444444", 0.6});
+}
 
-    // Group-difference markers.
+// The largest |difference| among the cells that get a marker (0 when none).
+template <typename DerivedD>
+double largest_marked_difference(const HeatmapSelection& S, const DerivedD& differences, double overlay_threshold) {
     double max_abs = 0.0;
-    if (differences) {
-        for (const Index s : S.rows)
-            for (const Index u : S.columns)
-                if (S.scaled(s, u) > options.overlay_threshold && !std::isnan(static_cast<double>((*differences)(s, u))))
-                    max_abs = std::max(max_abs, std::abs(static_cast<double>((*differences)(s, u))));
-        const double scale = max_abs > 0.0 ? max_abs : 1.0;
-        svg.begin_group({"group-differences"});
-        for (std::size_t r = 0; r < S.rows.size(); ++r) {
-            const Index s = S.rows[r];
-            for (std::size_t k = 0; k < S.columns.size(); ++k) {
-                const Index u = S.columns[k];
-                const double d = static_cast<double>((*differences)(s, u));
-                if (!(S.scaled(s, u) > options.overlay_threshold) || std::isnan(d)) continue;
-                // radius from 0.18 to 0.45 cell by |d| / max |d|; colour by d / max |d|.
-                const double t = d / scale;
-                std::string tip;
-                if (options.tooltips)
-                    tip = set_names[static_cast<std::size_t>(s)] + " / " + unit_labels[static_cast<std::size_t>(u)] +
-                          ": difference " + format_significant(d, 4);
-                svg.circle(L.grid_x + (static_cast<double>(k) + 0.5) * cs, L.grid_y + (static_cast<double>(r) + 0.5) * cs,
-                           cs * (0.18 + 0.27 * std::abs(t)), {blue_white_red(t).hex(), "#000000", 0.6}, tip);
-            }
-        }
-        svg.end_group();
-    }
+    for (const Index s : S.rows)
+        for (const Index u : S.columns)
+            if (S.scaled(s, u) > overlay_threshold && !std::isnan(static_cast<double>(differences(s, u))))
+                max_abs = std::max(max_abs, std::abs(static_cast<double>(differences(s, u))));
+    return max_abs;
+}
 
-    // Axis labels: set names left of the rows, unit labels under the columns (rotated).
+// A marker per cell whose scaled impact exceeds the overlay threshold, sized and coloured by the
+// group difference relative to `max_abs` (the largest marked |difference|, or 0).
+template <typename DerivedD>
+void draw_group_differences(SvgDocument& svg, const HeatmapLayout& L, const HeatmapSelection& S,
+                            const DerivedD& differences, double max_abs, const std::vector<std::string>& set_names,
+                            const std::vector<std::string>& unit_labels, const HeatmapOptions& options) {
+    const double cs = L.cell;
+    const double scale = max_abs > 0.0 ? max_abs : 1.0;
+    svg.begin_group({"group-differences"});
+    for (std::size_t r = 0; r < S.rows.size(); ++r) {
+        const Index s = S.rows[r];
+        for (std::size_t k = 0; k < S.columns.size(); ++k) {
+            const Index u = S.columns[k];
+            const double d = static_cast<double>(differences(s, u));
+            if (!(S.scaled(s, u) > options.overlay_threshold) || std::isnan(d)) continue;
+            // radius from 0.18 to 0.45 cell by |d| / max |d|; colour by d / max |d|.
+            const double t = d / scale;
+            std::string tip;
+            if (options.tooltips)
+                tip = set_names[static_cast<std::size_t>(s)] + " / " + unit_labels[static_cast<std::size_t>(u)] +
+                      ": difference " + format_significant(d, 4);
+            svg.circle(L.grid_x + (static_cast<double>(k) + 0.5) * cs, L.grid_y + (static_cast<double>(r) + 0.5) * cs,
+                       cs * (0.18 + 0.27 * std::abs(t)), {blue_white_red(t).hex(), "#000000", 0.6}, tip);
+        }
+    }
+    svg.end_group();
+}
+
+// Set names left of the rows, unit labels under the columns (rotated), and the axis titles.
+inline void draw_heatmap_labels(SvgDocument& svg, const HeatmapLayout& L, const HeatmapSelection& S,
+                                const std::vector<std::string>& set_names, const std::vector<std::string>& unit_labels,
+                                const HeatmapOptions& options) {
+    const double cs = L.cell, axis_font = L.axis_font;
     svg.begin_group({"labels"});
     for (std::size_t r = 0; r < S.rows.size(); ++r)
         svg.text(L.grid_x - 6.0, L.grid_y + (static_cast<double>(r) + 0.5) * cs,
@@ -339,24 +369,51 @@ Heatmap render_heatmap(const char* where, const Eigen::MatrixBase<DerivedI>& imp
         svg.text(L.grid_x + (static_cast<double>(k) + 0.5) * cs, L.grid_y + L.grid_h + 6.0,
                  unit_labels[static_cast<std::size_t>(S.columns[k])], {L.label_font, "end", -90.0, true});
     if (!options.x_label.empty())
-        svg.text(x_title_centre, L.grid_y + L.grid_h + 6.0 + unit_w + 6.0 + axis_font, options.x_label,
+        svg.text(L.x_title_centre, L.grid_y + L.grid_h + 6.0 + L.unit_label_w + 6.0 + axis_font, options.x_label,
                  {axis_font, "middle"});
     if (!options.y_label.empty())
-        svg.text(pad + 0.5 * axis_font, L.grid_y + 0.5 * L.grid_h, options.y_label, {axis_font, "middle", -90.0, true});
+        svg.text(L.pad + 0.5 * axis_font, L.grid_y + 0.5 * L.grid_h, options.y_label, {axis_font, "middle", -90.0, true});
     svg.end_group();
+}
 
-    // Colour bars.
+// The colour bars: scaled impact on [0, 1], and in the group variant the difference on [-m, m]
+// with m = max_abs (1 when no marker was drawn).
+inline void draw_heatmap_legend(SvgDocument& svg, const HeatmapLayout& L, const HeatmapOptions& options,
+                                bool group_variant, double max_abs) {
     svg.begin_group({"legend"});
-    double bar_y = L.grid_y + bar_label_h;
+    double bar_y = L.grid_y + L.bar_label_h;
     draw_colour_bar(svg, L.bar_x, bar_y, L.bar_w, L.bar_h, 0.0, 1.0, {0.0, 0.25, 0.5, 0.75, 1.0}, options.scale_label,
-                    axis_font, [](double v) { return viridis(v); }, -1);
-    if (differences) {
-        bar_y += L.bar_h + bar_gap + bar_label_h;
+                    L.axis_font, [](double v) { return viridis(v); }, -1);
+    if (group_variant) {
+        bar_y += L.bar_h + L.bar_gap + L.bar_label_h;
         const double m = max_abs > 0.0 ? max_abs : 1.0;
         draw_colour_bar(svg, L.bar_x, bar_y, L.bar_w, L.bar_h, -m, m, {-m, -0.5 * m, 0.0, 0.5 * m, m},
-                        options.difference_label, axis_font, [m](double v) { return blue_white_red(v / m); }, 3);
+                        options.difference_label, L.axis_font, [m](double v) { return blue_white_red(v / m); }, 3);
     }
     svg.end_group();
+}
+
+template <typename DerivedI, typename DerivedD>
+Heatmap render_heatmap(const char* where, const Eigen::MatrixBase<DerivedI>& impacts, const DerivedD* differences,
+                       const std::vector<std::string>& set_names, const std::vector<std::string>& unit_labels,
+                       const HeatmapOptions& options) {
+    check_heatmap_arguments(where, impacts.rows(), impacts.cols(), set_names, unit_labels, options);
+    check_heatmap_values(where, impacts, differences);
+    HeatmapSelection sel = select_heatmap(impacts, options);
+    const HeatmapLayout L = heatmap_layout(sel, set_names, unit_labels, options, differences != nullptr);
+
+    Heatmap out{SvgDocument(L.width, L.height), std::move(sel)};
+    SvgDocument& svg = out.svg;
+    const HeatmapSelection& S = out.selection;
+    draw_heatmap_title(svg, L, options.title);
+    draw_heatmap_cells(svg, L, S, impacts, set_names, unit_labels, options.tooltips);
+    double max_abs = 0.0;
+    if (differences) {
+        max_abs = largest_marked_difference(S, *differences, options.overlay_threshold);
+        draw_group_differences(svg, L, S, *differences, max_abs, set_names, unit_labels, options);
+    }
+    draw_heatmap_labels(svg, L, S, set_names, unit_labels, options);
+    draw_heatmap_legend(svg, L, options, differences != nullptr, max_abs);
     return out;
 }
 
