@@ -581,121 +581,174 @@ inline void check_signed_heatmap_arguments(const char* where, const MatrixD& val
         throw ArgumentError(where, "font_size must be finite and positive");
 }
 
-inline SignedHeatmap render_signed_heatmap(const char* where, const MatrixD& values,
-                                           const std::vector<std::string>& row_labels,
-                                           const std::vector<std::string>& column_labels,
-                                           const std::vector<bool>& highlight, const MarkLevels& marks,
-                                           const SignedHeatmapOptions& options) {
-    check_signed_heatmap_arguments(where, values, row_labels, column_labels, highlight, marks, options);
+inline int mark_at(const MarkLevels& marks, Index r, Index c) { return marks.size() > 0 ? marks(r, c) : 0; }
+inline bool highlighted(const std::vector<bool>& highlight, Index r) {
+    return !highlight.empty() && highlight[static_cast<std::size_t>(r)];
+}
+inline std::string clip_note(double m) { return "clipped at \xC2\xB1" + format_significant(m, 3); } // "clipped at ±m"
+inline const char* no_value_note() { return "no value"; }
+
+// The colour scale limit and the drawing order of rows and columns (clustered or as given).
+inline SignedHeatmapSelection signed_heatmap_selection(const MatrixD& values, const SignedHeatmapOptions& options) {
     SignedHeatmapSelection sel;
     sel.max_abs = options.max_abs > 0.0 ? options.max_abs : signed_scale_limit(values);
-    const bool empty = values.rows() == 0 || values.cols() == 0;
-    if (!empty) {
-        sel.rows.resize(static_cast<std::size_t>(values.rows()));
-        std::iota(sel.rows.begin(), sel.rows.end(), Index{0});
-        sel.columns.resize(static_cast<std::size_t>(values.cols()));
-        std::iota(sel.columns.begin(), sel.columns.end(), Index{0});
-        if (options.cluster_rows) sel.rows = cluster_order(values);
-        if (options.cluster_columns) sel.columns = cluster_order(values.transpose());
-    }
-    const double m = sel.max_abs;
-    const auto is_highlighted = [&](Index r) { return !highlight.empty() && highlight[static_cast<std::size_t>(r)]; };
-    const auto mark_of = [&](Index r, Index c) { return marks.size() > 0 ? marks(r, c) : 0; };
+    if (values.rows() == 0 || values.cols() == 0) return sel;
+    sel.rows.resize(static_cast<std::size_t>(values.rows()));
+    std::iota(sel.rows.begin(), sel.rows.end(), Index{0});
+    sel.columns.resize(static_cast<std::size_t>(values.cols()));
+    std::iota(sel.columns.begin(), sel.columns.end(), Index{0});
+    if (options.cluster_rows) sel.rows = cluster_order(values);
+    if (options.cluster_columns) sel.columns = cluster_order(values.transpose());
+    return sel;
+}
 
-    // What the legend lists: marks that occur or have a label, grey cells if any, clipping if any.
-    bool any_nan = false, clipped = false;
-    int max_level = 0;
+// What the legend lists: marks that occur or have a label, grey cells if any, clipping if any.
+struct SignedLegendContent {
+    bool any_nan = false; // some cell is NaN (grey)
+    bool clipped = false; // some |value| exceeds the colour scale limit
+    int max_level = 0;    // highest mark level drawn
+    int levels = 0;       // mark levels the legend lists
+};
+
+inline SignedLegendContent signed_legend_content(const MatrixD& values, const MarkLevels& marks,
+                                                 const SignedHeatmapSelection& sel, const SignedHeatmapOptions& options) {
+    SignedLegendContent legend;
     for (const Index r : sel.rows)
         for (const Index c : sel.columns) {
             const double v = values(r, c);
-            any_nan = any_nan || std::isnan(v);
-            clipped = clipped || std::abs(v) > m;
-            max_level = std::max(max_level, mark_of(r, c));
+            legend.any_nan = legend.any_nan || std::isnan(v);
+            legend.clipped = legend.clipped || std::abs(v) > sel.max_abs;
+            legend.max_level = std::max(legend.max_level, mark_at(marks, r, c));
         }
-    const int legend_levels = empty ? 0 : std::max(max_level, static_cast<int>(options.mark_labels.size()));
+    const bool empty = sel.rows.empty() || sel.columns.empty();
+    legend.levels = empty ? 0 : std::max(legend.max_level, static_cast<int>(options.mark_labels.size()));
+    return legend;
+}
 
-    // Layout: margins from the longest labels (estimated text widths).
-    const double pad = 12.0, cs = options.cell_size, axis_font = options.font_size;
-    const double label_font = std::min(options.font_size, 0.85 * cs), title_font = 1.3 * options.font_size;
-    double row_w = 0.0, col_w = 0.0;
+struct SignedHeatmapLayout {
+    bool empty = false;            // no rows or no columns: the empty message instead of the grid
+    double pad = 12.0;             // px, outer margin
+    double cell = 0;               // px, side of a cell
+    double axis_font = 0, label_font = 0, title_font = 0; // px
+    double title_h = 0;            // the title's line (0 without a title)
+    double column_label_w = 0;     // longest column label (drawn rotated under the grid)
+    double grid_x = 0, grid_y = 0; // top-left corner of the grid (or of the empty message's box)
+    double grid_w = 0, grid_h = 0; // its size
+    double x_title_half = 0, x_title_centre = 0; // the x-axis title's half width and centre
+    double y_title_half = 0, y_title_centre = 0; // the same for the rotated y-axis title
+    double bar_x = 0, bar_y = 0, bar_w = 14.0, bar_h = 0; // the colour bar
+    double bar_label_h = 0;        // room above the colour bar for its label
+    double line_h = 0;             // one line of the legend
+    double width = 0, height = 0;  // document size
+};
+
+// Fonts, grid and x-axis title, with margins from the longest labels (estimated text widths).
+inline void place_signed_grid(SignedHeatmapLayout& L, const SignedHeatmapSelection& sel,
+                              const std::vector<std::string>& row_labels, const std::vector<std::string>& column_labels,
+                              const std::vector<bool>& highlight, const SignedHeatmapOptions& options) {
+    const double pad = L.pad, cs = options.cell_size, axis_font = options.font_size;
+    const bool empty = L.empty;
+    L.cell = cs;
+    L.axis_font = axis_font;
+    L.label_font = std::min(options.font_size, 0.85 * cs);
+    L.title_font = 1.3 * options.font_size;
+    double row_w = 0.0;
     for (const Index r : sel.rows)
-        row_w = std::max(row_w, estimate_text_width(row_labels[static_cast<std::size_t>(r)], label_font, is_highlighted(r)));
+        row_w = std::max(row_w, estimate_text_width(row_labels[static_cast<std::size_t>(r)], L.label_font, highlighted(highlight, r)));
     for (const Index c : sel.columns)
-        col_w = std::max(col_w, estimate_text_width(column_labels[static_cast<std::size_t>(c)], label_font));
+        L.column_label_w = std::max(L.column_label_w, estimate_text_width(column_labels[static_cast<std::size_t>(c)], L.label_font));
     const double y_title_w = options.y_label.empty() || empty ? 0.0 : 1.4 * axis_font;
-    const double grid_x = pad + y_title_w + row_w + 6.0;
-    const double title_h = options.title.empty() ? 0.0 : 1.6 * title_font;
+    L.grid_x = pad + y_title_w + row_w + 6.0;
+    L.title_h = options.title.empty() ? 0.0 : 1.6 * L.title_font;
     const double subtitle_h = options.subtitle.empty() ? 0.0 : 1.5 * axis_font;
-    const double grid_y = pad + title_h + subtitle_h + 0.6 * axis_font;
-    const double grid_w = empty ? estimate_text_width(options.empty_message, label_font) + 8.0
-                                : static_cast<double>(sel.columns.size()) * cs;
-    const double grid_h = empty ? 2.0 * label_font : static_cast<double>(sel.rows.size()) * cs;
-    const double x_title_h = options.x_label.empty() || empty ? 0.0 : 1.6 * axis_font;
-    const double bottom = empty ? pad : 6.0 + col_w + 6.0 + x_title_h + pad;
-    const double x_title_half = empty ? 0.0 : 0.5 * estimate_text_width(options.x_label, axis_font);
-    const double x_title_centre = std::max(grid_x + 0.5 * grid_w, pad + x_title_half);
+    L.grid_y = pad + L.title_h + subtitle_h + 0.6 * axis_font;
+    L.grid_w = empty ? estimate_text_width(options.empty_message, L.label_font) + 8.0
+                     : static_cast<double>(sel.columns.size()) * cs;
+    L.grid_h = empty ? 2.0 * L.label_font : static_cast<double>(sel.rows.size()) * cs;
+    L.x_title_half = empty ? 0.0 : 0.5 * estimate_text_width(options.x_label, axis_font);
+    L.x_title_centre = std::max(L.grid_x + 0.5 * L.grid_w, pad + L.x_title_half);
+}
 
-    // Legend right of the grid, top to bottom: colour bar, clipping note, marks, grey cells, bold labels.
-    const double bar_w = 14.0, bar_label_h = 1.4 * axis_font, line_h = 1.6 * axis_font;
-    const double bar_x = std::max(grid_x + grid_w + 24.0, x_title_centre + x_title_half + 16.0);
-    const double bar_y = grid_y + bar_label_h;
-    const double bar_h = std::clamp(0.45 * grid_h, 100.0, 220.0);
-    const std::string clip_note = "clipped at \xC2\xB1" + format_significant(m, 3); // "clipped at ±m"
-    const std::string nan_note = "no value";
-    double legend_w = 0.0, legend_bottom = grid_y;
-    if (!empty) {
-        legend_w = std::max(bar_w + 6.0 + estimate_text_width("\xE2\x88\x92" "00.00", 0.9 * axis_font),
-                            estimate_text_width(options.scale_label, axis_font, true) + 4.0);
-        double y = bar_y + bar_h + 0.9 * axis_font;
-        if (clipped) {
-            legend_w = std::max(legend_w, estimate_text_width(clip_note, 0.9 * axis_font));
-            y += line_h;
-        }
-        y += 0.4 * axis_font;
-        for (int k = 1; k <= legend_levels; ++k) {
-            const std::string text = k <= static_cast<int>(options.mark_labels.size())
-                                         ? options.mark_labels[static_cast<std::size_t>(k - 1)] : "";
-            legend_w = std::max(legend_w, bar_w + 6.0 + estimate_text_width(text, axis_font));
-            y += std::max(line_h, 2.0 * mark_radius(k, cs) + 4.0);
-        }
-        if (any_nan) {
-            legend_w = std::max(legend_w, bar_w + 6.0 + estimate_text_width(nan_note, axis_font));
-            y += line_h;
-        }
-        if (!options.highlight_label.empty()) {
-            legend_w = std::max(legend_w, estimate_text_width(options.highlight_label, axis_font));
-            y += line_h;
-        }
-        legend_bottom = y;
+// The legend right of the grid, top to bottom: colour bar, clipping note, marks, grey cells, bold
+// labels. Places the colour bar; returns the legend's width and sets `bottom` to its lower edge.
+inline double place_signed_legend(SignedHeatmapLayout& L, const SignedLegendContent& legend,
+                                  const SignedHeatmapOptions& options, double m, double& bottom) {
+    const double axis_font = L.axis_font, cs = L.cell;
+    L.bar_label_h = 1.4 * axis_font;
+    L.line_h = 1.6 * axis_font;
+    L.bar_x = std::max(L.grid_x + L.grid_w + 24.0, L.x_title_centre + L.x_title_half + 16.0);
+    L.bar_y = L.grid_y + L.bar_label_h;
+    L.bar_h = std::clamp(0.45 * L.grid_h, 100.0, 220.0);
+    bottom = L.grid_y;
+    if (L.empty) return 0.0;
+    double w = std::max(L.bar_w + 6.0 + estimate_text_width("\xE2\x88\x92" "00.00", 0.9 * axis_font),
+                        estimate_text_width(options.scale_label, axis_font, true) + 4.0);
+    double y = L.bar_y + L.bar_h + 0.9 * axis_font;
+    if (legend.clipped) {
+        w = std::max(w, estimate_text_width(clip_note(m), 0.9 * axis_font));
+        y += L.line_h;
     }
-    double width = empty ? grid_x + grid_w + pad : bar_x + legend_w + pad;
-    width = std::max({width, estimate_text_width(options.title, title_font, true) + 2.0 * pad,
-                      estimate_text_width(options.subtitle, axis_font) + 2.0 * pad});
+    y += 0.4 * axis_font;
+    for (int k = 1; k <= legend.levels; ++k) {
+        const std::string text = k <= static_cast<int>(options.mark_labels.size())
+                                     ? options.mark_labels[static_cast<std::size_t>(k - 1)] : "";
+        w = std::max(w, L.bar_w + 6.0 + estimate_text_width(text, axis_font));
+        y += std::max(L.line_h, 2.0 * mark_radius(k, cs) + 4.0);
+    }
+    if (legend.any_nan) {
+        w = std::max(w, L.bar_w + 6.0 + estimate_text_width(no_value_note(), axis_font));
+        y += L.line_h;
+    }
+    if (!options.highlight_label.empty()) {
+        w = std::max(w, estimate_text_width(options.highlight_label, axis_font));
+        y += L.line_h;
+    }
+    bottom = y;
+    return w;
+}
+
+inline SignedHeatmapLayout signed_heatmap_layout(const SignedHeatmapSelection& sel, const SignedLegendContent& legend,
+                                                 const std::vector<std::string>& row_labels,
+                                                 const std::vector<std::string>& column_labels,
+                                                 const std::vector<bool>& highlight,
+                                                 const SignedHeatmapOptions& options) {
+    SignedHeatmapLayout L;
+    L.empty = sel.rows.empty() || sel.columns.empty();
+    place_signed_grid(L, sel, row_labels, column_labels, highlight, options);
+    double legend_bottom = 0.0;
+    const double legend_w = place_signed_legend(L, legend, options, sel.max_abs, legend_bottom);
+    const double pad = L.pad, axis_font = L.axis_font;
+    const double x_title_h = options.x_label.empty() || L.empty ? 0.0 : 1.6 * axis_font;
+    const double bottom = L.empty ? pad : 6.0 + L.column_label_w + 6.0 + x_title_h + pad;
+    L.width = L.empty ? L.grid_x + L.grid_w + pad : L.bar_x + legend_w + pad;
+    L.width = std::max({L.width, estimate_text_width(options.title, L.title_font, true) + 2.0 * pad,
+                        estimate_text_width(options.subtitle, axis_font) + 2.0 * pad});
     // The rotated y-axis title is centred on the grid, or lower when the grid is shorter than it.
-    const double y_title_half = empty || options.y_label.empty() ? 0.0 : 0.5 * estimate_text_width(options.y_label, axis_font);
-    const double y_title_centre = std::max(grid_y + 0.5 * grid_h, grid_y + y_title_half);
-    const double height = std::max({grid_y + grid_h + bottom, legend_bottom + pad, y_title_centre + y_title_half + pad});
+    L.y_title_half = L.empty || options.y_label.empty() ? 0.0 : 0.5 * estimate_text_width(options.y_label, axis_font);
+    L.y_title_centre = std::max(L.grid_y + 0.5 * L.grid_h, L.grid_y + L.y_title_half);
+    L.height = std::max({L.grid_y + L.grid_h + bottom, legend_bottom + L.pad, L.y_title_centre + L.y_title_half + L.pad});
+    return L;
+}
 
-    SignedHeatmap out{SvgDocument(width, height), std::move(sel)};
-    SvgDocument& svg = out.svg;
-    const SignedHeatmapSelection& S = out.selection;
+// The document title, and title and subtitle on one centre line over the grid, shifted so that
+// both stay inside the canvas.
+inline void draw_signed_titles(SvgDocument& svg, const SignedHeatmapLayout& L, const SignedHeatmapOptions& options) {
     svg.set_title(options.title);
-    // Title and subtitle on one centre line over the grid, shifted so that both stay inside the canvas.
-    const double half = 0.5 * std::max(estimate_text_width(options.title, title_font, true),
-                                       estimate_text_width(options.subtitle, axis_font));
-    const double title_x = std::clamp(grid_x + 0.5 * grid_w, pad + half, std::max(pad + half, width - pad - half));
+    const double half = 0.5 * std::max(estimate_text_width(options.title, L.title_font, true),
+                                       estimate_text_width(options.subtitle, L.axis_font));
+    const double x = std::clamp(L.grid_x + 0.5 * L.grid_w, L.pad + half, std::max(L.pad + half, L.width - L.pad - half));
     if (!options.title.empty())
-        svg.text(title_x, pad + title_font, options.title, {title_font, "middle", 0.0, false, true});
+        svg.text(x, L.pad + L.title_font, options.title, {L.title_font, "middle", 0.0, false, true});
     if (!options.subtitle.empty())
-        svg.text(title_x, pad + title_h + axis_font, options.subtitle, {axis_font, "middle", 0.0, false, false, "#444444"});
+        svg.text(x, L.pad + L.title_h + L.axis_font, options.subtitle, {L.axis_font, "middle", 0.0, false, false, "#444444"});
+}
 
-    if (empty) {
-        svg.text(grid_x + 4.0, grid_y + 0.5 * grid_h, options.empty_message, {label_font, "start", 0.0, true});
-        svg.rect(grid_x, grid_y, grid_w, grid_h, {"none", "#444444", 0.6});
-        return out;
-    }
-
-    // Cells: colour blue_white_red(clamp(v / m, -1, 1)), grey for NaN.
+// Cells coloured blue_white_red(clamp(v / m, -1, 1)), grey for NaN, and the grid's frame.
+inline void draw_signed_cells(SvgDocument& svg, const SignedHeatmapLayout& L, const SignedHeatmapSelection& S,
+                              const MatrixD& values, const std::vector<std::string>& row_labels,
+                              const std::vector<std::string>& column_labels, const MarkLevels& marks,
+                              const SignedHeatmapOptions& options) {
+    const double m = S.max_abs, cs = L.cell;
     const auto cell_colour = [m](double v) {
         return std::isnan(v) ? std::string("#d9d9d9") : blue_white_red(std::clamp(v / m, -1.0, 1.0)).hex();
     };
@@ -709,55 +762,67 @@ inline SignedHeatmap render_signed_heatmap(const char* where, const MatrixD& val
             if (options.tooltips) {
                 tip = row_labels[static_cast<std::size_t>(r)] + " / " + column_labels[static_cast<std::size_t>(c)] + ": " +
                       (std::isnan(v) ? std::string("no value") : with_minus_sign(format_significant(v, 3)));
-                const int level = mark_of(r, c);
+                const int level = mark_at(marks, r, c);
                 if (level > 0 && level <= static_cast<int>(options.mark_labels.size()))
                     tip += ", " + options.mark_labels[static_cast<std::size_t>(level - 1)];
             }
-            svg.rect(grid_x + static_cast<double>(k) * cs, grid_y + static_cast<double>(i) * cs, cs, cs,
+            svg.rect(L.grid_x + static_cast<double>(k) * cs, L.grid_y + static_cast<double>(i) * cs, cs, cs,
                      {cell_colour(v)}, tip);
         }
     }
     svg.end_group();
-    svg.rect(grid_x, grid_y, grid_w, grid_h, {"none", "#444444", 0.6});
+    svg.rect(L.grid_x, L.grid_y, L.grid_w, L.grid_h, {"none", "#444444", 0.6});
+}
 
-    // Marks: a dark dot with a thin white rim (visible on dark blue and dark red alike).
-    if (max_level > 0) {
-        svg.begin_group({"marks"});
-        for (std::size_t i = 0; i < S.rows.size(); ++i)
-            for (std::size_t k = 0; k < S.columns.size(); ++k) {
-                const int level = mark_of(S.rows[i], S.columns[k]);
-                if (level > 0)
-                    svg.circle(grid_x + (static_cast<double>(k) + 0.5) * cs, grid_y + (static_cast<double>(i) + 0.5) * cs,
-                               mark_radius(level, cs), {"#1a1a1a", "#ffffff", 0.5});
-            }
-        svg.end_group();
-    }
+// A dark dot with a thin white rim per marked cell (visible on dark blue and dark red alike).
+inline void draw_signed_marks(SvgDocument& svg, const SignedHeatmapLayout& L, const SignedHeatmapSelection& S,
+                              const MarkLevels& marks) {
+    const double cs = L.cell;
+    svg.begin_group({"marks"});
+    for (std::size_t i = 0; i < S.rows.size(); ++i)
+        for (std::size_t k = 0; k < S.columns.size(); ++k) {
+            const int level = mark_at(marks, S.rows[i], S.columns[k]);
+            if (level > 0)
+                svg.circle(L.grid_x + (static_cast<double>(k) + 0.5) * cs, L.grid_y + (static_cast<double>(i) + 0.5) * cs,
+                           mark_radius(level, cs), {"#1a1a1a", "#ffffff", 0.5});
+        }
+    svg.end_group();
+}
 
-    // Labels: rows left of the grid (bold when highlighted), columns under it (rotated).
+// Row labels left of the grid (bold when highlighted), column labels under it (rotated), axis titles.
+inline void draw_signed_labels(SvgDocument& svg, const SignedHeatmapLayout& L, const SignedHeatmapSelection& S,
+                               const std::vector<std::string>& row_labels, const std::vector<std::string>& column_labels,
+                               const std::vector<bool>& highlight, const SignedHeatmapOptions& options) {
+    const double cs = L.cell, axis_font = L.axis_font;
     svg.begin_group({"labels"});
     for (std::size_t i = 0; i < S.rows.size(); ++i)
-        svg.text(grid_x - 6.0, grid_y + (static_cast<double>(i) + 0.5) * cs, row_labels[static_cast<std::size_t>(S.rows[i])],
-                 {label_font, "end", 0.0, true, is_highlighted(S.rows[i])});
+        svg.text(L.grid_x - 6.0, L.grid_y + (static_cast<double>(i) + 0.5) * cs, row_labels[static_cast<std::size_t>(S.rows[i])],
+                 {L.label_font, "end", 0.0, true, highlighted(highlight, S.rows[i])});
     for (std::size_t k = 0; k < S.columns.size(); ++k)
-        svg.text(grid_x + (static_cast<double>(k) + 0.5) * cs, grid_y + grid_h + 6.0,
-                 column_labels[static_cast<std::size_t>(S.columns[k])], {label_font, "end", -90.0, true});
+        svg.text(L.grid_x + (static_cast<double>(k) + 0.5) * cs, L.grid_y + L.grid_h + 6.0,
+                 column_labels[static_cast<std::size_t>(S.columns[k])], {L.label_font, "end", -90.0, true});
     if (!options.x_label.empty())
-        svg.text(x_title_centre, grid_y + grid_h + 6.0 + col_w + 6.0 + axis_font, options.x_label, {axis_font, "middle"});
+        svg.text(L.x_title_centre, L.grid_y + L.grid_h + 6.0 + L.column_label_w + 6.0 + axis_font, options.x_label,
+                 {axis_font, "middle"});
     if (!options.y_label.empty())
-        svg.text(pad + 0.5 * axis_font, y_title_centre, options.y_label, {axis_font, "middle", -90.0, true});
+        svg.text(L.pad + 0.5 * axis_font, L.y_title_centre, options.y_label, {axis_font, "middle", -90.0, true});
     svg.end_group();
+}
 
-    // Legend (the same steps as the layout above).
+// The legend, in the steps place_signed_legend measured.
+inline void draw_signed_legend(SvgDocument& svg, const SignedHeatmapLayout& L, const SignedLegendContent& legend,
+                               const SignedHeatmapOptions& options, double m) {
+    const double axis_font = L.axis_font, line_h = L.line_h, bar_x = L.bar_x, bar_w = L.bar_w, cs = L.cell;
     svg.begin_group({"legend"});
-    draw_colour_bar(svg, bar_x, bar_y, bar_w, bar_h, -m, m, symmetric_ticks(m, bar_h, 0.9 * axis_font), options.scale_label,
-                    axis_font, [m](double v) { return blue_white_red(v / m); }, 3);
-    double y = bar_y + bar_h + 0.9 * axis_font;
-    if (clipped) {
-        svg.text(bar_x, y + 0.5 * line_h, clip_note, {0.9 * axis_font, "start", 0.0, true, false, "#444444"});
+    draw_colour_bar(svg, bar_x, L.bar_y, bar_w, L.bar_h, -m, m, symmetric_ticks(m, L.bar_h, 0.9 * axis_font),
+                    options.scale_label, axis_font, [m](double v) { return blue_white_red(v / m); }, 3);
+    double y = L.bar_y + L.bar_h + 0.9 * axis_font;
+    if (legend.clipped) {
+        svg.text(bar_x, y + 0.5 * line_h, clip_note(m), {0.9 * axis_font, "start", 0.0, true, false, "#444444"});
         y += line_h;
     }
     y += 0.4 * axis_font;
-    for (int k = 1; k <= legend_levels; ++k) {
+    for (int k = 1; k <= legend.levels; ++k) {
         const double h = std::max(line_h, 2.0 * mark_radius(k, cs) + 4.0);
         svg.circle(bar_x + 0.5 * bar_w, y + 0.5 * h, mark_radius(k, cs), {"#1a1a1a", "#ffffff", 0.5});
         if (k <= static_cast<int>(options.mark_labels.size()))
@@ -765,15 +830,40 @@ inline SignedHeatmap render_signed_heatmap(const char* where, const MatrixD& val
                      {axis_font, "start", 0.0, true});
         y += h;
     }
-    if (any_nan) {
+    if (legend.any_nan) {
         const double box = std::min(bar_w, axis_font);
         svg.rect(bar_x + 0.5 * (bar_w - box), y + 0.5 * (line_h - box), box, box, {"#d9d9d9", "#444444", 0.6});
-        svg.text(bar_x + bar_w + 6.0, y + 0.5 * line_h, nan_note, {axis_font, "start", 0.0, true});
+        svg.text(bar_x + bar_w + 6.0, y + 0.5 * line_h, no_value_note(), {axis_font, "start", 0.0, true});
         y += line_h;
     }
     if (!options.highlight_label.empty())
         svg.text(bar_x, y + 0.5 * line_h, options.highlight_label, {axis_font, "start", 0.0, true});
     svg.end_group();
+}
+
+inline SignedHeatmap render_signed_heatmap(const char* where, const MatrixD& values,
+                                           const std::vector<std::string>& row_labels,
+                                           const std::vector<std::string>& column_labels,
+                                           const std::vector<bool>& highlight, const MarkLevels& marks,
+                                           const SignedHeatmapOptions& options) {
+    check_signed_heatmap_arguments(where, values, row_labels, column_labels, highlight, marks, options);
+    SignedHeatmapSelection sel = signed_heatmap_selection(values, options);
+    const SignedLegendContent legend = signed_legend_content(values, marks, sel, options);
+    const SignedHeatmapLayout L = signed_heatmap_layout(sel, legend, row_labels, column_labels, highlight, options);
+
+    SignedHeatmap out{SvgDocument(L.width, L.height), std::move(sel)};
+    SvgDocument& svg = out.svg;
+    const SignedHeatmapSelection& S = out.selection;
+    draw_signed_titles(svg, L, options);
+    if (L.empty) {
+        svg.text(L.grid_x + 4.0, L.grid_y + 0.5 * L.grid_h, options.empty_message, {L.label_font, "start", 0.0, true});
+        svg.rect(L.grid_x, L.grid_y, L.grid_w, L.grid_h, {"none", "#444444", 0.6});
+        return out;
+    }
+    draw_signed_cells(svg, L, S, values, row_labels, column_labels, marks, options);
+    if (legend.max_level > 0) draw_signed_marks(svg, L, S, marks);
+    draw_signed_labels(svg, L, S, row_labels, column_labels, highlight, options);
+    draw_signed_legend(svg, L, legend, options, S.max_abs);
     return out;
 }
 
