@@ -10,6 +10,7 @@
 // The file is written under a temporary name and renamed into place (write_file_atomically).
 
 #include "exsal/core/atomic_file.hpp"
+#include "exsal/core/text.hpp"
 #include "exsal/io/byte_source.hpp"
 #include "exsal/io/expression_matrix.hpp"
 
@@ -98,17 +99,14 @@ public:
             r = std::to_chars(p, p + 32, v);
         m_pos += static_cast<std::size_t>(r.ptr - p);
     }
-    // A name, double-quoted (with "" for ") when it holds sep, a quote or surrounding spaces.
+    // A name, quoted as CSV requires, and also when it has surrounding spaces, which
+    // read_expression drops from unquoted fields. (Names never hold line breaks: refused before.)
     void put_name(std::string_view s, char sep) {
-        const bool quote = s.find(sep) != std::string_view::npos || s.find('"') != std::string_view::npos ||
-                           (!s.empty() && (s.front() == ' ' || s.back() == ' '));
-        if (!quote) return put(s);
-        put('"');
-        for (char c : s) {
-            if (c == '"') put('"');
-            put(c);
-        }
-        put('"');
+        const bool quote = csv_needs_quotes(s, sep) || (!s.empty() && (s.front() == ' ' || s.back() == ' '));
+        if (quote)
+            put(csv_quoted(s));
+        else
+            put(s);
     }
 
     // Writes out everything and ends the gzip stream.

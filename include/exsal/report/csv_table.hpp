@@ -16,6 +16,7 @@
 
 #include "exsal/core/atomic_file.hpp"
 #include "exsal/core/error.hpp"
+#include "exsal/core/text.hpp"
 #include "exsal/report/format.hpp"
 
 #include <cmath>
@@ -109,13 +110,7 @@ public:
 
     // A field as it appears in the file: quoted (with doubled quotes) only when needed.
     static std::string quote(const std::string& text) {
-        if (text.find_first_of(",\"\r\n") == std::string::npos) return text;
-        std::string out = "\"";
-        for (const char ch : text) {
-            if (ch == '"') out += '"';
-            out += ch;
-        }
-        return out + "\"";
+        return detail::csv_needs_quotes(text, ',') ? detail::csv_quoted(text) : text;
     }
 
 private:
