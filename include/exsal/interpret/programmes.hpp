@@ -167,81 +167,95 @@ Eigen::SparseMatrix<Scalar, Eigen::RowMajor> set_mean_operator(const std::vector
     return m;
 }
 
-// The permutation test of one comparison. attributions: (U S) x n, column c = B(c, ., .) with
-// entry u + U s; representation: U x n (double); set_input: S x n, mean input over each set's
-// genes; in: n flags of the observed labelling.
-// gene_in, gene_out: G x U sums over the in and out cells of J_c(u, g) (x_cg - xbar_g);
-// set_rows: the sets' gene rows (for the competitive statistic).
-inline GroupProgrammes permutation_programmes(const MatrixF& attributions, const MatrixD& representation,
-                                              const MatrixD& set_input, const std::vector<char>& in,
-                                              const std::vector<bool>& active, const ProgrammeOptions& o,
-                                              std::uint64_t seed, const MatrixD& gene_in, const MatrixD& gene_out,
-                                              const std::vector<std::vector<Index>>& set_rows) {
-    const Index n = attributions.cols(), U = representation.rows(), S = set_input.rows();
-    const Index n_in = static_cast<Index>(std::count(in.begin(), in.end(), 1)), n_out = n - n_in;
-    const double di = static_cast<double>(n_in), dout = static_cast<double>(n_out);
-    GroupProgrammes r;
-    r.cells_in = n_in;
-    r.cells_out = n_out;
-    const VectorD total_b = attributions.cast<double>().rowwise().sum();
-    const VectorD total_h = representation.rowwise().sum();
-    const VectorD total_h2 = representation.array().square().matrix().rowwise().sum();
-    const MatrixD h2 = representation.array().square().matrix();
+// T(S) of labellings of one comparison's cells, T(S) = sum over active units of w_u D(u, S):
+// w_u is the unit's Cohen's d between the cells labelled in and the rest, D(u, S) the in minus out
+// mean of the attributions B(c, u, S). attributions: (U S) x n, column c = B(c, ., .) with entry
+// u + U s; representation: U x n (double).
+class LabelStatistic {
+public:
+    LabelStatistic(const MatrixF& attributions, const MatrixD& representation, const std::vector<bool>& active, Index S,
+                   Index n_in)
+        : m_b(attributions), m_h(representation), m_h2(representation.array().square().matrix()), m_active(active),
+          m_total_b(attributions.cast<double>().rowwise().sum()), m_total_h(representation.rowwise().sum()),
+          m_total_h2(m_h2.rowwise().sum()), m_n(attributions.cols()), m_S(S), m_in(static_cast<double>(n_in)),
+          m_out(static_cast<double>(attributions.cols() - n_in)) {}
 
-    // T for a chunk of labellings (columns of `labels`, n x L with 1 = in).
-    VectorD observed_w;
-    const auto statistics = [&](const MatrixF& labels, MatrixD* contribution) {
-        const Index L = labels.cols();
-        const MatrixD sum_b = (attributions * labels).cast<double>(); // (U S) x L, sum over in
+    // T for a chunk of labellings (columns of `labels`, n x L with 1 = in): S x L. With
+    // `contribution` (U x S) and `w` (U), one labelling's per-unit terms w_u D(u, S) and weights.
+    MatrixD operator()(const MatrixF& labels, MatrixD* contribution = nullptr, VectorD* w_out = nullptr) const {
+        const Index L = labels.cols(), U = m_h.rows();
+        const MatrixD sum_b = (m_b * labels).cast<double>(); // (U S) x L, sum over in
         const MatrixD ld = labels.cast<double>();
-        const MatrixD sum_h = representation * ld, sum_h2 = h2 * ld; // U x L
-        MatrixD t(S, L);
+        const MatrixD sum_h = m_h * ld, sum_h2 = m_h2 * ld; // U x L
+        MatrixD t(m_S, L);
         for (Index l = 0; l < L; ++l) {
-            VectorD w = VectorD::Zero(U);
-            for (Index u = 0; u < U; ++u) {
-                if (!active[static_cast<std::size_t>(u)]) continue;
-                const double m_in = sum_h(u, l) / di, m_out = (total_h(u) - sum_h(u, l)) / dout;
-                const double ss = std::max(0.0, sum_h2(u, l) - di * m_in * m_in) +
-                                  std::max(0.0, total_h2(u) - sum_h2(u, l) - dout * m_out * m_out);
-                const double pooled = n > 2 ? std::sqrt(ss / static_cast<double>(n - 2)) : 0.0;
-                w(u) = pooled > 0.0 ? (m_in - m_out) / pooled : 0.0;
-            }
-            for (Index s = 0; s < S; ++s) {
+            const VectorD w = weights(sum_h.col(l), sum_h2.col(l));
+            for (Index s = 0; s < m_S; ++s) {
                 double acc = 0.0;
                 for (Index u = 0; u < U; ++u) {
                     const Index k = u + U * s;
-                    const double d = sum_b(k, l) / di - (total_b(k) - sum_b(k, l)) / dout;
+                    const double d = sum_b(k, l) / m_in - (m_total_b(k) - sum_b(k, l)) / m_out;
                     acc += w(u) * d;
                     if (contribution) (*contribution)(u, s) = w(u) * d;
                 }
                 t(s, l) = acc;
             }
-            if (contribution) observed_w = w;
+            if (w_out) *w_out = w;
         }
         return t;
-    };
+    }
 
-    MatrixF observed(n, 1);
-    for (Index c = 0; c < n; ++c) observed(c, 0) = in[static_cast<std::size_t>(c)] ? 1.0f : 0.0f;
-    MatrixD contribution(U, S);
-    r.score = statistics(observed, &contribution).col(0);
+private:
+    // Cohen's d of each active unit between in and out, from the in-sums of h and h^2 (0 when inactive).
+    VectorD weights(const Eigen::Ref<const VectorD>& sum_h, const Eigen::Ref<const VectorD>& sum_h2) const {
+        const Index U = m_h.rows();
+        VectorD w = VectorD::Zero(U);
+        for (Index u = 0; u < U; ++u) {
+            if (!m_active[static_cast<std::size_t>(u)]) continue;
+            const double m_i = sum_h(u) / m_in, m_o = (m_total_h(u) - sum_h(u)) / m_out;
+            const double ss = std::max(0.0, sum_h2(u) - m_in * m_i * m_i) +
+                              std::max(0.0, m_total_h2(u) - sum_h2(u) - m_out * m_o * m_o);
+            const double pooled = m_n > 2 ? std::sqrt(ss / static_cast<double>(m_n - 2)) : 0.0;
+            w(u) = pooled > 0.0 ? (m_i - m_o) / pooled : 0.0;
+        }
+        return w;
+    }
 
-    // Permutations in chunks of 64 labellings (one matrix product each), drawn in order.
+    const MatrixF& m_b;
+    const MatrixD& m_h;
+    MatrixD m_h2;
+    const std::vector<bool>& m_active;
+    VectorD m_total_b, m_total_h, m_total_h2;
+    Index m_n, m_S;
+    double m_in, m_out;
+};
+
+inline MatrixF label_column(const std::vector<char>& in) {
+    MatrixF m(static_cast<Index>(in.size()), 1);
+    for (Index c = 0; c < m.rows(); ++c) m(c, 0) = in[static_cast<std::size_t>(c)] ? 1.0f : 0.0f;
+    return m;
+}
+
+// `permutations` label permutations (Fisher-Yates from Rng(seed), in chunks of 64 labellings, one
+// matrix product each, drawn in order): z-score and p-value of each set's observed score.
+inline void label_permutation_test(const LabelStatistic& statistic, const std::vector<char>& in, Index permutations,
+                                   std::uint64_t seed, GroupProgrammes& r) {
+    const Index n = static_cast<Index>(in.size()), S = r.score.size();
     Rng rng(seed);
     std::vector<char> labels(in);
     VectorD sum = VectorD::Zero(S), sum2 = VectorD::Zero(S);
     std::vector<Index> exceed(static_cast<std::size_t>(S), 0);
     const Index chunk = 64;
-    for (Index done = 0; done < o.permutations; done += chunk) {
-        const Index L = std::min(chunk, o.permutations - done);
+    for (Index done = 0; done < permutations; done += chunk) {
+        const Index L = std::min(chunk, permutations - done);
         MatrixF block(n, L);
         for (Index l = 0; l < L; ++l) {
-            for (Index i = n - 1; i > 0; --i) // Fisher-Yates
+            for (Index i = n - 1; i > 0; --i)
                 std::swap(labels[static_cast<std::size_t>(i)],
                           labels[static_cast<std::size_t>(rng.below(static_cast<std::uint64_t>(i + 1)))]);
             for (Index c = 0; c < n; ++c) block(c, l) = labels[static_cast<std::size_t>(c)] ? 1.0f : 0.0f;
         }
-        const MatrixD t = statistics(block, nullptr);
+        const MatrixD t = statistic(block);
         for (Index s = 0; s < S; ++s)
             for (Index l = 0; l < L; ++l) {
                 const double v = t(s, l);
@@ -251,16 +265,28 @@ inline GroupProgrammes permutation_programmes(const MatrixF& attributions, const
                 if (v >= r.score(s) - 1e-6 * std::abs(r.score(s))) ++exceed[static_cast<std::size_t>(s)];
             }
     }
-    const double P = static_cast<double>(o.permutations);
+    const double P = static_cast<double>(permutations);
     r.z_score.resize(S);
     r.p_value.resize(S);
-    r.input_difference.resize(S);
-    r.direction.resize(static_cast<std::size_t>(S));
-    r.units.resize(static_cast<std::size_t>(S));
     for (Index s = 0; s < S; ++s) {
         const double mean = sum(s) / P, var = std::max(0.0, sum2(s) / P - mean * mean);
         r.z_score(s) = var > 0.0 ? (r.score(s) - mean) / std::sqrt(var) : 0.0;
         r.p_value(s) = (1.0 + static_cast<double>(exceed[static_cast<std::size_t>(s)])) / (P + 1.0);
+    }
+    const std::vector<double> q = benjamini_hochberg(std::vector<double>(r.p_value.data(), r.p_value.data() + S));
+    r.q_value = Eigen::Map<const VectorD>(q.data(), S);
+}
+
+// Per set: the in minus out mean input (its sign is the direction) and the units that carry it
+// (largest positive contributions first, at most top_units).
+inline void directions_and_units(const MatrixD& set_input, const std::vector<char>& in, const MatrixD& contribution,
+                                 Index top_units, GroupProgrammes& r) {
+    const Index n = static_cast<Index>(in.size()), S = set_input.rows(), U = contribution.rows();
+    const double di = static_cast<double>(r.cells_in), dout = static_cast<double>(r.cells_out);
+    r.input_difference.resize(S);
+    r.direction.resize(static_cast<std::size_t>(S));
+    r.units.resize(static_cast<std::size_t>(S));
+    for (Index s = 0; s < S; ++s) {
         double a = 0.0, b = 0.0;
         for (Index c = 0; c < n; ++c) (in[static_cast<std::size_t>(c)] ? a : b) += set_input(s, c);
         r.input_difference(s) = a / di - b / dout;
@@ -270,13 +296,19 @@ inline GroupProgrammes permutation_programmes(const MatrixF& attributions, const
         for (Index u = 0; u < U; ++u)
             if (contribution(u, s) > 0.0) units.push_back(u);
         std::stable_sort(units.begin(), units.end(), [&](Index x, Index y) { return contribution(x, s) > contribution(y, s); });
-        if (static_cast<Index>(units.size()) > o.top_units) units.resize(static_cast<std::size_t>(o.top_units));
+        if (static_cast<Index>(units.size()) > top_units) units.resize(static_cast<std::size_t>(top_units));
         r.units[static_cast<std::size_t>(s)] = std::move(units);
     }
-    const std::vector<double> q = benjamini_hochberg(std::vector<double>(r.p_value.data(), r.p_value.data() + S));
-    r.q_value = Eigen::Map<const VectorD>(q.data(), S);
-    // Competitive: T against random sets of the same size from the model's genes.
-    const VectorD t_gene = (gene_in / di - gene_out / dout) * observed_w; // G, per-gene t_g
+}
+
+// Competitive test: T against random sets of the same size from the model's genes, by the mean
+// and variance of the per-gene t_g (sampling without replacement). gene_in, gene_out: G x U sums
+// over the in and out cells of J_c(u, g) (x_cg - xbar_g); w: the observed unit weights.
+inline void competitive_test(const MatrixD& gene_in, const MatrixD& gene_out, const VectorD& w,
+                             const std::vector<std::vector<Index>>& set_rows, GroupProgrammes& r) {
+    const double di = static_cast<double>(r.cells_in), dout = static_cast<double>(r.cells_out);
+    const Index S = r.score.size();
+    const VectorD t_gene = (gene_in / di - gene_out / dout) * w; // G, per-gene t_g
     const Index G = t_gene.size();
     const double m = t_gene.mean(), var = (t_gene.array() - m).square().mean();
     r.competitive_z.resize(S);
@@ -287,12 +319,14 @@ inline GroupProgrammes permutation_programmes(const MatrixF& attributions, const
         r.competitive_z(s) = v > 0.0 ? (r.score(s) - m) / std::sqrt(v) : 0.0;
         r.competitive_p(s) = 0.5 * std::erfc(r.competitive_z(s) / std::sqrt(2.0));
     }
-    {
-        const std::vector<double> qc =
-            benjamini_hochberg(std::vector<double>(r.competitive_p.data(), r.competitive_p.data() + S));
-        r.competitive_q = Eigen::Map<const VectorD>(qc.data(), S);
-    }
-    // Ranks within each direction, of the sets that stand out from random sets.
+    const std::vector<double> qc = benjamini_hochberg(std::vector<double>(r.competitive_p.data(), r.competitive_p.data() + S));
+    r.competitive_q = Eigen::Map<const VectorD>(qc.data(), S);
+}
+
+// Ranks within each direction (by score, then p), of the sets that stand out from random sets
+// (competitive q <= 0.05); 0 for the others.
+inline void rank_programmes(GroupProgrammes& r) {
+    const Index S = r.score.size();
     r.rank.assign(static_cast<std::size_t>(S), 0);
     for (ProgrammeDirection d : {ProgrammeDirection::higher, ProgrammeDirection::lower}) {
         std::vector<Index> order;
@@ -304,6 +338,28 @@ inline GroupProgrammes permutation_programmes(const MatrixF& attributions, const
         });
         for (std::size_t i = 0; i < order.size(); ++i) r.rank[static_cast<std::size_t>(order[i])] = static_cast<Index>(i + 1);
     }
+}
+
+// The permutation test of one comparison. attributions, representation: see LabelStatistic;
+// set_input: S x n, mean input over each set's genes; in: n flags of the observed labelling;
+// gene_in, gene_out: see competitive_test; set_rows: the sets' gene rows.
+inline GroupProgrammes permutation_programmes(const MatrixF& attributions, const MatrixD& representation,
+                                              const MatrixD& set_input, const std::vector<char>& in,
+                                              const std::vector<bool>& active, const ProgrammeOptions& o,
+                                              std::uint64_t seed, const MatrixD& gene_in, const MatrixD& gene_out,
+                                              const std::vector<std::vector<Index>>& set_rows) {
+    const Index n = attributions.cols(), U = representation.rows(), S = set_input.rows();
+    GroupProgrammes r;
+    r.cells_in = static_cast<Index>(std::count(in.begin(), in.end(), 1));
+    r.cells_out = n - r.cells_in;
+    const LabelStatistic statistic(attributions, representation, active, S, r.cells_in);
+    MatrixD contribution(U, S);
+    VectorD observed_w;
+    r.score = statistic(label_column(in), &contribution, &observed_w).col(0);
+    label_permutation_test(statistic, in, o.permutations, seed, r);
+    directions_and_units(set_input, in, contribution, o.top_units, r);
+    competitive_test(gene_in, gene_out, observed_w, set_rows, r);
+    rank_programmes(r);
     return r;
 }
 
