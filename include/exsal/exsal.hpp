@@ -18,6 +18,7 @@
 #include "exsal/version.hpp"
 
 #include "exsal/core/atomic_file.hpp"
+#include "exsal/core/cpu.hpp"
 #include "exsal/core/error.hpp"
 #include "exsal/core/random.hpp"
 #include "exsal/core/threads.hpp"

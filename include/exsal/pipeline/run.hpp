@@ -17,6 +17,7 @@
 //                 synthetic_gene_sets.gmt` repeats the run from files.
 // Progress and notes go through PipelineObserver callbacks; nothing is printed here.
 
+#include "exsal/core/cpu.hpp"
 #include "exsal/core/error.hpp"
 #include "exsal/core/threads.hpp"
 #include "exsal/interpret/annotate.hpp"
@@ -399,6 +400,8 @@ inline JsonValue versions_json() {
 #ifdef __VERSION__
     v["compiler"] = __VERSION__;
 #endif
+    v["simd"] = Eigen::SimdInstructionSetsInUse();           // what this binary was compiled for
+    v["cpu_features_unused"] = JsonValue::array_of(unused_cpu_features()); // what this CPU has beyond that
     return v;
 }
 

@@ -1,0 +1,33 @@
+#ifndef EXSAL_CORE_CPU_HPP
+#define EXSAL_CORE_CPU_HPP
+
+// Instruction sets of this CPU that the code was compiled without. A binary built without
+// -march=native (CMake: -DEXSAL_NATIVE=OFF, or exsal::native not linked) runs Eigen's SSE2 kernels
+// only, about half the speed of AVX2 with FMA on the training step's products; a program can say
+// so once at start-up.
+
+#include <string>
+#include <vector>
+
+namespace exsal {
+
+inline std::vector<std::string> unused_cpu_features() {
+    std::vector<std::string> unused;
+#if defined(__x86_64__) && (defined(__GNUC__) || defined(__clang__))
+    __builtin_cpu_init();
+#ifndef __AVX2__
+    if (__builtin_cpu_supports("avx2")) unused.push_back("AVX2");
+#endif
+#ifndef __FMA__
+    if (__builtin_cpu_supports("fma")) unused.push_back("FMA");
+#endif
+#ifndef __AVX512F__
+    if (__builtin_cpu_supports("avx512f")) unused.push_back("AVX-512");
+#endif
+#endif
+    return unused;
+}
+
+} // namespace exsal
+
+#endif // EXSAL_CORE_CPU_HPP
