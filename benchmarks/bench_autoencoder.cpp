@@ -85,7 +85,7 @@ std::string fixed(double v, int digits) {
 // Median wall and CPU seconds of one step's products.
 struct GemmTiming {
     double eigen_wall = 0, eigen_cpu = 0; // plain Eigen products (Eigen threads each product itself)
-    double split_wall = 0, split_cpu = 0; // the engine's exsal::detail::split_product
+    double split_wall = 0, split_cpu = 0; // the engine's exsal::kernels::split_product
     double flops = 0;
     double best_wall() const { return std::min(eigen_wall, split_wall); }
     double best_cpu() const { return split_wall <= eigen_wall ? split_cpu : eigen_cpu; }
@@ -134,10 +134,10 @@ GemmTiming time_step_gemms(const exsal::Autoencoder<Scalar>& model, Index n, int
         dw[r].noalias() += Scalar(1e-3) * (gram * w[r]);
     };
     auto split_step = [&]() {
-        for (Index l = 0; l < L; ++l) exsal::detail::split_product(z[l], w[l], x[l]);
+        for (Index l = 0; l < L; ++l) exsal::kernels::split_product(z[l], w[l], x[l]);
         for (Index l = L - 1; l >= 0; --l) {
-            exsal::detail::split_product(dw[l], dz[l], x[l].transpose());
-            if (l > 0) exsal::detail::split_product(dx[l], w[l].transpose(), dz[l]);
+            exsal::kernels::split_product(dw[l], dz[l], x[l].transpose());
+            if (l > 0) exsal::kernels::split_product(dx[l], w[l].transpose(), dz[l]);
         }
         gram.noalias() = w[r] * w[r].transpose();
         dw[r].noalias() += Scalar(1e-3) * (gram * w[r]);
