@@ -836,7 +836,7 @@ TEST_CASE("same seed and thread count: identical output files (run.json apart fr
 // ---------------------------------------------------------------------------------------------
 // Errors found only once the data is read (by the reader or a preprocessing step) name the
 // command-line option or the file the user has to change, not the library function or option
-// that found them (the pipeline translates them: rethrow_for_command_line, setting_names).
+// that found them (library errors are typed; the pipeline maps their subject and hints to options and files).
 // ---------------------------------------------------------------------------------------------
 
 TEST_CASE("data-dependent errors name the option or file to change" *
