@@ -321,6 +321,7 @@ TEST_CASE("malformed expression tables: refused with the file and line, --out un
             if (b == std::string::npos) break;
             a = b + 1;
         }
+        f[0] = "cell_bad"; // a new cell: the same id twice is an error of its own
         f[static_cast<std::size_t>(field - 1)] = value;
         std::string r;
         for (std::size_t i = 0; i < f.size(); ++i) r += (i ? "," : "") + f[i];
@@ -338,6 +339,7 @@ TEST_CASE("malformed expression tables: refused with the file and line, --out un
     };
     file_case("empty.csv", "", {"@: empty file"});
     file_case("header_only.csv", header, {"@:1: ", "header only"});
+    file_case("duplicate_cell.csv", header + row1 + row1, {"@:3:1: ", "duplicate cell id \"cell0\" on lines 2 and 3"});
     file_case("ragged_short.csv", header + row1 + "cellX,A,1,2\n", {"@:3: ", "expected 32 fields", "found 4"});
     file_case("ragged_long.csv", header + row1 + row_with(32, "1,2,3"), {"@:3:33: ", "expected 32 fields", "found 34"});
     file_case("not_a_number.csv", header + row1 + row_with(4, "12abc"), {"@:3:4: ", "\"12abc\" is not a number", "GENE1"});
