@@ -19,4 +19,4 @@ ensure_packages() {
 }
 
 # What building exsal and its tests and examples needs.
-EXSAL_BUILD_PACKAGES=(g++ cmake make libeigen3-dev doctest-dev libfccp-dev libcli11-dev zlib1g-dev libxml2-utils)
+EXSAL_BUILD_PACKAGES=(g++ cmake make libeigen3-dev doctest-dev libfccp-dev libcli11-dev zlib1g-dev libhdf5-dev libxml2-utils)

@@ -24,6 +24,8 @@ enum class Setting : unsigned char {
     genes_in_rows,
     sum_duplicates,
     allow_negative,
+    layer,       // H5adReadOptions::layer
+    cell_groups, // the cell-groups file
     // PreprocessOptions
     validation_fraction,
     filter_threshold,
@@ -43,6 +45,8 @@ inline const char* setting_name(Setting s) noexcept {
     case Setting::genes_in_rows: return "ExpressionReadOptions::genes_in_rows";
     case Setting::sum_duplicates: return "ExpressionReadOptions::sum_duplicates";
     case Setting::allow_negative: return "ExpressionReadOptions::allow_negative";
+    case Setting::layer: return "H5adReadOptions::layer";
+    case Setting::cell_groups: return "the cell-groups file";
     case Setting::validation_fraction: return "PreprocessOptions::validation_fraction";
     case Setting::filter_threshold: return "PreprocessOptions::filter_threshold";
     case Setting::expression_data: return "the expression data";

@@ -20,6 +20,7 @@
 #include "exsal/core/types.hpp"
 #include "exsal/io/expression_matrix.hpp"
 #include "exsal/io/gene_set.hpp"
+#include "exsal/io/sparse_expression.hpp"
 
 #include <algorithm>
 #include <cmath>
@@ -101,21 +102,22 @@ inline Split split_train_validation(Index n_cells, double validation_fraction, s
 // Step 2: gene filter.
 
 // Rows (ascending) whose value is strictly greater than `threshold` in at least one cell
-// (reference threshold 2). Throws ArgumentError when no gene survives.
-inline std::vector<Index> filter_genes_by_max(const ExpressionMatrix& m, float threshold = 2.0f) {
+// (reference threshold 2). Dense (ExpressionMatrix) or sparse (SparseExpression) data. Throws
+// ArgumentError when no gene survives.
+template <class Expression>
+std::vector<Index> filter_genes_by_max(const Expression& m, float threshold = 2.0f) {
     const std::string where = "filter_genes_by_max";
     m.check_consistent(where);
     std::vector<Index> kept;
-    if (m.n_cells() > 0) {
-        const auto above = (m.values.array() > threshold).rowwise().any().eval(); // G, any cell with x > threshold
-        for (Index g = 0; g < m.n_genes(); ++g)
-            if (above(g)) kept.push_back(g);
-    }
+    const VectorF maxima = gene_maxima(m); // -inf without cells
+    for (Index g = 0; g < m.n_genes(); ++g)
+        if (maxima(g) > threshold) kept.push_back(g);
     if (kept.empty())
         throw ArgumentError(where, "no gene has a value > " + std::to_string(threshold) + " in any cell (" +
                                        std::to_string(m.n_genes()) + " genes, " + std::to_string(m.n_cells()) +
                                        " cells, largest value " +
-                                       (m.values.size() ? std::to_string(m.values.maxCoeff()) : std::string("none")) +
+                                       (m.n_genes() > 0 && m.n_cells() > 0 ? std::to_string(maxima.maxCoeff())
+                                                                           : std::string("none")) +
                                        "); the reference filter expects counts, lower the threshold for scaled or log data",
                             Setting::filter_threshold);
     return kept;
@@ -149,7 +151,8 @@ inline std::vector<Index> restrict_to_gene_sets(const std::vector<std::string>& 
     return kept;
 }
 
-inline std::vector<Index> restrict_to_gene_sets(const ExpressionMatrix& m, const GeneSetCollection& sets) {
+template <class Expression, class = decltype(std::declval<const Expression&>().n_cells())>
+std::vector<Index> restrict_to_gene_sets(const Expression& m, const GeneSetCollection& sets) {
     m.check_consistent("restrict_to_gene_sets");
     return restrict_to_gene_sets(m.genes, sets);
 }
@@ -294,7 +297,8 @@ public:
 
     // Matches new cells' genes to the model's by upper-cased symbol. Throws ArgumentError when the
     // new data has duplicate symbols (after upper-casing) or shares no gene with the model.
-    Aligned align(const ExpressionMatrix& new_cells) const {
+    // Dense (ExpressionMatrix) or sparse (SparseExpression) cells.
+    template <class Expression> Aligned align(const Expression& new_cells) const {
         const std::string where = "Preprocessor::align";
         new_cells.check_consistent(where);
         if (n_genes() == 0) throw ArgumentError(where, "the preprocessor is not fitted (no genes)");
@@ -321,18 +325,10 @@ public:
                                            detail::prep::first_few(m_genes) + "; new genes: " +
                                            detail::prep::first_few(new_cells.genes),
                                 Setting::expression_data);
-        // Column by column (the storage order): values(g, c) = new(source[g], c), 0 where missing.
-        const Index n_cells = new_cells.n_cells(), n = n_genes();
-        a.values.resize(n, n_cells);
-#pragma omp parallel for schedule(static)
-        for (Index c = 0; c < n_cells; ++c) {
-            const float* src = new_cells.values.col(c).data();
-            float* dst = a.values.col(c).data();
-            for (Index g = 0; g < n; ++g) {
-                const Index r = source[static_cast<std::size_t>(g)];
-                dst[g] = r >= 0 ? src[r] : 0.0f;
-            }
-        }
+        // values(g, c) = new(source[g], c), 0 where missing.
+        std::vector<Index> all_cells(static_cast<std::size_t>(new_cells.n_cells()));
+        std::iota(all_cells.begin(), all_cells.end(), Index(0));
+        gather_block(new_cells, source, all_cells, a.values);
         a.genes_missing = static_cast<Index>(a.missing_genes.size());
         a.genes_extra = new_cells.n_genes() - matched;
         return a;
@@ -487,24 +483,21 @@ namespace detail::prep {
 
 // Rows `rows` (renamed `genes`) of the columns `columns` of m, with the columns' ids and groups:
 // out(i, j) = m(rows[i], columns[j]). Indices are checked by the caller.
-inline ExpressionMatrix select_block(const ExpressionMatrix& m, const std::vector<Index>& rows,
-                                     const std::vector<std::string>& genes, const std::vector<Index>& columns) {
+template <class Expression>
+ExpressionMatrix select_block(const Expression& m, const std::vector<Index>& rows, const std::vector<std::string>& genes,
+                              const std::vector<Index>& columns) {
     ExpressionMatrix out;
-    const Index n_rows = static_cast<Index>(rows.size());
-    out.values.resize(n_rows, static_cast<Index>(columns.size()));
+    gather_block(m, rows, columns, out.values);
     out.genes = genes;
-    for (std::size_t j = 0; j < columns.size(); ++j) {
-        const Index c = columns[j];
-        const float* src = m.values.col(c).data();
-        float* dst = out.values.col(static_cast<Index>(j)).data();
-        for (Index i = 0; i < n_rows; ++i) dst[i] = src[rows[static_cast<std::size_t>(i)]];
+    for (Index c : columns) {
         out.cells.push_back(m.cells[static_cast<std::size_t>(c)]);
         if (m.has_groups()) out.groups.push_back(m.groups[static_cast<std::size_t>(c)]);
     }
     return out;
 }
 
-inline PreparedData prepare(const ExpressionMatrix& data, const GeneSetCollection* sets, const PreprocessOptions& opt) {
+template <class Expression>
+PreparedData prepare(const Expression& data, const GeneSetCollection* sets, const PreprocessOptions& opt) {
     data.check_consistent("prepare");
     PreparedData out;
     out.report.cells_input = data.n_cells();
@@ -564,12 +557,23 @@ inline PreparedData prepare(const ExpressionMatrix& data, const GeneSetCollectio
 
 // Runs the reference pipeline: split, filter (over all cells), upper-case, restrict to the gene
 // sets, fit the transform on the training cells. Any step's error propagates with its name.
+// Dense (ExpressionMatrix) or sparse (SparseExpression) data: the sparse cells are densified only
+// for the model's genes, straight into the training and validation matrices.
 inline PreparedData prepare(const ExpressionMatrix& data, const GeneSetCollection& gene_sets,
                             const PreprocessOptions& options = {}) {
     return detail::prep::prepare(data, &gene_sets, options);
 }
 
+inline PreparedData prepare(const SparseExpression& data, const GeneSetCollection& gene_sets,
+                            const PreprocessOptions& options = {}) {
+    return detail::prep::prepare(data, &gene_sets, options);
+}
+
 // The same without step 4 (no gene-set collection).
+inline PreparedData prepare(const SparseExpression& data, const PreprocessOptions& options = {}) {
+    return detail::prep::prepare(data, nullptr, options);
+}
+
 inline PreparedData prepare(const ExpressionMatrix& data, const PreprocessOptions& options = {}) {
     return detail::prep::prepare(data, nullptr, options);
 }

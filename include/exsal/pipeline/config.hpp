@@ -25,6 +25,8 @@ struct PipelineConfig {
     bool genes_in_rows = false;
     std::string id_column = "sample";
     std::string group_column = "cluster";
+    std::string layer;           // h5ad: "" = X, "raw" = the raw matrix, else layers/<layer>
+    std::string cell_groups;     // CSV/TSV of cell id, group: the group labels (overrides the file's)
     std::string gene_sets;       // GMT file ("" = the simulated sets, built-in data only)
     std::string gene_set_prefix; // keep sets whose name starts with it
     Index simulate_cells = 2000;

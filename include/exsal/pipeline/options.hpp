@@ -93,13 +93,15 @@ inline void non_negative(const std::string& option, long long v) {
     if (v < 0) throw ArgumentError(option, "must be >= 0, got " + std::to_string(v));
 }
 
-// Throws ArgumentError naming the option when a given input file does not exist or is a folder.
-inline void check_input_file(const std::string& option, const std::string& path) {
+// Throws ArgumentError naming the option when a given input file does not exist or is a folder
+// (unless `folder_ok`: a 10x MTX folder).
+inline void check_input_file(const std::string& option, const std::string& path, bool folder_ok = false) {
     if (path.empty()) return;
     std::error_code ec;
     const auto st = std::filesystem::status(path, ec);
     if (!std::filesystem::exists(st)) throw ArgumentError(option, "'" + path + "' does not exist");
-    if (std::filesystem::is_directory(st)) throw ArgumentError(option, "'" + path + "' is a folder, not a file");
+    if (!folder_ok && std::filesystem::is_directory(st))
+        throw ArgumentError(option, "'" + path + "' is a folder, not a file");
 }
 
 // An option with its texts; the factories below add how it is parsed, checked and recorded.
@@ -230,7 +232,10 @@ inline void only_builtin(PipelineOption& o) {
 inline void data_options(std::vector<PipelineOption>& t) {
     const auto add = [&t](PipelineOption o, const char* group) -> PipelineOption& { return add_to(t, std::move(o), group); };
     const char* data = "Data";
-    add(text("--expression", "FILE", "expression table, .csv/.tsv, optionally .gz", "built-in data",
+    add(text("--expression", "PATH",
+             "expression data, recognised by content: a .csv/.tsv table (optionally .gz), an AnnData .h5ad, a 10x "
+             "HDF5 (.h5) or a 10x MTX folder (or its matrix.mtx[.gz])",
+             "built-in data",
              [](auto& c) -> auto& { return c.expression; }, true),
         data)
         .setting = Setting::expression_data;
@@ -242,10 +247,20 @@ inline void data_options(std::vector<PipelineOption>& t) {
              [](auto& c) -> auto& { return c.id_column; }),
         data)
         .setting = Setting::id_column;
-    add(text("--group-column", "NAME", "header of the group label column; \"\" or absent: no groups", "cluster",
+    add(text("--group-column", "NAME",
+             "header of the group label column (h5ad: an obs column); \"\" or absent: no groups", "cluster",
              [](auto& c) -> auto& { return c.group_column; }),
         data)
         .setting = Setting::group_column;
+    add(text("--layer", "NAME", "h5ad: read layers/NAME instead of X; raw: the raw matrix (raw/X) with its genes", "X",
+             [](auto& c) -> auto& { return c.layer; }),
+        data)
+        .setting = Setting::layer;
+    add(text("--cell-groups", "FILE",
+             "CSV/TSV of cell id and group: the cells' group labels (cells it does not list form the group \"ungrouped\")", "none",
+             [](auto& c) -> auto& { return c.cell_groups; }, true),
+        data)
+        .setting = Setting::cell_groups;
     add(text("--gene-sets", "FILE.gmt", "gene sets (required with --expression)", "built-in sets",
              [](auto& c) -> auto& { return c.gene_sets; }, true),
         data)
@@ -535,7 +550,8 @@ inline void validate_config(const PipelineConfig& c) {
         throw ArgumentError("--ensemble", "trains models; it does not apply with --model-in");
     if (!c.interpret.compare_pairs.empty() && (c.genes_in_rows || (!c.builtin_data() && c.group_column.empty())))
         throw ArgumentError("--compare", "needs group labels (a --group-column in a cells-in-rows table)");
-    detail::options::check_input_file("--expression", c.expression);
+    detail::options::check_input_file("--expression", c.expression, true);
+    detail::options::check_input_file("--cell-groups", c.cell_groups);
     detail::options::check_input_file("--gene-sets", c.gene_sets);
     detail::options::check_input_file("--model-in", c.model_in);
 }

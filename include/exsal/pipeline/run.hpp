@@ -305,9 +305,10 @@ inline void run_ensemble(const PipelineConfig& c, const PipelineData& data, Pipe
     for (Index k = 2; k <= c.ensemble; ++k)
         stages.run("ensemble model " + std::to_string(k) + " of " + std::to_string(c.ensemble), [&] {
             const PipelineConfig ck = ensemble_member_config(c, k);
-            const TrainedModel t = fit_pipeline_model(ck, data.expression, data.gene_sets, stages.observer().on_epoch);
-            const Projection pk = project_cells(t.fitted, data.expression);
-            Explanation e = explain_cells(ck, t.fitted, pk, data.expression.groups, data.gene_sets,
+            const TrainedModel t = data.visit(
+                [&](const auto& m) { return fit_pipeline_model(ck, m, data.gene_sets, stages.observer().on_epoch); });
+            const Projection pk = data.visit([&](const auto& m) { return project_cells(t.fitted, m); });
+            Explanation e = explain_cells(ck, t.fitted, pk, data.groups(), data.gene_sets,
                                           stages.observer().on_cells);
             const std::string dir = "models/model_" + std::to_string(k) + "/";
             units_table(e.activity, e.interpretation).write(out.file(dir + output::units));
@@ -326,7 +327,7 @@ inline void write_tables(const PipelineData& data, const Projection& projection,
                          const PipelineResult& r, Outputs& out) {
     const Interpretation& in = r.interpretation;
     if (!r.consensus.empty()) consensus_programmes_table(r.consensus, in.set_names).write(out.file(output::consensus));
-    representation_table(data.expression.cells, data.expression.groups, projection.representation)
+    representation_table(data.cells(), data.groups(), projection.representation)
         .write(out.file(output::representation));
     unit_gene_sets_table(in).write(out.file(output::unit_gene_sets));
     group_units_table(r.group_stats).write(out.file(output::group_units));
@@ -370,7 +371,7 @@ inline FiguresWritten write_figures(const PipelineConfig& c, const PipelineData&
                                  p.impact_a, p.impact_b, p.group_a + " \xE2\x88\x92 " + p.group_b);
         f.files[name] = "pair " + p.group_a + ":" + p.group_b;
     }
-    write_representation_map(out.file(output::representation_map), projection.representation, data.expression.groups);
+    write_representation_map(out.file(output::representation_map), projection.representation, data.groups());
     return f;
 }
 
@@ -419,6 +420,9 @@ inline JsonValue data_json(const PipelineData& data, const PipelineResult& r, co
                            const Projection& projection) {
     JsonValue d = JsonValue::object();
     d["source"] = data.source;
+    if (!data.format.empty()) d["format"] = data.format;
+    if (data.is_sparse) d["non_zeros"] = static_cast<double>(data.sparse.nnz());
+    if (!data.notes.empty()) d["notes"] = JsonValue::array_of(data.notes);
     d["cells"] = r.cells;
     d["genes_input"] = r.genes_input;
     if (trained) {
@@ -448,7 +452,7 @@ inline JsonValue gene_sets_json(const PipelineConfig& c, const PipelineData& dat
     gs["usable"] = static_cast<Index>(in.set_names.size());
     gs["skipped"] = static_cast<Index>(in.skipped_sets.size());
     gs["min_genes"] = c.interpret.min_genes;
-    std::vector<std::string> upper_genes = data.expression.genes;
+    std::vector<std::string> upper_genes = data.genes();
     for (auto& g : upper_genes) detail::upper_case_ascii(g);
     const auto in_data = gene_set_coverage(data.gene_sets, upper_genes);
     const auto in_model = gene_set_coverage(data.gene_sets, fitted.preprocessor.genes());
@@ -620,14 +624,17 @@ inline PipelineResult run_pipeline(const PipelineConfig& c, const PipelineObserv
         check_pipeline_data(c, d);
         return d;
     });
-    r.cells = data.expression.n_cells();
-    r.genes_input = data.expression.n_genes();
+    for (const std::string& n : data.notes) stages.note(n);
+    r.cells = data.n_cells();
+    r.genes_input = data.n_genes();
     r.sets_read = static_cast<Index>(data.gene_sets.size());
 
     std::unique_ptr<TrainedModel> trained;
     if (!c.projecting()) {
         trained = stages.run("train", [&] {
-            return std::make_unique<TrainedModel>(fit_pipeline_model(c, data.expression, data.gene_sets, observer.on_epoch));
+            return data.visit([&](const auto& m) {
+                return std::make_unique<TrainedModel>(fit_pipeline_model(c, m, data.gene_sets, observer.on_epoch));
+            });
         });
         r.trained = true;
         r.history = trained->history;
@@ -641,7 +648,7 @@ inline PipelineResult run_pipeline(const PipelineConfig& c, const PipelineObserv
 
     const Projection projection = stages.run("project", [&] {
         try {
-            return project_cells(fitted, data.expression);
+            return data.visit([&](const auto& m) { return project_cells(fitted, m); });
         } catch (const Error& e) {
             rethrow_for_command_line(e, c, data.source);
         }
@@ -652,7 +659,7 @@ inline PipelineResult run_pipeline(const PipelineConfig& c, const PipelineObserv
                     detail::prep::first_few(projection.missing_genes) + ")");
 
     stages.run("interpret", [&] {
-        Explanation e = explain_cells(c, fitted, projection, data.expression.groups, data.gene_sets, observer.on_cells);
+        Explanation e = explain_cells(c, fitted, projection, data.groups(), data.gene_sets, observer.on_cells);
         r.interpretation = std::move(e.interpretation);
         r.activity = std::move(e.activity);
         r.group_stats = std::move(e.group_stats);

@@ -25,8 +25,16 @@
 #include "exsal/data/simulator.hpp"
 #include "exsal/interpret/interpret.hpp"
 #include "exsal/interpret/programmes.hpp"
+#include "exsal/io/cell_groups.hpp"
 #include "exsal/io/expression_reader.hpp"
+#include "exsal/io/formats.hpp"
 #include "exsal/io/gmt.hpp"
+#include "exsal/io/mtx.hpp"
+#include "exsal/io/sparse_expression.hpp"
+#if EXSAL_WITH_HDF5
+#include "exsal/io/h5ad.hpp"
+#include "exsal/io/tenx_h5.hpp"
+#endif
 #include "exsal/nn/nn.hpp"
 #include "exsal/pipeline/config.hpp"
 #include "exsal/pipeline/options.hpp"
@@ -50,15 +58,31 @@ inline std::uint64_t pipeline_seed(const PipelineConfig& c, PipelineSeed stream)
     return derive_seed(c.seed, static_cast<std::uint64_t>(stream));
 }
 
-// The input of a run.
+// The input of a run: dense (CSV tables, the built-in data) or sparse (h5ad, 10x files).
 struct PipelineData {
-    ExpressionMatrix expression; // genes x cells, raw values (counts), gene symbols upper case
+    ExpressionMatrix expression; // dense input: genes x cells, raw values (counts), gene symbols upper case
+    SparseExpression sparse;     // sparse input: cells x genes CSR, raw values
+    bool is_sparse = false;
     GeneSetCollection gene_sets; // after the --gene-set-prefix filter
     std::string source;          // "built-in simulation" or the expression file
+    std::string format;          // expression_format_name, or "built-in simulation"
+    std::vector<std::string> notes; // what reading found worth saying (layout, renamed genes, ungrouped cells)
     bool simulated = false;
     SimulatedTruth truth;        // simulated data only: what was planted
     GeneSetCollection simulated_sets; // simulated data only: all planted and decoy sets
+
+    // f(expression) or f(sparse), whichever holds the data.
+    template <class F> decltype(auto) visit(F&& f) const { return is_sparse ? f(sparse) : f(expression); }
+    const std::vector<std::string>& cells() const { return is_sparse ? sparse.cells : expression.cells; }
+    const std::vector<std::string>& genes() const { return is_sparse ? sparse.genes : expression.genes; }
+    const std::vector<std::string>& groups() const { return is_sparse ? sparse.groups : expression.groups; }
+    std::vector<std::string>& groups() { return is_sparse ? sparse.groups : expression.groups; }
+    Index n_cells() const { return is_sparse ? sparse.n_cells() : expression.n_cells(); }
+    Index n_genes() const { return is_sparse ? sparse.n_genes() : expression.n_genes(); }
 };
+
+// Group label of cells that the data or --cell-groups leave without one.
+constexpr const char* ungrouped_label = "ungrouped";
 
 // Simulation settings of the built-in data for a configuration.
 inline SimulationOptions pipeline_simulation_options(const PipelineConfig& c) {
@@ -67,6 +91,104 @@ inline SimulationOptions pipeline_simulation_options(const PipelineConfig& c) {
     o.n_cells = c.simulate_cells;
     o.n_genes = c.simulate_genes;
     return o;
+}
+
+namespace detail::pipeline_data {
+
+inline std::string format_percent(double fraction) {
+    std::ostringstream s;
+    s.precision(fraction < 0.1 ? 2 : 3);
+    s << 100.0 * fraction << " %";
+    return s.str();
+}
+
+inline std::string format_bytes(double bytes) {
+    std::ostringstream s;
+    s.precision(3);
+    if (bytes >= 1e9) s << bytes / 1e9 << " GB";
+    else s << bytes / 1e6 << " MB";
+    return s.str();
+}
+
+#if EXSAL_WITH_HDF5
+inline void read_h5ad_data(const PipelineConfig& c, PipelineData& d) {
+    H5adReadOptions o;
+    o.layer = c.layer;
+    o.group_column = c.cell_groups.empty() ? c.group_column : std::string();
+    o.group_column_required = c.group_column != PipelineConfig{}.group_column; // the default may be absent
+    H5adData r = read_h5ad(c.expression, o);
+    d.sparse = std::move(r.data);
+    d.notes.push_back(r.summary.layout + " file, " + r.summary.matrix + " (" + r.summary.storage + ", " +
+                      r.summary.value_type + ")");
+    if (r.summary.group_column_missing)
+        d.notes.push_back("obs has no column '" + c.group_column + "': no group labels (--group-column names one of: " +
+                          detail::h5ad::join_names(r.summary.obs_columns) + ")");
+}
+
+inline void read_tenx_h5_data(const PipelineConfig& c, PipelineData& d, TenxReadSummary& s) {
+    d.sparse = read_10x_h5(c.expression, {}, &s);
+}
+#endif
+
+// Group labels from --cell-groups; cells it does not list (and cells the file left without a
+// label) get ungrouped_label.
+inline void apply_cell_groups(const PipelineConfig& c, PipelineData& d) {
+    if (!c.cell_groups.empty()) {
+        CellGroupsSummary s;
+        d.groups() = read_cell_groups(d.cells(), c.cell_groups, {}, &s);
+        d.notes.push_back(c.cell_groups + ": groups for " + std::to_string(s.cells_grouped) + " of " +
+                          std::to_string(d.n_cells()) + " cells" +
+                          (s.ids_not_in_data ? "; " + std::to_string(s.ids_not_in_data) + " of its ids are not cells of the data"
+                                             : std::string()));
+    }
+    if (d.groups().empty()) return;
+    const auto missing = static_cast<Index>(std::count(d.groups().begin(), d.groups().end(), std::string()));
+    if (missing == 0) return;
+    for (auto& g : d.groups())
+        if (g.empty()) g = ungrouped_label;
+    d.notes.push_back(std::to_string(missing) + " cells have no group label; they form the group '" +
+                      std::string(ungrouped_label) + "'");
+}
+
+} // namespace detail::pipeline_data
+
+// Reads --expression in the format its content says (detect_expression_format), with
+// --cell-groups applied. Throws the readers' errors.
+inline void read_pipeline_expression(const PipelineConfig& c, PipelineData& d) {
+    namespace pd = detail::pipeline_data;
+    const ExpressionFormat format = detect_expression_format(c.expression);
+    d.format = expression_format_name(format);
+    if (format != ExpressionFormat::h5ad && !c.layer.empty())
+        throw ArgumentError("--layer", "applies to h5ad files; " + c.expression + " is a " + d.format);
+    if (format == ExpressionFormat::table) {
+        ExpressionReadOptions o; // duplicates are an error and values must be counts (no option offers otherwise)
+        o.genes_in_rows = c.genes_in_rows;
+        o.id_column = c.id_column;
+        o.group_column = c.cell_groups.empty() ? c.group_column : std::string();
+        d.expression = read_expression(c.expression, o);
+    } else {
+        if (c.genes_in_rows) throw ArgumentError("--genes-in-rows", "applies to CSV/TSV tables; " + c.expression + " is a " + d.format);
+        d.is_sparse = true;
+        TenxReadSummary s;
+        if (format == ExpressionFormat::tenx_mtx) d.sparse = read_10x_mtx(c.expression, {}, &s);
+#if EXSAL_WITH_HDF5
+        else if (format == ExpressionFormat::h5ad) pd::read_h5ad_data(c, d);
+        else pd::read_tenx_h5_data(c, d, s);
+#endif
+        if (format != ExpressionFormat::h5ad) {
+            if (s.features_dropped > 0)
+                d.notes.push_back(std::to_string(s.features_dropped) + " of " + std::to_string(s.features_in_file) +
+                                  " features are not gene expression and were left out");
+            if (s.genes_renamed > 0)
+                d.notes.push_back(std::to_string(s.genes_renamed) + " genes share a symbol with another and were renamed "
+                                  "SYMBOL-1, SYMBOL-2, ... (as scanpy does)");
+        }
+        d.notes.push_back(std::to_string(d.sparse.n_cells()) + " cells x " + std::to_string(d.sparse.n_genes()) + " genes, " +
+                          pd::format_percent(static_cast<double>(d.sparse.nnz()) /
+                                         std::max(1.0, static_cast<double>(d.sparse.n_cells()) * static_cast<double>(d.sparse.n_genes()))) +
+                          " non-zero, kept sparse (" + pd::format_bytes(d.sparse.csr_bytes()) + ")");
+    }
+    pd::apply_cell_groups(c, d);
 }
 
 // Reads or simulates the data. The gene sets come from --gene-sets when given, else (built-in
@@ -89,12 +211,8 @@ inline PipelineData load_pipeline_data(const PipelineConfig& c) {
                 throw ArgumentError("--gene-set-prefix", "no simulated gene set starts with '" + c.gene_set_prefix + "'");
         }
     } else {
-        ExpressionReadOptions o; // duplicates are an error and values must be counts (no option offers otherwise)
-        o.genes_in_rows = c.genes_in_rows;
-        o.id_column = c.id_column;
-        o.group_column = c.group_column;
         try {
-            d.expression = read_expression(c.expression, o);
+            read_pipeline_expression(c, d);
         } catch (const Error& e) { // hints named by the options
             rethrow_for_command_line(e, c, c.expression);
         }
@@ -108,8 +226,8 @@ inline PipelineData load_pipeline_data(const PipelineConfig& c) {
 inline void check_pipeline_data(const PipelineConfig& c, const PipelineData& d) {
     for (const auto& [a, b] : c.interpret.compare_pairs)
         for (const std::string* g : {&a, &b})
-            if (std::find(d.expression.groups.begin(), d.expression.groups.end(), *g) == d.expression.groups.end()) {
-                const GroupLabels labels = group_labels(d.expression.groups);
+            if (std::find(d.groups().begin(), d.groups().end(), *g) == d.groups().end()) {
+                const GroupLabels labels = group_labels(d.groups());
                 std::string known;
                 for (std::size_t i = 0; i < labels.names.size() && i < 12; ++i) known += (i ? ", " : "") + labels.names[i];
                 throw ArgumentError("--compare", a + ":" + b + ": no cell has the group label '" + *g + "'" +
@@ -221,8 +339,9 @@ inline TrainOptions pipeline_train_options(const PipelineConfig& c) {
 
 // Preprocesses `data` with the reference steps and trains the autoencoder on it. on_epoch (may
 // be empty) sees every epoch.
-inline TrainedModel fit_pipeline_model(const PipelineConfig& c, const ExpressionMatrix& data, const GeneSetCollection& sets,
-                                       const std::function<void(const EpochInfo&)>& on_epoch = {}) {
+template <class Expression>
+TrainedModel fit_pipeline_model(const PipelineConfig& c, const Expression& data, const GeneSetCollection& sets,
+                                const std::function<void(const EpochInfo&)>& on_epoch = {}) {
     PreprocessOptions po = c.preprocess;
     po.seed = pipeline_seed(c, PipelineSeed::split);
     po.gene_sets_label = c.gene_sets.empty() ? std::string("built-in simulated gene sets") : c.gene_sets;
@@ -292,7 +411,7 @@ struct Projection {
 // Aligns `cells` to the model's genes (by upper-cased symbol; absent genes are 0), applies the
 // stored input transform and encodes. The training cells projected this way give exactly the
 // representation the training run reports.
-inline Projection project_cells(const FittedModel& f, const ExpressionMatrix& cells) {
+template <class Expression> Projection project_cells(const FittedModel& f, const Expression& cells) {
     Preprocessor::Aligned aligned = f.preprocessor.align(cells);
     Projection p;
     f.preprocessor.transform_in_place(aligned.values); // one copy of the cells, not two
