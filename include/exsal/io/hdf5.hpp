@@ -266,7 +266,7 @@ public:
     template <class T> std::vector<T> read_rows(hsize_t first, hsize_t count) const {
         QuietErrors quiet;
         const TypeInfo t = type();
-        if (!t.is_numeric()) fail("expected numbers, found " + t.name() + " values");
+        if (!t.is_numeric() && t.type_class != H5T_ENUM) fail("expected numbers, found " + t.name() + " values");
         std::vector<hsize_t> dims = shape();
         if (dims.empty() || dims.size() > 2) fail("expected a 1-D or 2-D dataset, found " + std::to_string(dims.size()) + " dimensions");
         if (first + count > dims[0]) fail("rows " + std::to_string(first) + "+" + std::to_string(count) + " beyond its " +
@@ -279,8 +279,28 @@ public:
         start[0] = first;
         n[0] = count;
         Handle mem_space(H5Screate_simple(static_cast<int>(dims.size()), n.data(), nullptr));
-        if (H5Sselect_hyperslab(file_space.id(), H5S_SELECT_SET, start.data(), nullptr, n.data(), nullptr) < 0 ||
-            H5Dread(id(), detail::native_type<T>(), mem_space.id(), file_space.id(), H5P_DEFAULT, out.data()) < 0)
+        if (H5Sselect_hyperslab(file_space.id(), H5S_SELECT_SET, start.data(), nullptr, n.data(), nullptr) < 0)
+            fail("cannot select rows (damaged file?)");
+        if (t.type_class == H5T_ENUM) { // h5py's booleans: HDF5 converts enums only to enums, so read the codes
+            Handle file_type(H5Dget_type(id()));
+            Handle mem_type(H5Tget_native_type(file_type.id(), H5T_DIR_ASCEND));
+            Handle base(H5Tget_super(mem_type.id()));
+            const std::size_t size = H5Tget_size(mem_type.id());
+            const bool is_signed = H5Tget_sign(base.id()) == H5T_SGN_2;
+            if (size > 8) fail("enum values wider than 8 bytes");
+            std::vector<unsigned char> raw(out.size() * size);
+            if (H5Dread(id(), mem_type.id(), mem_space.id(), file_space.id(), H5P_DEFAULT, raw.data()) < 0)
+                fail("cannot read its values (truncated or damaged file?)");
+            for (std::size_t i = 0; i < out.size(); ++i) {
+                std::uint64_t u = 0;
+                std::memcpy(&u, raw.data() + i * size, size); // little-endian host
+                std::int64_t v = static_cast<std::int64_t>(u);
+                if (is_signed && size < 8 && (u >> (8 * size - 1)) & 1u) v -= static_cast<std::int64_t>(std::uint64_t(1) << (8 * size));
+                out[i] = static_cast<T>(v);
+            }
+            return out;
+        }
+        if (H5Dread(id(), detail::native_type<T>(), mem_space.id(), file_space.id(), H5P_DEFAULT, out.data()) < 0)
             fail("cannot read its values (truncated or damaged file?)");
         return out;
     }
@@ -493,12 +513,17 @@ public:
         if (!a.valid() || (n > 0 && H5Awrite(a.id(), detail::native_type<T>(), values.data()) < 0))
             fail("cannot write attribute '" + name + "'");
     }
+    // A boolean the way h5py writes numpy booleans (an int8 enum FALSE/TRUE), so Python reads a bool.
     void set_attribute(const std::string& name, bool value) const {
         QuietErrors quiet;
+        Handle type(H5Tenum_create(H5T_NATIVE_INT8));
+        const std::int8_t no = 0, yes = 1;
+        H5Tenum_insert(type.id(), "FALSE", &no);
+        H5Tenum_insert(type.id(), "TRUE", &yes);
         Handle space(H5Screate(H5S_SCALAR));
-        const std::uint8_t v = value ? 1 : 0;
-        Handle a(H5Acreate2(id(), name.c_str(), H5T_NATIVE_HBOOL, space.id(), H5P_DEFAULT, H5P_DEFAULT));
-        if (!a.valid() || H5Awrite(a.id(), H5T_NATIVE_UINT8, &v) < 0) fail("cannot write attribute '" + name + "'");
+        const std::int8_t v = value ? yes : no;
+        Handle a(H5Acreate2(id(), name.c_str(), type.id(), space.id(), H5P_DEFAULT, H5P_DEFAULT));
+        if (!a.valid() || H5Awrite(a.id(), type.id(), &v) < 0) fail("cannot write attribute '" + name + "'");
     }
 
 private:

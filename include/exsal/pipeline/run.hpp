@@ -29,6 +29,9 @@
 #include "exsal/pipeline/stages.hpp"
 #include "exsal/report/json.hpp"
 #include "exsal/version.hpp"
+#if EXSAL_WITH_HDF5
+#include "exsal/io/h5ad_writer.hpp"
+#endif
 
 #include <chrono>
 #include <cmath>
@@ -213,6 +216,7 @@ constexpr const char* model = "model.exsal";
 constexpr const char* run = "run.json";
 constexpr const char* simulated_sets = "synthetic_gene_sets.gmt";
 constexpr const char* simulated_expression = "simulated_expression.csv.gz";
+constexpr const char* results_h5ad = "results.h5ad"; // built with HDF5 only
 } // namespace output
 
 inline std::vector<std::string> fixed_output_names(const PipelineConfig& c) {
@@ -221,6 +225,7 @@ inline std::vector<std::string> fixed_output_names(const PipelineConfig& c) {
                                   output::representation_map, output::model,      output::run,
                                   output::units,            output::group_programmes, output::group_programmes_figure};
     if (c.ensemble > 1) n.push_back(output::consensus);
+    if (EXSAL_WITH_HDF5) n.push_back(output::results_h5ad);
     if (c.builtin_data()) {
         n.push_back(output::simulated_sets);
         n.push_back(output::simulated_expression);
@@ -321,6 +326,25 @@ inline void run_ensemble(const PipelineConfig& c, const PipelineData& data, Pipe
         });
     r.consensus = consensus_programmes(models);
 }
+
+#if EXSAL_WITH_HDF5
+// results.h5ad: the cells (obs, with their group), the model's genes (var), the representation
+// (obsm/X_exsal, cells x units) and the run's parameters (uns/exsal), for scanpy:
+// sc.pp.neighbors(adata, use_rep="X_exsal").
+inline void write_results_h5ad(const PipelineConfig& c, const PipelineData& data, const Projection& projection,
+                               const FittedModel& fitted, Outputs& out) {
+    AnnDataResults a;
+    a.cells = data.cells();
+    a.groups = data.groups();
+    a.genes = fitted.preprocessor.genes();
+    a.obsm.push_back({"X_exsal", {projection.representation.data(), projection.representation.rows()}});
+    a.uns["version"] = EXSAL_VERSION_STRING;
+    a.uns["source"] = data.source;
+    a.uns["units"] = JsonValue::array_of(unit_labels(projection.representation.rows()));
+    a.uns["parameters"] = parameters_json(c);
+    write_h5ad_results(out.file(output::results_h5ad), a);
+}
+#endif
 
 // The CSV tables of the run's model (and the ensemble's consensus).
 inline void write_tables(const PipelineData& data, const Projection& projection, const FittedModel& fitted,
@@ -671,6 +695,9 @@ inline PipelineResult run_pipeline(const PipelineConfig& c, const PipelineObserv
 
     const FiguresWritten figures = stages.run("write outputs", [&] {
         write_tables(data, projection, fitted, r, out);
+#if EXSAL_WITH_HDF5
+        write_results_h5ad(c, data, projection, fitted, out);
+#endif
         FiguresWritten f = write_figures(c, data, projection, r, out);
         write_model_and_data(c, data, fitted, out);
         check_inputs_not_overwritten(c, folder, out.written());

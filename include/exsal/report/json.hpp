@@ -68,6 +68,11 @@ public:
 
     Kind kind() const noexcept { return m_kind; }
     bool is_null() const noexcept { return m_kind == Kind::null; }
+    // A scalar's text: a string's characters (unescaped), a number or boolean as written.
+    const std::string& text() const noexcept { return m_text; }
+    // Object member names (in insertion order) and the members or array items.
+    const std::vector<std::string>& keys() const noexcept { return m_keys; }
+    const std::vector<JsonValue>& items() const noexcept { return m_items; }
     std::size_t size() const noexcept { return m_items.size(); } // array items or object members
 
     // Object member access; a null value becomes an empty object first. Inserts a null member
