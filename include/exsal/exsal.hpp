@@ -8,7 +8,8 @@
 // does not compile them.
 //
 //   core/       errors, random numbers, threads, atomic file writes, serialisation
-//   io/         expression matrices (CSV/TSV, gzip) and GMT gene sets
+//   io/         expression matrices (CSV/TSV, gzip; 10x MTX; h5ad and 10x HDF5 with exsal::hdf5),
+//               sparse cells, cell-group tables and GMT gene sets
 //   data/       preprocessing stored with the model, and the ground-truth simulator
 //   nn/         layers, losses, orthogonality penalty, optimisers, trainer, model files
 //   interpret/  saliency, gene-set impact with significance, group comparisons, PCA
@@ -29,6 +30,14 @@
 #include "exsal/io/expression_writer.hpp"
 #include "exsal/io/gene_set.hpp"
 #include "exsal/io/gmt.hpp"
+#include "exsal/io/cell_groups.hpp"
+#include "exsal/io/formats.hpp"
+#include "exsal/io/mtx.hpp"
+#include "exsal/io/sparse_expression.hpp"
+#if EXSAL_WITH_HDF5 // link the exsal::hdf5 CMake target (HDF5's C library) to read h5ad and 10x .h5 files
+#include "exsal/io/h5ad.hpp"
+#include "exsal/io/tenx_h5.hpp"
+#endif
 
 #include "exsal/data/preprocess.hpp"
 #include "exsal/data/simulator.hpp"

@@ -14,5 +14,8 @@
 #include "exsal/pipeline/result_tables.hpp"
 #include "exsal/pipeline/run.hpp"
 #include "exsal/pipeline/stages.hpp"
+#if EXSAL_WITH_HDF5
+#include "exsal/io/h5ad_writer.hpp" // results.h5ad
+#endif
 
 #endif // EXSAL_PIPELINE_HPP
