@@ -270,7 +270,7 @@ void check_values(const h5::Node& where, const std::vector<double>& block, bool 
                                                    " is negative; the model expects counts or normalised counts (>= 0)",
                             std::move(hints));
         }
-        out[k] = static_cast<float>(v);
+        out[k] = static_cast<float>(v) + 0.0f; // "-0" is stored as +0, as read_10x_mtx does
     }
 }
 
@@ -396,6 +396,11 @@ inline void read_sparse(const h5::Node& g, const H5adReadOptions& o, bool raw_ex
     const std::string shape_text = "[" + std::to_string(shape[0]) + ", " + std::to_string(shape[1]) + "]";
     const bool csr = format == "csr";
     const auto n_obs = static_cast<std::size_t>(shape[0]), n_var = static_cast<std::size_t>(shape[1]);
+    // Only the shape says how many cells a CSC matrix has: check it against obs (read first) before
+    // csc_to_csr allocates an offset per cell.
+    if (!csr && n_obs != out.cells.size())
+        g.fail("shape " + shape_text + " says " + std::to_string(n_obs) + " cells, but obs names " +
+               std::to_string(out.cells.size()));
     summary.storage = format;
     summary.value_type = g.open("data").type().name();
     std::vector<std::int64_t> ptr = read_indptr(g, csr ? n_obs : n_var, shape_text);
@@ -494,11 +499,11 @@ inline H5adData read_h5ad(const h5::Node& root, const H5adReadOptions& o = {}) {
                                                  root.has("raw.X"));
     const h5::Node m = open_path(root, choice.matrix);
     r.summary.matrix = m.path();
-    if (m.is_group()) read_sparse(m, o, raw_exists, r.data, r.summary);
-    else read_dense(m, o, raw_exists, r.data, r.summary);
     if (!root.has("obs")) root.fail("has no 'obs' (cell names)" + root.listing());
     const Frame obs = open_frame(root, "obs");
-    r.data.cells = obs.index();
+    r.data.cells = obs.index(); // before the matrix: read_sparse checks a CSC shape against it
+    if (m.is_group()) read_sparse(m, o, raw_exists, r.data, r.summary);
+    else read_dense(m, o, raw_exists, r.data, r.summary);
     check_names(obs.node, r.data.cells, static_cast<std::size_t>(r.data.n_cells()), "cells", m.path());
     check_unique_cells(obs.node, r.data.cells);
     const std::string var_path = choice.var;

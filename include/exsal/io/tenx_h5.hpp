@@ -19,6 +19,7 @@
 #include <algorithm>
 #include <cmath>
 #include <cstdint>
+#include <limits>
 #include <string>
 #include <unordered_set>
 #include <vector>
@@ -60,12 +61,14 @@ inline void build_csr(const h5::Node& g, const std::vector<std::int64_t>& ptr, c
                 g.open("indices").fail("feature index " + std::to_string(rows[i]) + " at position " + std::to_string(i) +
                                        " is out of range (0 to " + std::to_string(new_row.size()) + " - 1)");
             const double v = data[i];
-            if (!std::isfinite(v) || v < 0.0)
+            const bool too_large = std::isfinite(v) && v > static_cast<double>(std::numeric_limits<float>::max());
+            if (!std::isfinite(v) || v < 0.0 || too_large) // beyond float: cast to single precision it would be inf
                 g.open("data").fail("value " + std::to_string(v) + " at position " + std::to_string(i) + " (barcode " +
-                                    std::to_string(c) + ") is " + (v < 0.0 ? "negative" : "not finite") +
+                                    std::to_string(c) + ") is " +
+                                    (v < 0.0 ? "negative" : too_large ? "beyond single precision" : "not finite") +
                                     "; Cell Ranger writes counts");
             const std::int32_t r = new_row[static_cast<std::size_t>(rows[i])];
-            if (r >= 0) cell.emplace_back(r, static_cast<float>(v));
+            if (r >= 0) cell.emplace_back(r, static_cast<float>(v) + 0.0f); // "-0" is stored as +0, as read_10x_mtx does
         }
         std::sort(cell.begin(), cell.end(), [](auto& a, auto& b) { return a.first < b.first; });
         for (std::size_t k = 0; k < cell.size(); ++k) {
