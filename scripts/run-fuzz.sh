@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Builds the libFuzzer targets with clang (ASan + UBSan) in build-fuzz/ and runs each in turn.
 #   scripts/run-fuzz.sh [SECONDS] [TARGET...]   SECONDS per target (default 20); targets:
-#       fuzz_expression_reader fuzz_gmt_reader fuzz_model_loader fuzz_mtx_reader (default: all four)
+#       fuzz_expression_reader fuzz_gmt_reader fuzz_model_loader fuzz_mtx_reader fuzz_h5ad_reader
+#       (default: all five)
 # Seeds come from tests/fuzz/corpus/<target>/ (never modified); the growing corpus is kept in
 # build-fuzz/corpus/<target>/ and reused by later runs; crash, leak, timeout and out-of-memory
 # inputs are written to build-fuzz/artifacts/. Exits non-zero on the first finding.
@@ -19,7 +20,7 @@ for arg in "$@"; do
     *) seconds=$arg ;;
   esac
 done
-all=(fuzz_expression_reader fuzz_gmt_reader fuzz_model_loader fuzz_mtx_reader)
+all=(fuzz_expression_reader fuzz_gmt_reader fuzz_model_loader fuzz_mtx_reader fuzz_h5ad_reader)
 ((${#targets[@]})) || targets=("${all[@]}")
 for t in "${targets[@]}"; do
   [[ " ${all[*]} " == *" $t "* ]] || { echo "run-fuzz.sh: unknown target '$t' (one of: ${all[*]})" >&2; exit 2; }
