@@ -428,6 +428,35 @@ TEST_CASE("data that cannot be trained on: no shared genes, nothing left after f
     for (const auto& c : cases) expect_refused(tmp, c, index);
 }
 
+TEST_CASE("single-cell files that cannot be read: the file, the object inside it and the option to change") {
+    if (!pipeline_built()) return;
+    TempDir tmp("formats");
+    const std::string gmt = tmp.file("sets.gmt");
+    write_bytes(gmt, gmt_text());
+    const std::string fx = std::string(EXSAL_SOURCE_DIR) + "/tests/fixtures/formats/";
+    const auto run = [&](const std::string& data, std::vector<std::string> extra) {
+        std::vector<std::string> a{"--expression", data, "--gene-sets", gmt, "--epochs", "2"};
+        a.insert(a.end(), extra.begin(), extra.end());
+        return a;
+    };
+    std::vector<Case> cases;
+    cases.push_back({"scaled X with a raw matrix", run(fx + "anndata08_raw.h5ad", {}),
+                     {"anndata08_raw.h5ad: /X: value -", "is negative", "set --layer to raw"}});
+    cases.push_back({"a layer that does not exist", run(fx + "anndata08_layers_counts.h5ad", {"--layer", "spliced"}),
+                     {"has no layer 'spliced' (layers: counts)"}});
+    cases.push_back({"an obs column that does not exist", run(fx + "anndata08_csr_f32.h5ad", {"--group-column", "celltype"}),
+                     {"/obs: has no column 'celltype' (columns: ", "donor"}});
+    cases.push_back({"--layer on a CSV table", run(fx + "expression.csv", {"--layer", "counts"}),
+                     {"--layer", "applies to h5ad files"}});
+    cases.push_back({"indptr not monotone", run(fx + "bad/indptr_not_monotone.h5ad", {}), {"/X/indptr: decreases at entry"}});
+    cases.push_back({"truncated h5ad", run(fx + "bad/truncated.h5ad", {}), {"truncated.h5ad", "HDF5"}});
+    cases.push_back({"an MTX with too many entries", run(fx + "bad/mtx_too_many_entries", {}), {"matrix.mtx"}});
+    cases.push_back({"a cell-groups file without the data's cells",
+                     run(fx + "10x_mtx_v2", {"--cell-groups", gmt}), {"sets.gmt"}});
+    int index = 0;
+    for (const auto& c : cases) expect_refused(tmp, c, index);
+}
+
 TEST_CASE("malformed model files and a model whose genes do not match: refused, --out untouched") {
     if (!pipeline_built()) return;
     TempDir tmp("model");
@@ -575,7 +604,8 @@ TEST_CASE("valid variants (CRLF, byte order mark, quoted fields, gzip) give the 
         REQUIRE(x.exited);
         REQUIRE(x.code == 0);
         auto f = folder_files(out);
-        f.erase("run.json"); // names the input files
+        f.erase("run.json");     // names the input files
+        f.erase("results.h5ad"); // so does its uns/exsal (source, parameters)
         // The model file records the gene-set file's name: compare what it holds instead.
         const auto model = exsal::load_model<float>(out + "/model.exsal");
         const auto prep = exsal::Preprocessor::deserialize(model.preprocessing, out + "/model.exsal");

@@ -333,7 +333,7 @@ TEST_CASE("--help lists every option with its default") {
     if (!have_binary()) return;
     const Run r = run("--help", "help");
     CHECK(r.code == 0);
-    for (const char* s : {"--expression FILE=built-in data", "--genes-in-rows", "--id-column NAME=sample",
+    for (const char* s : {"--expression PATH=built-in data", "--genes-in-rows", "--id-column NAME=sample",
                           "--group-column NAME=cluster", "--gene-sets", "--gene-set-prefix", "--min-genes N=10",
                           "--min-gene-max X=2", "--hidden N=128", "--units N=64", "--loss poisson|mse=poisson",
                           "--optimizer adam|sgd=adam", "--lr X=0.001", "--lambda-orth X=1", "--epochs", "--batch N=128",

@@ -443,7 +443,9 @@ public:
     // ---- writing --------------------------------------------------------------------------
     Node create_group(const std::string& name) const {
         QuietErrors quiet;
-        Handle g(H5Gcreate2(id(), name.c_str(), H5P_DEFAULT, H5P_DEFAULT, H5P_DEFAULT));
+        Handle gcpl(H5Pcreate(H5P_GROUP_CREATE));
+        H5Pset_obj_track_times(gcpl.id(), 0); // the same content gives the same bytes
+        Handle g(H5Gcreate2(id(), name.c_str(), H5P_DEFAULT, gcpl.id(), H5P_DEFAULT));
         if (!g.valid()) fail("cannot create group '" + name + "'");
         return Node(m_file, std::move(g), m_file_path, child_path(name));
     }
@@ -470,7 +472,8 @@ public:
         std::vector<const char*> ptrs;
         ptrs.reserve(values.size());
         for (const auto& s : values) ptrs.push_back(s.c_str());
-        Handle d(H5Dcreate2(id(), name.c_str(), type.id(), space.id(), H5P_DEFAULT, H5P_DEFAULT, H5P_DEFAULT));
+        Handle plist = creation_properties({}, 0);
+        Handle d(H5Dcreate2(id(), name.c_str(), type.id(), space.id(), H5P_DEFAULT, plist.id(), H5P_DEFAULT));
         if (!d.valid() || (n > 0 && H5Dwrite(d.id(), type.id(), H5S_ALL, H5S_ALL, H5P_DEFAULT, ptrs.data()) < 0))
             fail("cannot write dataset '" + name + "' (disk full?)");
         return Node(m_file, std::move(d), m_file_path, child_path(name));
@@ -481,7 +484,8 @@ public:
         Handle type = utf8_type();
         Handle space(H5Screate(H5S_SCALAR));
         const char* p = value.c_str();
-        Handle d(H5Dcreate2(id(), name.c_str(), type.id(), space.id(), H5P_DEFAULT, H5P_DEFAULT, H5P_DEFAULT));
+        Handle plist = creation_properties({}, 0);
+        Handle d(H5Dcreate2(id(), name.c_str(), type.id(), space.id(), H5P_DEFAULT, plist.id(), H5P_DEFAULT));
         if (!d.valid() || H5Dwrite(d.id(), type.id(), H5S_ALL, H5S_ALL, H5P_DEFAULT, &p) < 0)
             fail("cannot write dataset '" + name + "' (disk full?)");
         return Node(m_file, std::move(d), m_file_path, child_path(name));
@@ -494,6 +498,8 @@ public:
         Handle a(H5Acreate2(id(), name.c_str(), type.id(), space.id(), H5P_DEFAULT, H5P_DEFAULT));
         if (!a.valid() || H5Awrite(a.id(), type.id(), &p) < 0) fail("cannot write attribute '" + name + "'");
     }
+    // (Without this overload a string literal would pick the bool one.)
+    void set_attribute(const std::string& name, const char* value) const { set_attribute(name, std::string(value)); }
     void set_attribute(const std::string& name, const std::vector<std::string>& values) const {
         QuietErrors quiet;
         Handle type = utf8_type();
@@ -604,6 +610,7 @@ inline Node open_image(const void* bytes, std::size_t size, const std::string& n
 inline Node create_file(const std::string& path) {
     QuietErrors quiet;
     Handle fcpl(H5Pcreate(H5P_FILE_CREATE));
+    H5Pset_obj_track_times(fcpl.id(), 0); // the root group too: no creation times in the file
     Handle f(H5Fcreate(path.c_str(), H5F_ACC_TRUNC, fcpl.id(), H5P_DEFAULT));
     if (!f.valid()) throw FileError(path, "cannot be created (folder missing or not writable?)");
     Handle root(H5Gopen2(f.id(), "/", H5P_DEFAULT));

@@ -20,6 +20,7 @@
 #include <charconv>
 #include <cmath>
 #include <cstdint>
+#include <cstring>
 #include <filesystem>
 #include <functional>
 #include <limits>
@@ -100,8 +101,14 @@ inline void check_input_file(const std::string& option, const std::string& path,
     std::error_code ec;
     const auto st = std::filesystem::status(path, ec);
     if (!std::filesystem::exists(st)) throw ArgumentError(option, "'" + path + "' does not exist");
-    if (!folder_ok && std::filesystem::is_directory(st))
-        throw ArgumentError(option, "'" + path + "' is a folder, not a file");
+    if (!std::filesystem::is_directory(st)) return;
+    if (!folder_ok) throw ArgumentError(option, "'" + path + "' is a folder, not a file");
+    for (const auto& e : std::filesystem::directory_iterator(path, ec)) { // a 10x MTX folder has a matrix.mtx[.gz]
+        const std::string name = e.path().filename().string();
+        for (const char* m : {"matrix.mtx", "matrix.mtx.gz"})
+            if (name.size() >= std::strlen(m) && name.compare(name.size() - std::strlen(m), std::string::npos, m) == 0) return;
+    }
+    throw ArgumentError(option, "'" + path + "' is a folder, not a file, and not a 10x MTX folder (no matrix.mtx[.gz] in it)");
 }
 
 // An option with its texts; the factories below add how it is parsed, checked and recorded.

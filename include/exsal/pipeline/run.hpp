@@ -341,7 +341,14 @@ inline void write_results_h5ad(const PipelineConfig& c, const PipelineData& data
     a.uns["version"] = EXSAL_VERSION_STRING;
     a.uns["source"] = data.source;
     a.uns["units"] = JsonValue::array_of(unit_labels(projection.representation.rows()));
-    a.uns["parameters"] = parameters_json(c);
+    // The analysis' parameters; where the files went (--out, --force, --quiet) is not one of them,
+    // and leaving it out keeps the file identical for runs that differ only there.
+    const JsonValue parameters = parameters_json(c);
+    JsonValue kept = JsonValue::object();
+    for (std::size_t i = 0; i < parameters.keys().size(); ++i)
+        if (parameters.keys()[i] != "out" && parameters.keys()[i] != "force" && parameters.keys()[i] != "quiet")
+            kept[parameters.keys()[i]] = parameters.items()[i];
+    a.uns["parameters"] = std::move(kept);
     write_h5ad_results(out.file(output::results_h5ad), a);
 }
 #endif
