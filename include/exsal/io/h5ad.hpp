@@ -255,11 +255,11 @@ inline h5::Node open_path(const h5::Node& root, const std::string& path) {
 
 // Checks one block of values as read (finite, >= 0 unless allowed) and converts it to float.
 // `position(k)` names value k of the block for messages ("cell 3, gene 17").
-template <class Position>
-void check_values(const h5::Node& where, const std::vector<double>& block, bool allow_negative, bool raw_exists,
-                  float* out, Position position) {
+template <class T, class Position>
+void check_values(const h5::Node& where, const std::vector<T>& block, bool allow_negative, bool raw_exists, float* out,
+                  Position position) {
     for (std::size_t k = 0; k < block.size(); ++k) {
-        const double v = block[k];
+        const double v = static_cast<double>(block[k]);
         if (!std::isfinite(v) || std::fabs(v) > static_cast<double>(std::numeric_limits<float>::max()))
             where.fail("value " + number_text(v) + " of " + position(k) +
                        (std::isfinite(v) ? " does not fit in single precision" : " is not finite"));
@@ -283,14 +283,19 @@ inline void read_values(const h5::Node& d, const std::vector<std::int64_t>& ptr,
     const auto n = static_cast<std::size_t>(ptr.back());
     if (d.length() != n) d.fail("has " + std::to_string(d.length()) + " values where indptr says " + std::to_string(n));
     out.resize(n);
+    // Only float64 needs a wider buffer (a value beyond single precision); HDF5 converts the
+    // others (float32 as it is, integers) straight to float.
+    const h5::TypeInfo t = d.type();
+    const bool wide = t.is_float() && t.size > sizeof(float);
     for (std::size_t first = 0; first < n; first += block_elements) {
         const std::size_t count = std::min(block_elements, n - first);
-        check_values(d, d.read_rows<double>(first, count), o.allow_negative, raw_exists, out.data() + first,
-                     [&](std::size_t k) {
-                         const auto at = static_cast<std::int64_t>(first + k);
-                         const auto major = std::upper_bound(ptr.begin(), ptr.end(), at) - ptr.begin() - 1;
-                         return "entry " + std::to_string(at) + " (" + (csr ? "cell " : "gene ") + std::to_string(major) + ")";
-                     });
+        const auto position = [&](std::size_t k) {
+            const auto at = static_cast<std::int64_t>(first + k);
+            const auto major = std::upper_bound(ptr.begin(), ptr.end(), at) - ptr.begin() - 1;
+            return "entry " + std::to_string(at) + " (" + (csr ? "cell " : "gene ") + std::to_string(major) + ")";
+        };
+        if (wide) check_values(d, d.read_rows<double>(first, count), o.allow_negative, raw_exists, out.data() + first, position);
+        else check_values(d, d.read_rows<float>(first, count), o.allow_negative, raw_exists, out.data() + first, position);
     }
 }
 
@@ -319,15 +324,21 @@ inline std::vector<std::int32_t> read_indices(const h5::Node& g, std::size_t min
     if (!d.type().is_integer()) d.fail("holds " + d.type().name() + " values, not integers");
     const std::size_t n = d.length();
     std::vector<std::int32_t> out(n);
+    const h5::TypeInfo t = d.type();
+    const bool narrow = t.is_signed && t.size <= sizeof(std::int32_t); // read as int32, no int64 buffer
+    const auto check = [&](const auto& block, std::size_t first) {
+        for (std::size_t k = 0; k < block.size(); ++k) {
+            const auto v = static_cast<std::int64_t>(block[k]);
+            if (v < 0 || v >= static_cast<std::int64_t>(minor))
+                d.fail("index " + std::to_string(v) + " at position " + std::to_string(first + k) +
+                       " is out of range (0 to " + std::to_string(minor) + " - 1)");
+            out[first + k] = static_cast<std::int32_t>(v);
+        }
+    };
     for (std::size_t first = 0; first < n; first += block_elements) {
         const std::size_t count = std::min(block_elements, n - first);
-        const std::vector<std::int64_t> block = d.read_rows<std::int64_t>(first, count);
-        for (std::size_t k = 0; k < count; ++k) {
-            if (block[k] < 0 || block[k] >= static_cast<std::int64_t>(minor))
-                d.fail("index " + std::to_string(block[k]) + " at position " + std::to_string(first + k) +
-                       " is out of range (0 to " + std::to_string(minor) + " - 1)");
-            out[first + k] = static_cast<std::int32_t>(block[k]);
-        }
+        if (narrow) check(d.read_rows<std::int32_t>(first, count), first);
+        else check(d.read_rows<std::int64_t>(first, count), first);
     }
     return out;
 }
