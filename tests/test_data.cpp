@@ -1,6 +1,7 @@
 // Preprocessing steps and the haematopoiesis simulator.
 
 #include "exsal/core/threads.hpp"
+#include "exsal/data/cell_batches.hpp"
 #include "exsal/data/preprocess.hpp"
 #include "exsal/data/simulator.hpp"
 
@@ -604,4 +605,117 @@ TEST_CASE("simulator: options are checked; programmes are configurable") {
     CHECK(std::count_if(d.expression.genes.begin(), d.expression.genes.end(),
                         [](const std::string& g) { return g.rfind("HYPOXIA_", 0) == 0; }) ==
           static_cast<long>(d.truth.programme_genes[1].size()));
+}
+
+// ---------------------------------------------------------------------------------------------
+namespace {
+// The same cells as CSR by cell (zeros not stored).
+SparseExpression sparse_copy(const ExpressionMatrix& m) {
+    SparseExpression s;
+    s.genes_count = m.n_genes();
+    s.genes = m.genes;
+    s.cells = m.cells;
+    s.groups = m.groups;
+    for (Index c = 0; c < m.n_cells(); ++c) {
+        for (Index g = 0; g < m.n_genes(); ++g)
+            if (m.values(g, c) != 0.0f) {
+                s.indices.push_back(static_cast<std::int32_t>(g));
+                s.values.push_back(m.values(g, c));
+            }
+        s.indptr.push_back(static_cast<std::int64_t>(s.indices.size()));
+    }
+    return s;
+}
+} // namespace
+
+TEST_CASE("batches gathered from dense or sparse data equal the prepared matrices, and train bit for bit alike") {
+    SimulationOptions so = small_simulation(43);
+    const SimulatedData sim = simulate_haematopoiesis(so);
+    const SparseExpression sparse = sparse_copy(sim.expression);
+    REQUIRE(sparse.nnz() < sim.expression.values.size()); // zeros are really left out
+    for (InputTransform t : {InputTransform::none, InputTransform::log1p, InputTransform::minmax, InputTransform::cpm_log1p})
+        for (bool centre : {false, true}) {
+            CAPTURE(input_transform_name(t));
+            CAPTURE(centre);
+            PreprocessOptions opt;
+            opt.seed = 5;
+            opt.transform = t;
+            opt.centre = centre;
+            const PreparedData d = prepare(sim.expression, sim.gene_sets, opt);
+            const PreparedCells dense = prepare_cells(sim.expression, sim.gene_sets, opt);
+            const PreparedCells sp = prepare_cells(sparse, sim.gene_sets, opt);
+            // The same decisions and the same fitted state from either storage.
+            CHECK(dense.genes == d.train.genes);
+            CHECK(sp.rows == dense.rows);
+            CHECK(sp.split.train == d.split.train);
+            CHECK(sp.preprocessor.serialize() == d.preprocessor.serialize());
+            CHECK(dense.preprocessor.serialize() == d.preprocessor.serialize());
+            CHECK(centre == (d.preprocessor.centre().size() > 0));
+
+            // Any batch (here the training cells in reverse, in pieces) equals the prepared columns.
+            const GatheredCells<SparseExpression> from_sparse(sparse, sp.rows, sp.split.train, sp.preprocessor);
+            const GatheredCells<ExpressionMatrix> from_dense(sim.expression, dense.rows, dense.split.train, dense.preprocessor);
+            REQUIRE(from_sparse.cells() == d.train.n_cells());
+            REQUIRE(from_sparse.genes() == d.train.n_genes());
+            std::vector<std::int64_t> order(static_cast<std::size_t>(from_sparse.cells()));
+            std::iota(order.rbegin(), order.rend(), std::int64_t(0));
+            MatrixF x(d.train.n_genes(), 50), t_(d.train.n_genes(), 50), x2(x), t2(t_);
+            for (std::size_t first = 0; first < order.size(); first += 50) {
+                const Index n = std::min<Index>(50, static_cast<Index>(order.size() - first));
+                from_sparse.gather(order.data() + first, n, x, t_);
+                from_dense.gather(order.data() + first, n, x2, t2);
+                for (Index j = 0; j < n; ++j) {
+                    const Index c = order[first + static_cast<std::size_t>(j)];
+                    REQUIRE(x.col(j) == d.train_input.col(c));
+                    REQUIRE(t_.col(j) == d.train.values.col(c));
+                    REQUIRE(x2.col(j) == d.train_input.col(c));
+                    REQUIRE(t2.col(j) == d.train.values.col(c));
+                }
+            }
+            if (t != InputTransform::log1p || !centre) continue;
+            // Training on gathered batches is training on the matrices.
+            AutoencoderConfig ac;
+            ac.n_genes = d.train.n_genes();
+            ac.hidden = {16, 8, 16};
+            Autoencoder<float> a(ac), b(ac);
+            a.initialize(3);
+            b.initialize(3);
+            TrainOptions to;
+            to.max_epochs = 3;
+            to.batch_size = 32;
+            to.validate_every = 1;
+            const TrainHistory ha = train<float>(a, d.train_input, d.train.values, d.validation_input, d.validation.values, to);
+            const GatheredCells<SparseExpression> validation(sparse, sp.rows, sp.split.validation, sp.preprocessor);
+            const TrainHistory hb = train<float>(b, from_sparse, &validation, to);
+            CHECK(a.parameters() == b.parameters());
+            CHECK(ha.train_loss == hb.train_loss);
+            CHECK(ha.validation_loss == hb.validation_loss);
+        }
+}
+
+TEST_CASE("prepare_cells names the cell and gene of a value log1p cannot take, from dense or sparse data") {
+    SimulationOptions so = small_simulation(44);
+    SimulatedData sim = simulate_haematopoiesis(so);
+    PreprocessOptions opt;
+    opt.transform = InputTransform::log1p;
+    const PreparedCells ok = prepare_cells(sim.expression, sim.gene_sets, opt);
+    const Index row = ok.rows[3];
+    sim.expression.values(row, 17) = -1.5f;
+    const std::string expected = "gene " + ok.genes[3] + " of cell " + sim.expression.cells[17] + " is -1.5";
+    for (int sparse = 0; sparse < 2; ++sparse) {
+        CAPTURE(sparse);
+        std::string message;
+        try {
+            if (sparse)
+                prepare_cells(sparse_copy(sim.expression), sim.gene_sets, opt);
+            else
+                prepare_cells(sim.expression, sim.gene_sets, opt);
+        } catch (const ArgumentError& e) {
+            message = e.what();
+        }
+        CHECK(contains(message, "log1p needs finite non-negative values"));
+        CHECK(contains(message, expected));
+    }
+    opt.transform = InputTransform::minmax; // minmax takes negative values
+    CHECK_NOTHROW(prepare_cells(sim.expression, sim.gene_sets, opt));
 }

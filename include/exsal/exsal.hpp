@@ -39,6 +39,7 @@
 #include "exsal/io/tenx_h5.hpp"
 #endif
 
+#include "exsal/data/cell_batches.hpp"
 #include "exsal/data/preprocess.hpp"
 #include "exsal/data/simulator.hpp"
 

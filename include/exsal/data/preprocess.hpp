@@ -223,6 +223,63 @@ public:
         return p;
     }
 
+    // The same fit from the cells `train` of any data, gathered block by block through `cells`
+    // (the model's genes, named `genes` in model order), so the training cells are never held
+    // whole; with `centre`, also the mean transformed input over them (summed in double, cell by
+    // cell in `train` order). Throws as fit() does.
+    template <class Expression>
+    static Preprocessor fit(const CellGather<Expression>& cells, const std::vector<Index>& train,
+                            const std::vector<std::string>& genes, InputTransform transform, double cpm_scale,
+                            bool centre) {
+        const std::string where = "Preprocessor::fit";
+        if (cells.rows() == 0) throw ArgumentError(where, "no genes");
+        if (static_cast<Index>(genes.size()) != cells.rows())
+            throw ArgumentError(where, std::to_string(genes.size()) + " gene names for " + std::to_string(cells.rows()) +
+                                           " genes");
+        detail::prep::check_unique_upper(genes, where);
+        if (!(cpm_scale > 0.0 && std::isfinite(cpm_scale)))
+            throw ArgumentError(where, "cpm scale must be positive and finite, got " + std::to_string(cpm_scale));
+        Preprocessor p;
+        for (const auto& g : genes) p.m_genes.push_back(detail::upper_cased_ascii(g));
+        p.m_transform = transform;
+        p.m_cpm_scale = cpm_scale;
+        const Index G = cells.rows();
+        if (transform == InputTransform::minmax) {
+            if (train.empty()) throw ArgumentError(where, "minmax needs at least one training cell");
+            p.m_min = VectorF::Constant(G, std::numeric_limits<float>::infinity());
+            p.m_max = VectorF::Constant(G, -std::numeric_limits<float>::infinity());
+            for_each_block(cells, train, [&](Eigen::Ref<MatrixF> block, Index) {
+                if (!block.allFinite()) throw ArgumentError(where, "minmax needs finite values");
+                p.m_min = p.m_min.cwiseMin(block.rowwise().minCoeff());
+                p.m_max = p.m_max.cwiseMax(block.rowwise().maxCoeff());
+            });
+        }
+        if (centre && !train.empty()) {
+            VectorD sum = VectorD::Zero(G);
+            for_each_block(cells, train, [&](Eigen::Ref<MatrixF> block, Index) {
+                for (Index j = 0; j < block.cols(); ++j) {
+                    p.transform_column(block.col(j).data(), block.col(j).data());
+                    sum += block.col(j).cast<double>();
+                }
+            });
+            p.set_centre((sum / static_cast<double>(train.size())).cast<float>());
+        }
+        return p;
+    }
+
+    // Calls f(block, first) for the cells `columns` in blocks of up to 256 (block = genes x cells
+    // columns[first .. first + block.cols()), raw values), in order.
+    template <class Expression, class F>
+    static void for_each_block(const CellGather<Expression>& cells, const std::vector<Index>& columns, F&& f) {
+        constexpr Index block_cells = 256;
+        MatrixF buffer(cells.rows(), std::min<Index>(block_cells, static_cast<Index>(columns.size())));
+        for (Index first = 0; first < static_cast<Index>(columns.size()); first += block_cells) {
+            const Index n = std::min<Index>(block_cells, static_cast<Index>(columns.size()) - first);
+            cells.gather(columns.data() + first, n, buffer);
+            f(Eigen::Ref<MatrixF>(buffer.leftCols(n)), first);
+        }
+    }
+
     // Network input from raw values (genes x cells, genes in model order). Throws ArgumentError
     // when the row count differs, or for log1p / cpm_log1p when a value is negative or not finite.
     MatrixF transform(ConstMatrixRef<float> values) const {
@@ -253,36 +310,42 @@ private:
                                            " of cell " + std::to_string(c + 1) + " is " + std::to_string(values(g, c)),
                                 Setting::expression_data);
         }
-        const Index n_cells = values.cols(), n = values.rows();
+        const Index n_cells = values.cols();
+#pragma omp parallel for schedule(static)
+        for (Index c = 0; c < n_cells; ++c) transform_column(values.col(c).data(), out.col(c).data());
+    }
+
+public:
+    // One cell: out = transform(raw) minus the centre, for the n_genes() raw values of one cell in
+    // model order. No checks (transform() checks; the training batches are checked when prepared).
+    // out may be raw itself. Every transformed input of the library goes through here, so the
+    // batches made on the fly during training equal a transform of the whole matrix bit for bit.
+    void transform_column(const float* raw, float* out) const {
+        const Index n = n_genes();
         switch (m_transform) {
         case InputTransform::none:
-            if (out.data() != values.data()) out = values;
+            if (out != raw) std::copy(raw, raw + n, out);
             break;
         case InputTransform::log1p:
-#pragma omp parallel for schedule(static)
-            for (Index c = 0; c < n_cells; ++c)
-                for (Index g = 0; g < n; ++g) out(g, c) = std::log1p(values(g, c)); // y = log(1 + x)
+            for (Index g = 0; g < n; ++g) out[g] = std::log1p(raw[g]); // y = log(1 + x)
             break;
         case InputTransform::minmax:
-#pragma omp parallel for schedule(static)
-            for (Index c = 0; c < n_cells; ++c)
-                for (Index g = 0; g < n; ++g) {
-                    const float range = m_max(g) - m_min(g);
-                    out(g, c) = range > 0.0f ? (values(g, c) - m_min(g)) / range : 0.0f; // y = (x - min) / (max - min)
-                }
-            break;
-        case InputTransform::cpm_log1p:
-#pragma omp parallel for schedule(static)
-            for (Index c = 0; c < n_cells; ++c) {
-                double library = 0.0; // sum over model genes of the cell
-                for (Index g = 0; g < n; ++g) library += values(g, c);
-                const double f = library > 0.0 ? m_cpm_scale / library : 0.0;
-                for (Index g = 0; g < n; ++g)
-                    out(g, c) = static_cast<float>(std::log1p(static_cast<double>(values(g, c)) * f)); // y = log(1 + x scale / lib)
+            for (Index g = 0; g < n; ++g) {
+                const float range = m_max(g) - m_min(g);
+                out[g] = range > 0.0f ? (raw[g] - m_min(g)) / range : 0.0f; // y = (x - min) / (max - min)
             }
             break;
+        case InputTransform::cpm_log1p: {
+            double library = 0.0; // sum over model genes of the cell
+            for (Index g = 0; g < n; ++g) library += raw[g];
+            const double f = library > 0.0 ? m_cpm_scale / library : 0.0;
+            for (Index g = 0; g < n; ++g)
+                out[g] = static_cast<float>(std::log1p(static_cast<double>(raw[g]) * f)); // y = log(1 + x scale / lib)
+            break;
         }
-        if (m_centre.size() > 0) out.colwise() -= m_centre; // y - mean over the training cells
+        }
+        if (m_centre.size() > 0)
+            for (Index g = 0; g < n; ++g) out[g] -= m_centre(g); // y - mean over the training cells
     }
 
 public:
@@ -469,6 +532,17 @@ struct PreprocessReport {
     Index genes_kept = 0;
 };
 
+// What the preprocessing decides, without any values: the data's rows behind the model's genes,
+// the split and the fitted transform. Training gathers its batches from the data through these
+// (GatheredCells, data/cell_batches.hpp), so no genes x cells copy of the data is made.
+struct PreparedCells {
+    std::vector<Index> rows;        // rows of the data behind the model's genes, in model order
+    std::vector<std::string> genes; // their symbols, upper case (= preprocessor.genes())
+    Split split;                    // columns of the data: training and validation cells
+    Preprocessor preprocessor;      // fitted on the training cells only
+    PreprocessReport report;
+};
+
 struct PreparedData {
     ExpressionMatrix train;      // model genes x training cells, raw values = Poisson targets
     ExpressionMatrix validation; // model genes x validation cells, raw values
@@ -496,17 +570,11 @@ ExpressionMatrix select_block(const Expression& m, const std::vector<Index>& row
     return out;
 }
 
+// The data's rows behind the model's genes (steps 2-4): filtered on all cells, upper-cased,
+// restricted to the sets. On row indices and names only: no value is copied.
 template <class Expression>
-PreparedData prepare(const Expression& data, const GeneSetCollection* sets, const PreprocessOptions& opt) {
-    data.check_consistent("prepare");
-    PreparedData out;
-    out.report.cells_input = data.n_cells();
-    out.report.genes_input = data.n_genes();
-    // 1. split (columns into `data`)
-    out.split = split_train_validation(data.n_cells(), opt.validation_fraction, opt.seed);
-    // 2. filter genes on all cells (as the reference did), 3. upper-case, 4. restrict to the sets:
-    // on row indices and names only, so that the values are copied once, straight into the
-    // training and validation matrices (peak memory: the data plus its two prepared copies).
+void select_model_genes(const Expression& data, const GeneSetCollection* sets, const PreprocessOptions& opt,
+                        PreparedCells& out) {
     std::vector<Index> rows;
     if (opt.filter) {
         rows = filter_genes_by_max(data, static_cast<float>(opt.filter_threshold));
@@ -535,21 +603,61 @@ PreparedData prepare(const Expression& data, const GeneSetCollection* sets, cons
         names = std::move(kept_names);
     }
     out.report.genes_kept = static_cast<Index>(rows.size());
-    out.train = select_block(data, rows, names, out.split.train);
-    out.validation = select_block(data, rows, names, out.split.validation);
-    out.report.cells_train = out.train.n_cells();
-    out.report.cells_validation = out.validation.n_cells();
-    // 5. fit the transform on the training cells only
-    out.preprocessor = Preprocessor::fit(out.train, opt.transform, opt.cpm_scale);
-    out.preprocessor.set_filter_threshold(opt.filter ? opt.filter_threshold
-                                                     : std::numeric_limits<double>::quiet_NaN());
+    out.rows = std::move(rows);
+    out.genes = std::move(names);
+}
+
+// log1p and cpm_log1p need finite non-negative values: the first cell of `columns` that has
+// another value in the model's genes is named with its gene.
+template <class Expression>
+void check_transformable(const CellGather<Expression>& cells, const std::vector<Index>& columns,
+                         const std::vector<std::string>& genes, InputTransform transform) {
+    if (transform != InputTransform::log1p && transform != InputTransform::cpm_log1p) return;
+    Preprocessor::for_each_block(cells, columns, [&](Eigen::Ref<MatrixF> block, Index first) {
+        if ((block.array() >= 0.0f && block.array().isFinite()).all()) return;
+        for (Index j = 0; j < block.cols(); ++j)
+            for (Index g = 0; g < block.rows(); ++g)
+                if (!(block(g, j) >= 0.0f && std::isfinite(block(g, j))))
+                    throw ArgumentError("prepare", std::string(input_transform_name(transform)) +
+                                                       " needs finite non-negative values; gene " +
+                                                       genes[static_cast<std::size_t>(g)] + " of cell " +
+                                                       cells.data().cells[static_cast<std::size_t>(columns[static_cast<std::size_t>(first + j)])] +
+                                                       " is " + std::to_string(block(g, j)),
+                                        Setting::expression_data);
+    });
+}
+
+template <class Expression>
+PreparedCells prepare_cells(const Expression& data, const GeneSetCollection* sets, const PreprocessOptions& opt) {
+    data.check_consistent("prepare");
+    PreparedCells out;
+    out.report.cells_input = data.n_cells();
+    out.report.genes_input = data.n_genes();
+    out.split = split_train_validation(data.n_cells(), opt.validation_fraction, opt.seed); // 1. split
+    select_model_genes(data, sets, opt, out);                                              // 2.-4.
+    out.report.cells_train = static_cast<Index>(out.split.train.size());
+    out.report.cells_validation = static_cast<Index>(out.split.validation.size());
+    const CellGather<Expression> cells(data, out.rows);
+    check_transformable(cells, out.split.train, out.genes, opt.transform);
+    check_transformable(cells, out.split.validation, out.genes, opt.transform);
+    // 5. fit the transform (and the centre) on the training cells only
+    out.preprocessor = Preprocessor::fit(cells, out.split.train, out.genes, opt.transform, opt.cpm_scale, opt.centre);
+    out.preprocessor.set_filter_threshold(opt.filter ? opt.filter_threshold : std::numeric_limits<double>::quiet_NaN());
     out.preprocessor.set_gene_sets(opt.gene_sets_label);
-    out.train_input = out.preprocessor.transform(out.train.values);
-    if (opt.centre) {
-        out.preprocessor.set_centre(out.train_input.cast<double>().rowwise().mean().cast<float>());
-        out.train_input.colwise() -= out.preprocessor.centre();
-    }
-    out.validation_input = out.preprocessor.transform(out.validation.values);
+    return out;
+}
+
+template <class Expression>
+PreparedData prepare(const Expression& data, const GeneSetCollection* sets, const PreprocessOptions& opt) {
+    PreparedCells cells = prepare_cells(data, sets, opt);
+    PreparedData out;
+    out.train = select_block(data, cells.rows, cells.genes, cells.split.train);
+    out.validation = select_block(data, cells.rows, cells.genes, cells.split.validation);
+    out.train_input = cells.preprocessor.transform(out.train.values);
+    out.validation_input = cells.preprocessor.transform(out.validation.values);
+    out.split = std::move(cells.split);
+    out.preprocessor = std::move(cells.preprocessor);
+    out.report = cells.report;
     return out;
 }
 
@@ -567,6 +675,17 @@ inline PreparedData prepare(const ExpressionMatrix& data, const GeneSetCollectio
 inline PreparedData prepare(const SparseExpression& data, const GeneSetCollection& gene_sets,
                             const PreprocessOptions& options = {}) {
     return detail::prep::prepare(data, &gene_sets, options);
+}
+
+// The same decisions without copying any value (see PreparedCells).
+inline PreparedCells prepare_cells(const ExpressionMatrix& data, const GeneSetCollection& gene_sets,
+                                   const PreprocessOptions& options = {}) {
+    return detail::prep::prepare_cells(data, &gene_sets, options);
+}
+
+inline PreparedCells prepare_cells(const SparseExpression& data, const GeneSetCollection& gene_sets,
+                                   const PreprocessOptions& options = {}) {
+    return detail::prep::prepare_cells(data, &gene_sets, options);
 }
 
 // The same without step 4 (no gene-set collection).

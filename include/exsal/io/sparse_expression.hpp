@@ -89,39 +89,72 @@ inline VectorF gene_maxima(const ExpressionMatrix& m) {
     return m.values.rowwise().maxCoeff();
 }
 
+// Gathers cells of a fixed list of genes again and again (training batches, blocks of cells to
+// project or explain) from dense or sparse data, with the gene -> row map built once, so that only
+// the block is ever dense. out.col(j) = data(rows[i], columns[j]) for i < rows.size(), 0 for a row
+// of -1 (a gene the data lacks). The data must outlive the gatherer; indices are checked by the caller.
+template <class Expression> class CellGather;
+
+template <> class CellGather<ExpressionMatrix> {
+public:
+    CellGather(const ExpressionMatrix& m, std::vector<Index> rows) : m_data(&m), m_rows(std::move(rows)) {}
+    Index rows() const noexcept { return static_cast<Index>(m_rows.size()); }
+    const ExpressionMatrix& data() const noexcept { return *m_data; }
+    // The first n columns of `out` (rows() rows) get the cells columns[0..n).
+    void gather(const Index* columns, Index n, Eigen::Ref<MatrixF> out) const {
+        const Index n_rows = rows();
+#pragma omp parallel for schedule(static) if (n * n_rows >= (Index(1) << 15))
+        for (Index j = 0; j < n; ++j) {
+            const float* src = m_data->values.col(columns[j]).data();
+            float* dst = out.col(j).data();
+            for (Index i = 0; i < n_rows; ++i) {
+                const Index r = m_rows[static_cast<std::size_t>(i)];
+                dst[i] = r < 0 ? 0.0f : src[r];
+            }
+        }
+    }
+
+private:
+    const ExpressionMatrix* m_data;
+    std::vector<Index> m_rows;
+};
+
+template <> class CellGather<SparseExpression> {
+public:
+    CellGather(const SparseExpression& m, std::vector<Index> rows)
+        : m_data(&m), m_rows(std::move(rows)), m_position(static_cast<std::size_t>(m.n_genes()), -1) {
+        for (std::size_t i = 0; i < m_rows.size(); ++i)
+            if (m_rows[i] >= 0) m_position[static_cast<std::size_t>(m_rows[i])] = static_cast<Index>(i);
+    }
+    Index rows() const noexcept { return static_cast<Index>(m_rows.size()); }
+    const SparseExpression& data() const noexcept { return *m_data; }
+    void gather(const Index* columns, Index n, Eigen::Ref<MatrixF> out) const {
+        const Index n_rows = rows();
+        const SparseExpression& m = *m_data;
+#pragma omp parallel for schedule(static) if (n * n_rows >= (Index(1) << 15))
+        for (Index j = 0; j < n; ++j) {
+            const auto c = static_cast<std::size_t>(columns[j]);
+            float* dst = out.col(j).data();
+            std::fill(dst, dst + n_rows, 0.0f);
+            for (std::int64_t k = m.indptr[c]; k < m.indptr[c + 1]; ++k) {
+                const Index i = m_position[static_cast<std::size_t>(m.indices[static_cast<std::size_t>(k)])];
+                if (i >= 0) dst[i] = m.values[static_cast<std::size_t>(k)];
+            }
+        }
+    }
+
+private:
+    const SparseExpression* m_data;
+    std::vector<Index> m_rows;
+    std::vector<Index> m_position; // gene of the data -> row of the block, -1: not gathered
+};
+
 // out(i, j) = m(rows[i], columns[j]) for genes `rows` (distinct; -1 = a gene the data lacks, 0)
 // and cells `columns`. `out` is resized to rows x columns.
-inline void gather_block(const ExpressionMatrix& m, const std::vector<Index>& rows, const std::vector<Index>& columns,
-                         MatrixF& out) {
-    const Index n_rows = static_cast<Index>(rows.size()), n_cols = static_cast<Index>(columns.size());
-    out.resize(n_rows, n_cols);
-#pragma omp parallel for schedule(static)
-    for (Index j = 0; j < n_cols; ++j) {
-        const float* src = m.values.col(columns[static_cast<std::size_t>(j)]).data();
-        float* dst = out.col(j).data();
-        for (Index i = 0; i < n_rows; ++i) {
-            const Index r = rows[static_cast<std::size_t>(i)];
-            dst[i] = r < 0 ? 0.0f : src[r];
-        }
-    }
-}
-
-inline void gather_block(const SparseExpression& m, const std::vector<Index>& rows, const std::vector<Index>& columns,
-                         MatrixF& out) {
-    const Index n_rows = static_cast<Index>(rows.size()), n_cols = static_cast<Index>(columns.size());
-    std::vector<Index> position(static_cast<std::size_t>(m.n_genes()), -1); // gene -> row of `out`
-    for (Index i = 0; i < n_rows; ++i)
-        if (rows[static_cast<std::size_t>(i)] >= 0) position[static_cast<std::size_t>(rows[static_cast<std::size_t>(i)])] = i;
-    out.setZero(n_rows, n_cols);
-#pragma omp parallel for schedule(static)
-    for (Index j = 0; j < n_cols; ++j) {
-        const auto c = static_cast<std::size_t>(columns[static_cast<std::size_t>(j)]);
-        float* dst = out.col(j).data();
-        for (std::int64_t k = m.indptr[c]; k < m.indptr[c + 1]; ++k) {
-            const Index i = position[static_cast<std::size_t>(m.indices[static_cast<std::size_t>(k)])];
-            if (i >= 0) dst[i] = m.values[static_cast<std::size_t>(k)];
-        }
-    }
+template <class Expression>
+void gather_block(const Expression& m, const std::vector<Index>& rows, const std::vector<Index>& columns, MatrixF& out) {
+    out.resize(static_cast<Index>(rows.size()), static_cast<Index>(columns.size()));
+    CellGather<Expression>(m, rows).gather(columns.data(), static_cast<Index>(columns.size()), out);
 }
 
 } // namespace exsal

@@ -16,6 +16,7 @@
 #include <cmath>
 #include <functional>
 #include <limits>
+#include <numeric>
 #include <sstream>
 #include <string>
 #include <variant>
@@ -81,6 +82,22 @@ struct TrainHistory {
     double seconds = 0.0;
 };
 
+// Cells to train on, gathered batch by batch: the network input and the loss target of any
+// cells. MatrixCells holds both as matrices; GatheredCells (data/cell_batches.hpp) makes them from
+// the data's dense or sparse cells on the fly, so neither is ever held whole.
+template <typename Scalar>
+class TrainingCells {
+public:
+    virtual ~TrainingCells() = default;
+    virtual Index genes() const = 0;
+    virtual Index cells() const = 0;
+    // input.leftCols(n) and target.leftCols(n) := the cells cells[0..n) (indices below cells()),
+    // both genes() x (>= n). With target_is_input(), `target` is left alone: the loss compares
+    // with the input.
+    virtual void gather(const std::int64_t* cells, Index n, Matrix<Scalar>& input, Matrix<Scalar>& target) const = 0;
+    virtual bool target_is_input() const { return false; }
+};
+
 namespace detail {
 // The optimiser chosen by TrainOptions, run as one instance per fixed chunk of the parameter
 // vector. Adam and SGD are elementwise and every instance takes exactly one step per update (the
@@ -143,6 +160,56 @@ bool all_finite(const Vector<Scalar>& v) {
 }
 } // namespace detail
 
+// Training cells held as two genes x cells matrices (input, target), or one when they are the same.
+template <typename Scalar>
+class MatrixCells final : public TrainingCells<Scalar> {
+public:
+    MatrixCells(const ConstMatrixRef<Scalar>& input, const ConstMatrixRef<Scalar>& target)
+        : m_input(input), m_target(target),
+          m_same(input.data() == target.data() && input.outerStride() == target.outerStride() &&
+                 input.rows() == target.rows() && input.cols() == target.cols()) {
+        if (input.rows() != target.rows() || input.cols() != target.cols())
+            throw ArgumentError("exsal::MatrixCells", "input is " + std::to_string(input.rows()) + " x " +
+                                                          std::to_string(input.cols()) + ", target " +
+                                                          std::to_string(target.rows()) + " x " +
+                                                          std::to_string(target.cols()));
+    }
+    Index genes() const override { return m_input.rows(); }
+    Index cells() const override { return m_input.cols(); }
+    bool target_is_input() const override { return m_same; }
+    void gather(const std::int64_t* cells, Index n, Matrix<Scalar>& input, Matrix<Scalar>& target) const override {
+        detail::gather_columns<Scalar>(m_input, cells, n, input);
+        if (!m_same) detail::gather_columns<Scalar>(m_target, cells, n, target);
+    }
+
+private:
+    ConstMatrixRef<Scalar> m_input, m_target;
+    bool m_same;
+};
+
+// Evaluates the loss of `model` on training cells in batches of consecutive cells (no gradient).
+template <typename Scalar>
+LossParts evaluate_loss(Autoencoder<Scalar>& model, const TrainingCells<Scalar>& cells, const LossOptions& o,
+                        Index batch_size) {
+    const Index C = cells.cells();
+    const Index batch = std::min<Index>(batch_size, std::max<Index>(C, 1));
+    model.reserve(batch);
+    Matrix<Scalar> x(cells.genes(), batch), t(cells.target_is_input() ? 0 : cells.genes(), batch);
+    std::vector<std::int64_t> order(static_cast<std::size_t>(batch));
+    LossParts sum;
+    for (Index c0 = 0; c0 < C; c0 += batch) {
+        const Index n = std::min(batch, C - c0);
+        std::iota(order.begin(), order.begin() + n, static_cast<std::int64_t>(c0));
+        cells.gather(order.data(), n, x, t);
+        model.forward(x.leftCols(n));
+        const LossParts p = model.loss(cells.target_is_input() ? x.leftCols(n) : t.leftCols(n), o);
+        sum.reconstruction += p.reconstruction * static_cast<double>(n);
+        sum.orthogonality = p.orthogonality;
+    }
+    if (C > 0) sum.reconstruction /= static_cast<double>(C);
+    return sum;
+}
+
 // Evaluates the loss of `model` on cells in batches (no gradient). Uses the model's buffers.
 template <typename Scalar>
 LossParts evaluate_loss(Autoencoder<Scalar>& model, const ConstMatrixRef<Scalar>& input,
@@ -163,17 +230,13 @@ LossParts evaluate_loss(Autoencoder<Scalar>& model, const ConstMatrixRef<Scalar>
 namespace detail {
 
 template <typename Scalar>
-void check_training_data(const char* where, Index n_genes, const ConstMatrixRef<Scalar>& train_input,
-                         const ConstMatrixRef<Scalar>& train_target, const ConstMatrixRef<Scalar>& validation_input,
-                         const ConstMatrixRef<Scalar>& validation_target) {
-    if (train_input.rows() != n_genes || train_target.rows() != n_genes)
-        throw ArgumentError(where, "training data has " + std::to_string(train_input.rows()) + " genes, the model " +
+void check_training_data(const char* where, Index n_genes, const TrainingCells<Scalar>& train,
+                         const TrainingCells<Scalar>* validation) {
+    if (train.genes() != n_genes)
+        throw ArgumentError(where, "training data has " + std::to_string(train.genes()) + " genes, the model " +
                                        std::to_string(n_genes));
-    if (train_input.cols() != train_target.cols())
-        throw ArgumentError(where, "input and target have different cell counts");
-    if (train_input.cols() < 1) throw ArgumentError(where, "no training cells");
-    if (validation_input.cols() != validation_target.cols() ||
-        (validation_input.cols() > 0 && (validation_input.rows() != n_genes || validation_target.rows() != n_genes)))
+    if (train.cells() < 1) throw ArgumentError(where, "no training cells");
+    if (validation && validation->cells() > 0 && validation->genes() != n_genes)
         throw ArgumentError(where, "validation input and target do not match the model");
 }
 
@@ -182,23 +245,20 @@ void check_training_data(const char* where, Index n_genes, const ConstMatrixRef<
 template <typename Scalar>
 class EpochRunner {
 public:
-    EpochRunner(Autoencoder<Scalar>& model, const ConstMatrixRef<Scalar>& input, const ConstMatrixRef<Scalar>& target,
-                Index batch, const TrainOptions& o)
-        : m_model(model), m_input(input), m_target(target), m_o(o), m_batch(batch),
-          m_batches((input.cols() + batch - 1) / batch),
-          m_same_data(input.data() == target.data() && input.outerStride() == target.outerStride()),
-          m_optimizer(model.parameters().size(), o), m_order(static_cast<std::size_t>(input.cols())), m_rng(o.seed) {
+    EpochRunner(Autoencoder<Scalar>& model, const TrainingCells<Scalar>& cells, Index batch, const TrainOptions& o)
+        : m_model(model), m_cells(cells), m_o(o), m_batch(batch), m_batches((cells.cells() + batch - 1) / batch),
+          m_optimizer(model.parameters().size(), o), m_order(static_cast<std::size_t>(cells.cells())), m_rng(o.seed) {
         model.reserve(batch);
         m_x.resize(model.n_genes(), batch);
-        if (!m_same_data) m_t.resize(model.n_genes(), batch);
-        for (Index i = 0; i < input.cols(); ++i) m_order[static_cast<std::size_t>(i)] = i;
+        if (!cells.target_is_input()) m_t.resize(model.n_genes(), batch);
+        for (Index i = 0; i < cells.cells(); ++i) m_order[static_cast<std::size_t>(i)] = i;
     }
 
     // Runs epoch `epoch` (0-based); returns its mean loss per cell. Throws NumericError when a
     // batch's loss or gradient is not finite.
     double run(int epoch) {
         m_rng.shuffle(m_order);
-        const Index n_cells = m_input.cols();
+        const Index n_cells = m_cells.cells();
         double epoch_loss = 0.0;
         for (Index b = 0; b < m_batches; ++b) {
             const Index c0 = b * m_batch, n = std::min(m_batch, n_cells - c0);
@@ -217,11 +277,10 @@ public:
 private:
     // Loss and gradient of the n cells at positions [c0, c0 + n) of the current order.
     LossParts loss_and_gradient(Index c0, Index n) {
-        gather_columns<Scalar>(m_input, m_order.data() + c0, n, m_x);
-        if (!m_same_data) gather_columns<Scalar>(m_target, m_order.data() + c0, n, m_t);
+        m_cells.gather(m_order.data() + c0, n, m_x, m_t);
         const auto xb = m_x.leftCols(n);
-        return m_same_data ? m_model.loss_and_gradient(xb, xb, m_o.loss)
-                           : m_model.loss_and_gradient(xb, m_t.leftCols(n), m_o.loss);
+        return m_cells.target_is_input() ? m_model.loss_and_gradient(xb, xb, m_o.loss)
+                                         : m_model.loss_and_gradient(xb, m_t.leftCols(n), m_o.loss);
     }
 
     [[noreturn]] void throw_divergence(const LossParts& parts, int epoch, Index b) const {
@@ -233,12 +292,10 @@ private:
     }
 
     Autoencoder<Scalar>& m_model;
-    const ConstMatrixRef<Scalar>& m_input;  // genes x cells, network input
-    const ConstMatrixRef<Scalar>& m_target; // genes x cells, what the loss compares with
+    const TrainingCells<Scalar>& m_cells;   // network input and loss target, gathered per batch
     const TrainOptions& m_o;
     Index m_batch;                          // cells per batch (the last one may have fewer)
     Index m_batches;                        // batches per epoch
-    bool m_same_data;                       // input and target are the same matrix: one gather
     AnyOptimizer<Scalar> m_optimizer;
     std::vector<std::int64_t> m_order;      // cells in this epoch's order
     Rng m_rng;                              // draws the order
@@ -283,21 +340,19 @@ inline double seconds_since(std::chrono::steady_clock::time_point t0) {
 
 } // namespace detail
 
-// Trains `model` (initialised by the caller) on train cells; validation cells may be empty
-// (no early stopping then). input: network input (transformed), target: what the loss compares
-// with (untransformed counts); both genes x cells. Throws NumericError when the loss stops being
+// Trains `model` (initialised by the caller) on the training cells; validation cells may be null
+// or empty (no early stopping then). Each cell gives the network input (transformed) and what the
+// loss compares with (untransformed counts). Throws NumericError when the loss stops being
 // finite, naming the epoch and batch.
 template <typename Scalar>
-TrainHistory train(Autoencoder<Scalar>& model, const ConstMatrixRef<Scalar>& train_input,
-                   const ConstMatrixRef<Scalar>& train_target, const ConstMatrixRef<Scalar>& validation_input,
-                   const ConstMatrixRef<Scalar>& validation_target, const TrainOptions& o) {
+TrainHistory train(Autoencoder<Scalar>& model, const TrainingCells<Scalar>& train_cells,
+                   const TrainingCells<Scalar>* validation_cells, const TrainOptions& o) {
     const char* where = "exsal::train";
     o.validate(where);
-    detail::check_training_data<Scalar>(where, model.n_genes(), train_input, train_target, validation_input,
-                                        validation_target);
-    const Index batch = std::min(o.batch_size, train_input.cols());
-    const bool validating = validation_input.cols() > 0;
-    detail::EpochRunner<Scalar> epochs(model, train_input, train_target, batch, o);
+    detail::check_training_data<Scalar>(where, model.n_genes(), train_cells, validation_cells);
+    const Index batch = std::min(o.batch_size, train_cells.cells());
+    const bool validating = validation_cells && validation_cells->cells() > 0;
+    detail::EpochRunner<Scalar> epochs(model, train_cells, batch, o);
     detail::BestParameters<Scalar> best{model.parameters()};
     TrainHistory h;
     const auto t0 = std::chrono::steady_clock::now();
@@ -311,7 +366,7 @@ TrainHistory train(Autoencoder<Scalar>& model, const ConstMatrixRef<Scalar>& tra
         info.orthogonality_error = orthogonality_error<Scalar>(model.representation_weights());
         bool stop = false;
         if (validating && ((epoch + 1) % o.validate_every == 0 || epoch + 1 == o.max_epochs)) {
-            info.validation_loss = evaluate_loss(model, validation_input, validation_target, o.loss, batch).total();
+            info.validation_loss = evaluate_loss(model, *validation_cells, o.loss, batch).total();
             if (!std::isfinite(info.validation_loss))
                 throw NumericError("training diverged at epoch " + std::to_string(epoch + 1) +
                                    ": the validation loss is not finite; try a lower learning rate");
@@ -337,6 +392,24 @@ TrainHistory train(Autoencoder<Scalar>& model, const ConstMatrixRef<Scalar>& tra
     }
     h.seconds = detail::seconds_since(t0);
     return h;
+}
+
+// The same on matrices: input (network input) and target, both genes x cells, for the training
+// and the validation cells (which may have no columns).
+template <typename Scalar>
+TrainHistory train(Autoencoder<Scalar>& model, const ConstMatrixRef<Scalar>& train_input,
+                   const ConstMatrixRef<Scalar>& train_target, const ConstMatrixRef<Scalar>& validation_input,
+                   const ConstMatrixRef<Scalar>& validation_target, const TrainOptions& o) {
+    const char* where = "exsal::train";
+    if (train_input.cols() != train_target.cols() || train_input.rows() != train_target.rows())
+        throw ArgumentError(where, "input and target have different cell counts");
+    if (validation_input.cols() != validation_target.cols() ||
+        (validation_input.cols() > 0 && validation_input.rows() != validation_target.rows()))
+        throw ArgumentError(where, "validation input and target do not match the model");
+    const MatrixCells<Scalar> train_cells(train_input, train_target);
+    if (validation_input.cols() == 0) return train<Scalar>(model, train_cells, nullptr, o);
+    const MatrixCells<Scalar> validation_cells(validation_input, validation_target);
+    return train<Scalar>(model, train_cells, &validation_cells, o);
 }
 
 // Convenience: no validation cells.

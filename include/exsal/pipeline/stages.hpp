@@ -21,6 +21,7 @@
 #include "exsal/core/random.hpp"
 #include "exsal/core/threads.hpp"
 #include "exsal/core/types.hpp"
+#include "exsal/data/cell_batches.hpp"
 #include "exsal/data/preprocess.hpp"
 #include "exsal/data/simulator.hpp"
 #include "exsal/interpret/interpret.hpp"
@@ -285,18 +286,24 @@ inline void check_memory(const PipelineConfig& c, const std::string& stage, cons
 
 // Refuses a target value the loss cannot hold in single precision (largest_safe_target), naming
 // the cell and gene, before training turns it into an infinite loss.
-inline void check_targets_fit_loss(const PipelineConfig& c, const ExpressionMatrix& m, const std::string& source) {
-    if (m.values.size() == 0) return;
-    const double limit = largest_safe_target(c.train.loss.loss, m.n_genes());
-    Index gene = 0, cell = 0;
-    const float largest = m.values.maxCoeff(&gene, &cell);
-    if (static_cast<double>(largest) <= limit) return;
-    std::ostringstream msg;
-    msg << "cell " << m.cells[static_cast<std::size_t>(cell)] << ", gene " << m.genes[static_cast<std::size_t>(gene)]
-        << ": the value " << largest << " is too large for the " << to_string(c.train.loss.loss)
-        << " loss in single precision with " << m.n_genes() << " genes (at most " << limit
-        << "); expression values are expected to be counts or comparable to them";
-    throw FileError(source, msg.str());
+template <class Expression>
+void check_targets_fit_loss(const PipelineConfig& c, const Expression& data, const PreparedCells& prepared,
+                            const std::string& source) {
+    const Index G = static_cast<Index>(prepared.rows.size());
+    const double limit = largest_safe_target(c.train.loss.loss, G);
+    const CellGather<Expression> cells(data, prepared.rows);
+    for (const std::vector<Index>* columns : {&prepared.split.train, &prepared.split.validation})
+        Preprocessor::for_each_block(cells, *columns, [&](Eigen::Ref<MatrixF> block, Index first) {
+            Index gene = 0, cell = 0;
+            const float largest = block.maxCoeff(&gene, &cell);
+            if (static_cast<double>(largest) <= limit) return;
+            std::ostringstream msg;
+            msg << "cell " << data.cells[static_cast<std::size_t>((*columns)[static_cast<std::size_t>(first + cell)])]
+                << ", gene " << prepared.genes[static_cast<std::size_t>(gene)] << ": the value " << largest
+                << " is too large for the " << to_string(c.train.loss.loss) << " loss in single precision with " << G
+                << " genes (at most " << limit << "); expression values are expected to be counts or comparable to them";
+            throw FileError(source, msg.str());
+        });
 }
 
 // A trained model and the preprocessing its input needs.
@@ -345,18 +352,18 @@ TrainedModel fit_pipeline_model(const PipelineConfig& c, const Expression& data,
     PreprocessOptions po = c.preprocess;
     po.seed = pipeline_seed(c, PipelineSeed::split);
     po.gene_sets_label = c.gene_sets.empty() ? std::string("built-in simulated gene sets") : c.gene_sets;
-    PreparedData prepared;
+    PreparedCells prepared;
     try {
-        prepared = prepare(data, sets, po);
+        prepared = detail::prep::prepare_cells(data, &sets, po);
     } catch (const Error& e) {
         rethrow_for_command_line(e, c, c.builtin_data() ? std::string("built-in data") : c.expression);
     }
 
     const std::string source = c.builtin_data() ? std::string("built-in data") : c.expression;
-    check_targets_fit_loss(c, prepared.train, source);
-    check_targets_fit_loss(c, prepared.validation, source);
+    check_targets_fit_loss(c, data, prepared, source);
+    const Index n_genes = static_cast<Index>(prepared.rows.size());
     {
-        const double G = static_cast<double>(prepared.train.n_genes()), H = static_cast<double>(c.hidden),
+        const double G = static_cast<double>(n_genes), H = static_cast<double>(c.hidden),
                      U = static_cast<double>(c.units), B = static_cast<double>(c.train.batch_size);
         const double parameters = 2.0 * (G * H + H * U) + 2.0 * H + U + G;
         check_memory(c, "training",
@@ -364,8 +371,7 @@ TrainedModel fit_pipeline_model(const PipelineConfig& c, const Expression& data,
                       {"model, gradient and optimiser state", G * H > H * U ? "--hidden" : "--units", 4.0 * 4.0 * parameters},
                       {"batch activations", "--batch", 2.0 * 4.0 * B * (3.0 * G + 2.0 * H + U)}});
     }
-    TrainedModel t{FittedModel{Autoencoder<float>(pipeline_architecture(c, prepared.train.n_genes())),
-                               std::move(prepared.preprocessor)},
+    TrainedModel t{FittedModel{Autoencoder<float>(pipeline_architecture(c, n_genes)), std::move(prepared.preprocessor)},
                    prepared.report, TrainHistory{}, c.max_epochs()};
     Autoencoder<float>& model = t.fitted.model;
     model.initialize(pipeline_seed(c, PipelineSeed::weights));
@@ -374,10 +380,14 @@ TrainedModel fit_pipeline_model(const PipelineConfig& c, const Expression& data,
     // A validation loss over a dozen cells is too noisy to choose an epoch by (on 271 HSMM cells
     // it stopped at epoch 100 and kept epoch 50, far from orthogonal): below the minimum the
     // validation loss is only recorded and training runs every epoch.
-    t.early_stopping = prepared.validation.n_cells() >= c.min_validation_cells;
+    t.early_stopping = static_cast<Index>(prepared.split.validation.size()) >= c.min_validation_cells;
     o.early_stopping = t.early_stopping;
-    t.history = train<float>(model, prepared.train_input, prepared.train.values, prepared.validation_input,
-                             prepared.validation.values, o);
+    // Batches are gathered from the data as they are needed: no genes x cells copy of the
+    // training cells (the data may be sparse).
+    const GatheredCells<Expression> train_cells(data, prepared.rows, std::move(prepared.split.train), t.fitted.preprocessor);
+    const GatheredCells<Expression> validation_cells(data, prepared.rows, std::move(prepared.split.validation),
+                                                     t.fitted.preprocessor);
+    t.history = train<float>(model, train_cells, &validation_cells, o);
     return t;
 }
 

@@ -1,0 +1,73 @@
+#ifndef EXSAL_DATA_CELL_BATCHES_HPP
+#define EXSAL_DATA_CELL_BATCHES_HPP
+
+// Training batches made from the data on the fly. A single-cell matrix is mostly zeros and far
+// larger dense than sparse (100,000 cells x 4,400 model genes are 1.7 GB as floats, twice over for
+// the network input and the loss target), so the trainer asks for each batch and GatheredCells
+// builds it: the batch's cells are gathered from the dense or sparse data for the model's genes
+// (the Poisson targets, raw), then transformed column by column with the fitted Preprocessor (the
+// network input). Every transformed value goes through Preprocessor::transform_column, so training
+// on GatheredCells equals training on the prepared matrices of prepare() bit for bit.
+//
+//   PreparedCells prepared = prepare_cells(data, sets, options);
+//   GatheredCells<SparseExpression> train(data, prepared.rows, prepared.split.train, prepared.preprocessor);
+//   GatheredCells<SparseExpression> validation(data, prepared.rows, prepared.split.validation, prepared.preprocessor);
+//   train<float>(model, train, &validation, train_options);
+
+#include "exsal/core/error.hpp"
+#include "exsal/core/types.hpp"
+#include "exsal/data/preprocess.hpp"
+#include "exsal/io/sparse_expression.hpp"
+#include "exsal/nn/trainer.hpp"
+
+#include <cstdint>
+#include <string>
+#include <vector>
+
+namespace exsal {
+
+template <class Expression>
+class GatheredCells final : public TrainingCells<float> {
+public:
+    // The cells `columns` of `data` (all must outlive this), genes `rows` of the data in model
+    // order (PreparedCells::rows), transformed by `preprocessor`. Throws ArgumentError when the
+    // row count differs from the preprocessor's genes or an index is out of range.
+    GatheredCells(const Expression& data, const std::vector<Index>& rows, std::vector<Index> columns,
+                  const Preprocessor& preprocessor)
+        : m_gather(data, rows), m_columns(std::move(columns)), m_preprocessor(preprocessor) {
+        const char* where = "exsal::GatheredCells";
+        if (static_cast<Index>(rows.size()) != preprocessor.n_genes())
+            throw ArgumentError(where, std::to_string(rows.size()) + " data rows for a preprocessor of " +
+                                           std::to_string(preprocessor.n_genes()) + " genes");
+        for (Index r : rows)
+            if (r < 0 || r >= data.n_genes())
+                throw ArgumentError(where, "row " + std::to_string(r) + " is outside the data's " +
+                                               std::to_string(data.n_genes()) + " genes");
+        for (Index c : m_columns)
+            if (c < 0 || c >= data.n_cells())
+                throw ArgumentError(where, "cell " + std::to_string(c) + " is outside the data's " +
+                                               std::to_string(data.n_cells()) + " cells");
+    }
+
+    Index genes() const override { return m_gather.rows(); }
+    Index cells() const override { return static_cast<Index>(m_columns.size()); }
+
+    void gather(const std::int64_t* cells, Index n, MatrixF& input, MatrixF& target) const override {
+        m_selected.resize(static_cast<std::size_t>(n));
+        for (Index j = 0; j < n; ++j) m_selected[static_cast<std::size_t>(j)] = m_columns[static_cast<std::size_t>(cells[j])];
+        m_gather.gather(m_selected.data(), n, target);
+        const Index G = genes();
+#pragma omp parallel for schedule(static) if (n * G >= (Index(1) << 15))
+        for (Index j = 0; j < n; ++j) m_preprocessor.transform_column(target.col(j).data(), input.col(j).data());
+    }
+
+private:
+    CellGather<Expression> m_gather;
+    std::vector<Index> m_columns;         // cell i of this set = column m_columns[i] of the data
+    const Preprocessor& m_preprocessor;
+    mutable std::vector<Index> m_selected; // the data columns of the batch being gathered
+};
+
+} // namespace exsal
+
+#endif // EXSAL_DATA_CELL_BATCHES_HPP
