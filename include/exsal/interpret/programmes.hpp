@@ -363,6 +363,36 @@ inline GroupProgrammes permutation_programmes(const MatrixF& attributions, const
     return r;
 }
 
+// Mean input over each set's genes, S x cells: mean_op * input in double, by blocks of cells, so
+// that no double copy of the whole genes x cells input is made (each column is the same sparse
+// row times column as in one product).
+template <typename Scalar>
+MatrixD set_mean_input(const std::vector<std::vector<Index>>& set_rows, const ConstMatrixRef<Scalar>& input) {
+    const Eigen::SparseMatrix<double, Eigen::RowMajor> mean_op = set_mean_operator<double>(set_rows, input.rows());
+    MatrixD out(mean_op.rows(), input.cols());
+    const Index block = 256;
+    for (Index c0 = 0; c0 < input.cols(); c0 += block) {
+        const Index n = std::min(block, input.cols() - c0);
+        out.middleCols(c0, n).noalias() = mean_op * input.middleCols(c0, n).template cast<double>();
+    }
+    return out;
+}
+
+// Per-thread scratch of set_attributions.
+template <typename Scalar>
+struct AttributionScratch {
+    Matrix<Scalar> scaled;           // G x U: J_c(u, g) (x_cg - xbar_g) of one cell
+    Matrix<Scalar> reduced;          // S x U: the mean of `scaled` over each set's genes
+    std::vector<MatrixD> group_sums; // per group: G x U sums of `scaled` over the block's cells
+    std::vector<bool> touched;       // per group: has a cell in the current block
+    void reserve(Index G, Index U, Index S, Index groups) {
+        scaled.resize(G, U);
+        reduced.resize(S, U);
+        group_sums.assign(static_cast<std::size_t>(groups), MatrixD(G, U));
+        touched.assign(static_cast<std::size_t>(groups), false);
+    }
+};
+
 } // namespace detail
 
 // Per cell, unit and set the attribution B(c, u, S) (see the top of this header): a (U S) x cells
@@ -386,34 +416,39 @@ MatrixF set_attributions(const Autoencoder<Scalar>& model, const detail::InputRe
             if (r < 0 || r >= G) throw ArgumentError(where, "set " + std::to_string(s) + " holds row " + std::to_string(r) + ", outside 0.." + std::to_string(G - 1));
     }
     const Eigen::SparseMatrix<Scalar, Eigen::RowMajor> mean_op = detail::set_mean_operator<Scalar>(set_rows, G);
+    // a lazy cast: the row means read the input, no double copy of it is made (checked by peak RSS)
     const Vector<Scalar> centre = input.template cast<double>().rowwise().mean().template cast<Scalar>();
     MatrixF out(U * S, C);
-    const std::size_t T = static_cast<std::size_t>(threads());
-    std::vector<Matrix<Scalar>> scaled(T, Matrix<Scalar>(G, U)), reduced(T, Matrix<Scalar>(S, U));
     const bool sums = gene_sums != nullptr && group_of_cell != nullptr;
     if (sums && static_cast<Index>(group_of_cell->size()) != C) throw ArgumentError(where, "one group per cell needed");
-    std::vector<std::vector<MatrixD>> partial(sums ? T : 0, std::vector<MatrixD>(static_cast<std::size_t>(n_groups)));
+    const std::size_t T = static_cast<std::size_t>(threads());
+    std::vector<detail::AttributionScratch<Scalar>> scratch(T);
+    for (auto& w : scratch) w.reserve(G, U, S, sums ? n_groups : 0);
     if (sums) gene_sums->assign(static_cast<std::size_t>(n_groups), MatrixD::Zero(G, U));
     Index done = 0;
     auto visit = [&](int t, Index first, const ConstMatrixRef<Scalar>& block) {
-        Matrix<Scalar>& x = scaled[static_cast<std::size_t>(t)];
-        Matrix<Scalar>& b = reduced[static_cast<std::size_t>(t)];
-        const Index n = block.cols() / U;
-        if (sums)
-            for (auto& m : partial[static_cast<std::size_t>(t)]) m.setZero(G, U);
-        for (Index j = 0; j < n; ++j) {
+        detail::AttributionScratch<Scalar>& w = scratch[static_cast<std::size_t>(t)];
+        std::fill(w.touched.begin(), w.touched.end(), false);
+        for (Index j = 0; j < block.cols() / U; ++j) {
             const Index c = first + j;
-            x = block.middleCols(j * U, U);                                 // G x U, d r_u / d x_g
-            x.array().colwise() *= (input.col(c) - centre).array();         // times x_cg - xbar_g
-            b.noalias() = mean_op * x;                                      // S x U, mean over each set
-            Eigen::Map<MatrixF>(out.col(c).data(), U, S) = b.transpose().template cast<float>();
-            if (sums) partial[static_cast<std::size_t>(t)][static_cast<std::size_t>((*group_of_cell)[static_cast<std::size_t>(c)])] += x.template cast<double>();
+            w.scaled = block.middleCols(j * U, U).array().colwise() * (input.col(c) - centre).array(); // d r_u / d x_g (x_cg - xbar_g)
+            // Eigen's sparse product as before: GCC vectorises its sums in a way that depends on
+            // each set's size, so a hand-written loop would not give the same bits
+            w.reduced.noalias() = mean_op * w.scaled;
+            Eigen::Map<MatrixF>(out.col(c).data(), U, S) = w.reduced.transpose().template cast<float>();
+            if (!sums) continue;
+            const std::size_t g = static_cast<std::size_t>((*group_of_cell)[static_cast<std::size_t>(c)]);
+            if (!w.touched[g]) w.group_sums[g].setZero();
+            w.touched[g] = true;
+            w.group_sums[g] += w.scaled.template cast<double>();
         }
     };
     auto merge = [&](int t, Index, Index n) {
-        if (sums)
-            for (Index g = 0; g < n_groups; ++g)
-                (*gene_sums)[static_cast<std::size_t>(g)] += partial[static_cast<std::size_t>(t)][static_cast<std::size_t>(g)];
+        detail::AttributionScratch<Scalar>& w = scratch[static_cast<std::size_t>(t)];
+        // A group without cells in the block would add +0 to totals that start at +0 and so are never
+        // -0: skipping it changes no bit.
+        for (std::size_t g = 0; g < w.touched.size(); ++g)
+            if (w.touched[g]) (*gene_sums)[g] += w.group_sums[g];
         done += n;
         if (on_progress) on_progress(done, C);
     };
@@ -458,8 +493,7 @@ ProgrammeAnalysis group_programmes(const Autoencoder<Scalar>& model, const detai
                                                           static_cast<Index>(labels.names.size()), &gene_sums);
     MatrixD gene_total = MatrixD::Zero(model.n_genes(), U);
     for (const auto& m : gene_sums) gene_total += m;
-    const Eigen::SparseMatrix<double, Eigen::RowMajor> mean_op = detail::set_mean_operator<double>(set_rows, model.n_genes());
-    const MatrixD set_input = mean_op * input.template cast<double>();
+    const MatrixD set_input = detail::set_mean_input<Scalar>(set_rows, input);
     const MatrixD rep = representation.cast<double>();
 
     std::uint64_t k = 0;
