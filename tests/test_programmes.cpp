@@ -381,3 +381,68 @@ TEST_CASE("interpret: expression bins from a given expression level (centred inp
     o.expression_level = VectorD::Zero(3);
     CHECK_THROWS_AS(interpret<double>(net, x, genes, {}, sets, o), ArgumentError);
 }
+
+namespace {
+
+// set_attributions as it was first written: a G x U copy per cell, scaled, the sparse mean
+// product, and the group sums of every group reset and merged for every block.
+template <typename Scalar>
+MatrixF reference_attributions(const Autoencoder<Scalar>& model, const Matrix<Scalar>& input,
+                               const std::vector<std::vector<Index>>& set_rows, Index block_cells,
+                               const std::vector<Index>& group_of_cell, Index n_groups, std::vector<MatrixD>& gene_sums) {
+    const Index G = model.n_genes(), U = model.units(), C = input.cols(), S = static_cast<Index>(set_rows.size());
+    const Eigen::SparseMatrix<Scalar, Eigen::RowMajor> mean_op = detail::set_mean_operator<Scalar>(set_rows, G);
+    const Vector<Scalar> centre = input.template cast<double>().rowwise().mean().template cast<Scalar>();
+    MatrixF out(U * S, C);
+    const std::size_t T = static_cast<std::size_t>(threads());
+    std::vector<Matrix<Scalar>> scaled(T, Matrix<Scalar>(G, U)), reduced(T, Matrix<Scalar>(S, U));
+    std::vector<std::vector<MatrixD>> partial(T, std::vector<MatrixD>(static_cast<std::size_t>(n_groups)));
+    gene_sums.assign(static_cast<std::size_t>(n_groups), MatrixD::Zero(G, U));
+    SaliencyOptions so;
+    so.kind = SaliencyKind::vanilla;
+    so.block_cells = block_cells;
+    for_each_saliency_block<Scalar>(
+        model, input, so,
+        [&](int t, Index first, const ConstMatrixRef<Scalar>& block) {
+            Matrix<Scalar>& x = scaled[static_cast<std::size_t>(t)];
+            Matrix<Scalar>& b = reduced[static_cast<std::size_t>(t)];
+            for (auto& m : partial[static_cast<std::size_t>(t)]) m.setZero(G, U);
+            for (Index j = 0; j < block.cols() / U; ++j) {
+                const Index c = first + j;
+                x = block.middleCols(j * U, U);
+                x.array().colwise() *= (input.col(c) - centre).array();
+                b.noalias() = mean_op * x;
+                Eigen::Map<MatrixF>(out.col(c).data(), U, S) = b.transpose().template cast<float>();
+                partial[static_cast<std::size_t>(t)][static_cast<std::size_t>(group_of_cell[static_cast<std::size_t>(c)])] += x.template cast<double>();
+            }
+        },
+        [&](int t, Index, Index) {
+            for (Index g = 0; g < n_groups; ++g)
+                gene_sums[static_cast<std::size_t>(g)] += partial[static_cast<std::size_t>(t)][static_cast<std::size_t>(g)];
+        });
+    return out;
+}
+
+} // namespace
+
+TEST_CASE("set_attributions and the sets' mean input equal their straightforward computation bit for bit") {
+    const Index G = 120, C = 37, U = 6, n_groups = 4;
+    const auto net = small_net<float>(G, 16, U, 71);
+    const MatrixF x = uniform<float>(G, C, 72);
+    std::vector<std::vector<Index>> sets = some_sets(G, 5, 17, 73);
+    sets.push_back(some_sets(G, 1, 1, 74)[0]);
+    sets.push_back(some_sets(G, 1, 64, 75)[0]);
+    std::vector<Index> group_of_cell;
+    for (Index c = 0; c < C; ++c) group_of_cell.push_back(c < 9 ? 3 : (c * 7) % 3); // group 3 only in the first block
+    std::vector<MatrixD> got_sums, want_sums;
+    const MatrixF got = set_attributions<float>(net, x, sets, 8, {}, &group_of_cell, n_groups, &got_sums);
+    const MatrixF want = reference_attributions<float>(net, x, sets, 8, group_of_cell, n_groups, want_sums);
+    CHECK(got == want);
+    REQUIRE(got_sums.size() == want_sums.size());
+    for (std::size_t g = 0; g < got_sums.size(); ++g) CHECK(got_sums[g] == want_sums[g]);
+    // The sets' mean input, by blocks of cells, against one product with a double copy of the input.
+    const MatrixF wide = uniform<float>(G, 600, 76); // more than one block of 256 cells
+    const MatrixD by_blocks = detail::set_mean_input<float>(sets, wide);
+    const MatrixD whole = detail::set_mean_operator<double>(sets, G) * wide.cast<double>();
+    CHECK(by_blocks == whole);
+}
