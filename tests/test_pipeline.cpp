@@ -7,6 +7,7 @@
 
 #include "exsal/pipeline/output_folder.hpp"
 #include "exsal/pipeline/options.hpp"
+#include "exsal/pipeline/stages.hpp"
 
 #include <doctest/doctest.h>
 
@@ -599,4 +600,41 @@ TEST_CASE("runs that cannot work are refused naming the cause, before training, 
     CHECK(v.err.find("huge.csv: cell cell17, gene G4: the value 3e+34 is too large for the poisson loss") != std::string::npos);
     CHECK(v.err.find("learning rate") == std::string::npos);
     CHECK(!fs::exists(out2));
+}
+
+TEST_CASE("--interpret-cells: a seeded sample per group is interpreted, every cell is still represented") {
+    // The sampling rule itself, on labels with one small group.
+    std::vector<std::string> groups;
+    for (int i = 0; i < 1000; ++i) groups.push_back(i % 50 == 0 ? "rare" : (i % 3 ? "a" : "b"));
+    const std::vector<exsal::Index> s = exsal::interpretation_sample(1000, groups, 200, 7);
+    CHECK(std::is_sorted(s.begin(), s.end()));
+    CHECK(std::adjacent_find(s.begin(), s.end()) == s.end());
+    std::map<std::string, int> per_group;
+    for (exsal::Index c : s) ++per_group[groups[static_cast<std::size_t>(c)]];
+    CHECK(per_group["rare"] == 20);           // all of a group below the minimum of 50
+    CHECK(per_group["a"] == 131);             // 200 x 653 / 1000 = 130.6: the largest remainder rounds up
+    CHECK(per_group["b"] == 65);              // 200 x 327 / 1000 = 65.4 rounds down (above the minimum)
+    CHECK(exsal::interpretation_sample(1000, groups, 200, 7) == s);
+    CHECK(exsal::interpretation_sample(1000, groups, 200, 8) != s);
+    CHECK(exsal::interpretation_sample(1000, groups, 0, 7).size() == 1000);    // 0: all cells
+    CHECK(exsal::interpretation_sample(1000, groups, 5000, 7).size() == 1000); // more than there are: all
+    CHECK(exsal::interpretation_sample(1000, {}, 100, 7).size() == 100);       // no groups: a plain sample
+
+    if (!have_binary()) return;
+    const fs::path all = fresh("sample_all"), part = fresh("sample_part"), again = fresh("sample_again");
+    const Run a = run(small + tiny_model + " --interpret-cells 300 --out '" + all.string() + "'", "sample_all");
+    const Run b = run(small + tiny_model + " --interpret-cells 120 --out '" + part.string() + "'", "sample_part");
+    const Run c = run(small + tiny_model + " --interpret-cells 120 --out '" + again.string() + "'", "sample_again");
+    REQUIRE_MESSAGE(a.code == 0, a.err);
+    REQUIRE_MESSAGE(b.code == 0, b.err);
+    REQUIRE_MESSAGE(c.code == 0, c.err);
+    // Every cell keeps its representation; the sample only changes what is interpreted.
+    CHECK(read_text(all / "representation.csv") == read_text(part / "representation.csv"));
+    CHECK(read_text(part / "unit_gene_sets.csv") == read_text(again / "unit_gene_sets.csv")); // seeded
+    CHECK(read_text(all / "unit_gene_sets.csv") != read_text(part / "unit_gene_sets.csv"));
+    const std::string json = read_text(part / "run.json");
+    CHECK(json.find("\"cells_sampled\": true") != std::string::npos);
+    CHECK(json.find("\"sample_per_group\"") != std::string::npos);
+    CHECK(json.find("\"interpreted_cells\"") != std::string::npos); // its derived seed
+    CHECK(read_text(all / "run.json").find("\"cells_sampled\": false") != std::string::npos);
 }

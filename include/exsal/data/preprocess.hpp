@@ -350,6 +350,14 @@ public:
 
 public:
 
+    // Which gene of new cells feeds each model gene.
+    struct GeneMatch {
+        std::vector<Index> source;              // per model gene: its row (gene) in the new cells, -1: missing
+        Index genes_missing = 0;                // model genes the new data lacks (zero-filled)
+        Index genes_extra = 0;                  // genes of the new data the model does not know (ignored)
+        std::vector<std::string> missing_genes; // their symbols, in model order
+    };
+
     // New cells' raw values reordered to the model's genes.
     struct Aligned {
         MatrixF values;                         // model genes x new cells, raw (not transformed); missing genes are 0
@@ -361,7 +369,7 @@ public:
     // Matches new cells' genes to the model's by upper-cased symbol. Throws ArgumentError when the
     // new data has duplicate symbols (after upper-casing) or shares no gene with the model.
     // Dense (ExpressionMatrix) or sparse (SparseExpression) cells.
-    template <class Expression> Aligned align(const Expression& new_cells) const {
+    template <class Expression> GeneMatch match(const Expression& new_cells) const {
         const std::string where = "Preprocessor::align";
         new_cells.check_consistent(where);
         if (n_genes() == 0) throw ArgumentError(where, "the preprocessor is not fitted (no genes)");
@@ -370,16 +378,16 @@ public:
         row_of.reserve(new_cells.genes.size());
         for (std::size_t i = 0; i < new_cells.genes.size(); ++i)
             row_of.emplace(detail::upper_cased_ascii(new_cells.genes[i]), static_cast<Index>(i));
-        Aligned a;
-        std::vector<Index> source(static_cast<std::size_t>(n_genes()), -1); // new row of model gene g, -1: missing
+        GeneMatch m;
+        m.source.assign(static_cast<std::size_t>(n_genes()), -1);
         Index matched = 0;
         for (Index g = 0; g < n_genes(); ++g) {
             const auto it = row_of.find(m_genes[static_cast<std::size_t>(g)]);
             if (it == row_of.end()) {
-                a.missing_genes.push_back(m_genes[static_cast<std::size_t>(g)]);
+                m.missing_genes.push_back(m_genes[static_cast<std::size_t>(g)]);
                 continue;
             }
-            source[static_cast<std::size_t>(g)] = it->second;
+            m.source[static_cast<std::size_t>(g)] = it->second;
             ++matched;
         }
         if (matched == 0)
@@ -388,12 +396,21 @@ public:
                                            detail::prep::first_few(m_genes) + "; new genes: " +
                                            detail::prep::first_few(new_cells.genes),
                                 Setting::expression_data);
-        // values(g, c) = new(source[g], c), 0 where missing.
+        m.genes_missing = static_cast<Index>(m.missing_genes.size());
+        m.genes_extra = new_cells.n_genes() - matched;
+        return m;
+    }
+
+    // match(), then all new cells gathered dense: values(g, c) = new(source[g], c), 0 where missing.
+    template <class Expression> Aligned align(const Expression& new_cells) const {
+        GeneMatch m = match(new_cells);
+        Aligned a;
         std::vector<Index> all_cells(static_cast<std::size_t>(new_cells.n_cells()));
         std::iota(all_cells.begin(), all_cells.end(), Index(0));
-        gather_block(new_cells, source, all_cells, a.values);
-        a.genes_missing = static_cast<Index>(a.missing_genes.size());
-        a.genes_extra = new_cells.n_genes() - matched;
+        gather_block(new_cells, m.source, all_cells, a.values);
+        a.genes_missing = m.genes_missing;
+        a.genes_extra = m.genes_extra;
+        a.missing_genes = std::move(m.missing_genes);
         return a;
     }
 
@@ -607,23 +624,31 @@ void select_model_genes(const Expression& data, const GeneSetCollection* sets, c
     out.genes = std::move(names);
 }
 
-// log1p and cpm_log1p need finite non-negative values: the first cell of `columns` that has
-// another value in the model's genes is named with its gene.
+// log1p and cpm_log1p need finite non-negative values: throws ArgumentError naming the gene and
+// the cell (cell_ids[columns[j]] for column j of `block`, raw values of the model's genes) of the
+// first other value.
+inline void check_block_transformable(const Eigen::Ref<const MatrixF>& block, const Index* columns,
+                                      const std::vector<std::string>& cell_ids, const std::vector<std::string>& genes,
+                                      InputTransform transform, const char* where = "prepare") {
+    if (transform != InputTransform::log1p && transform != InputTransform::cpm_log1p) return;
+    if ((block.array() >= 0.0f && block.array().isFinite()).all()) return;
+    for (Index j = 0; j < block.cols(); ++j)
+        for (Index g = 0; g < block.rows(); ++g)
+            if (!(block(g, j) >= 0.0f && std::isfinite(block(g, j))))
+                throw ArgumentError(where, std::string(input_transform_name(transform)) +
+                                                   " needs finite non-negative values; gene " +
+                                                   genes[static_cast<std::size_t>(g)] + " of cell " +
+                                                   cell_ids[static_cast<std::size_t>(columns[j])] + " is " +
+                                                   std::to_string(block(g, j)),
+                                    Setting::expression_data);
+}
+
 template <class Expression>
 void check_transformable(const CellGather<Expression>& cells, const std::vector<Index>& columns,
                          const std::vector<std::string>& genes, InputTransform transform) {
     if (transform != InputTransform::log1p && transform != InputTransform::cpm_log1p) return;
     Preprocessor::for_each_block(cells, columns, [&](Eigen::Ref<MatrixF> block, Index first) {
-        if ((block.array() >= 0.0f && block.array().isFinite()).all()) return;
-        for (Index j = 0; j < block.cols(); ++j)
-            for (Index g = 0; g < block.rows(); ++g)
-                if (!(block(g, j) >= 0.0f && std::isfinite(block(g, j))))
-                    throw ArgumentError("prepare", std::string(input_transform_name(transform)) +
-                                                       " needs finite non-negative values; gene " +
-                                                       genes[static_cast<std::size_t>(g)] + " of cell " +
-                                                       cells.data().cells[static_cast<std::size_t>(columns[static_cast<std::size_t>(first + j)])] +
-                                                       " is " + std::to_string(block(g, j)),
-                                        Setting::expression_data);
+        check_block_transformable(block, columns.data() + first, cells.data().cells, genes, transform);
     });
 }
 

@@ -44,6 +44,7 @@ struct PipelineConfig {
     // Interpretation.
     InterpretOptions interpret;       // its compare_pairs are also the programmes' comparisons
     ProgrammeOptions programmes;      // permutations = the label permutations
+    Index interpret_cells = 0;        // interpret a stratified sample of this many cells (0 = all)
     double activity_floor = 0.01;     // units with SD <= this x the largest unit SD are inactive
     Index heatmap_sets = 60;          // at most this many sets in the heatmaps
     std::string heatmap_values = "z"; // z (signed z-scores, clustered) or impact (the reference's)

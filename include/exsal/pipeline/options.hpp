@@ -420,6 +420,11 @@ inline void interpretation_options(std::vector<PipelineOption>& t) {
         };
         add(std::move(o), interp);
     }
+    add(count("--interpret-cells",
+              "interpret a seeded sample of N cells, drawn per group in proportion to its size (each group at "
+              "least 50 cells or all of it); the representation still covers every cell. 0: all cells",
+              [](auto& c) -> auto& { return c.interpret_cells; }, non_negative),
+        interp);
     add(count("--heatmap-sets", "at most N gene sets in the heatmaps", [](auto& c) -> auto& { return c.heatmap_sets; }),
         interp);
     {

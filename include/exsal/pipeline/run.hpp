@@ -304,15 +304,15 @@ inline std::vector<PlantedRecovery> planted_recovery(const Interpretation& in, c
 
 // Models 2 .. K of an ensemble: each trained, explained and tabled under models/model_<k>/; the
 // consensus of all K models' programmes goes into r.consensus.
-inline void run_ensemble(const PipelineConfig& c, const PipelineData& data, PipelineResult& r, Outputs& out,
-                         Stages& stages) {
+inline void run_ensemble(const PipelineConfig& c, const PipelineData& data, const std::vector<Index>& sample,
+                         PipelineResult& r, Outputs& out, Stages& stages) {
     std::vector<ProgrammeAnalysis> models{r.programmes};
     for (Index k = 2; k <= c.ensemble; ++k)
         stages.run("ensemble model " + std::to_string(k) + " of " + std::to_string(c.ensemble), [&] {
             const PipelineConfig ck = ensemble_member_config(c, k);
             const TrainedModel t = data.visit(
                 [&](const auto& m) { return fit_pipeline_model(ck, m, data.gene_sets, stages.observer().on_epoch); });
-            const Projection pk = data.visit([&](const auto& m) { return project_cells(t.fitted, m); });
+            const Projection pk = data.visit([&](const auto& m) { return project_cells(t.fitted, m, sample); });
             Explanation e = explain_cells(ck, t.fitted, pk, data.groups(), data.gene_sets,
                                           stages.observer().on_cells);
             const std::string dir = "models/model_" + std::to_string(k) + "/";
@@ -444,6 +444,7 @@ inline JsonValue seeds_json(const PipelineConfig& c) {
     s["weights"] = pipeline_seed(c, PipelineSeed::weights);
     s["batches"] = pipeline_seed(c, PipelineSeed::batches);
     s["null"] = pipeline_seed(c, PipelineSeed::null);
+    if (c.interpret_cells > 0) s["interpreted_cells"] = pipeline_seed(c, PipelineSeed::interpreted_cells);
     return s;
 }
 
@@ -522,6 +523,12 @@ inline JsonValue interpretation_json(const PipelineConfig& c, const PipelineResu
     const Interpretation& in = r.interpretation;
     JsonValue ij = JsonValue::object();
     ij["cells"] = in.cells;
+    ij["cells_sampled"] = in.cells < r.cells; // --interpret-cells: a sample per group
+    if (in.cells < r.cells) {
+        JsonValue per_group = JsonValue::object();
+        for (std::size_t g = 0; g < in.groups.size(); ++g) per_group[in.groups[g]] = in.group_sizes[g];
+        ij["sample_per_group"] = std::move(per_group);
+    }
     ij["null_method"] = to_string(in.null_method);
     ij["expression_bins"] = in.expression_bins;
     ij["heatmap_sets"] = figures.heatmap_sets;
@@ -677,9 +684,14 @@ inline PipelineResult run_pipeline(const PipelineConfig& c, const PipelineObserv
     r.genes_model = fitted.model.n_genes();
     r.units = fitted.model.units();
 
+    const std::vector<Index> sample = interpretation_sample(data.n_cells(), data.groups(), c.interpret_cells,
+                                                            pipeline_seed(c, PipelineSeed::interpreted_cells));
+    if (static_cast<Index>(sample.size()) < data.n_cells())
+        stages.note("interpreting " + std::to_string(sample.size()) + " of the " + std::to_string(data.n_cells()) +
+                    " cells, sampled per group (--interpret-cells " + std::to_string(c.interpret_cells) + ")");
     const Projection projection = stages.run("project", [&] {
         try {
-            return data.visit([&](const auto& m) { return project_cells(fitted, m); });
+            return data.visit([&](const auto& m) { return project_cells(fitted, m, sample); });
         } catch (const Error& e) {
             rethrow_for_command_line(e, c, data.source);
         }
@@ -698,7 +710,7 @@ inline PipelineResult run_pipeline(const PipelineConfig& c, const PipelineObserv
     });
     note_interpretation(c, data, r, stages);
     r.planted = planted_recovery(r.interpretation, data, projection);
-    if (c.ensemble > 1) run_ensemble(c, data, r, out, stages);
+    if (c.ensemble > 1) run_ensemble(c, data, sample, r, out, stages); // the same cells interpreted
 
     const FiguresWritten figures = stages.run("write outputs", [&] {
         write_tables(data, projection, fitted, r, out);

@@ -53,7 +53,9 @@
 namespace exsal {
 
 // Stream numbers of derive_seed(config.seed, k) (see the top of this header).
-enum class PipelineSeed : std::uint64_t { simulation = 1, split = 2, weights = 3, batches = 4, null = 5, programmes = 6, ensemble = 7 };
+enum class PipelineSeed : std::uint64_t {
+    simulation = 1, split = 2, weights = 3, batches = 4, null = 5, programmes = 6, ensemble = 7, interpreted_cells = 8
+};
 
 inline std::uint64_t pipeline_seed(const PipelineConfig& c, PipelineSeed stream) {
     return derive_seed(c.seed, static_cast<std::uint64_t>(stream));
@@ -411,25 +413,101 @@ inline FittedModel load_fitted_model(const std::string& path) {
 
 // Cells through the stored preprocessing and the encoder.
 struct Projection {
-    MatrixF input;                          // model genes x cells, transformed: the network input
-    MatrixF representation;                 // units x cells
+    MatrixF representation;                 // units x cells, all cells
+    std::vector<Index> interpreted;         // the cells interpreted (ascending columns of the data)
+    MatrixF input;                          // model genes x interpreted cells, transformed: the network input
     Index genes_missing = 0;                // model genes absent from the cells (zero-filled)
     Index genes_extra = 0;                  // genes of the cells the model does not use
     std::vector<std::string> missing_genes; // their symbols
+
+    bool all_interpreted() const noexcept { return static_cast<Index>(interpreted.size()) == representation.cols(); }
+    // The representation of the interpreted cells.
+    MatrixF interpreted_representation() const {
+        if (all_interpreted()) return representation;
+        MatrixF r(representation.rows(), static_cast<Index>(interpreted.size()));
+        for (std::size_t j = 0; j < interpreted.size(); ++j) r.col(static_cast<Index>(j)) = representation.col(interpreted[j]);
+        return r;
+    }
 };
 
+// At most `n` of the cells (all for n = 0 or n >= cells), ascending: a seeded sample that keeps
+// every group, drawn per group in proportion to its size (largest remainders), at least
+// min(group size, 50) cells of each group so that small groups can still be compared. Cells
+// without groups: a plain random sample. The total can exceed n by the groups' minimums.
+inline std::vector<Index> interpretation_sample(Index cells, const std::vector<std::string>& groups, Index n,
+                                                std::uint64_t seed) {
+    std::vector<Index> all(static_cast<std::size_t>(cells));
+    std::iota(all.begin(), all.end(), Index(0));
+    if (n <= 0 || n >= cells) return all;
+    const GroupLabels labels = group_labels(groups.empty() ? std::vector<std::string>(static_cast<std::size_t>(cells)) : groups);
+    const std::size_t K = labels.names.size();
+    std::vector<std::vector<Index>> members(K);
+    for (Index c = 0; c < cells; ++c) members[static_cast<std::size_t>(labels.of_cell[static_cast<std::size_t>(c)])].push_back(c);
+    // Proportional shares by largest remainders, then the per-group minimum.
+    std::vector<Index> take(K);
+    std::vector<std::pair<double, std::size_t>> remainder(K);
+    Index given = 0;
+    for (std::size_t k = 0; k < K; ++k) {
+        const double share = static_cast<double>(n) * static_cast<double>(members[k].size()) / static_cast<double>(cells);
+        take[k] = static_cast<Index>(std::floor(share));
+        remainder[k] = {-(share - std::floor(share)), k};
+        given += take[k];
+    }
+    std::sort(remainder.begin(), remainder.end());
+    for (std::size_t i = 0; given < n && i < K; ++i, ++given) ++take[remainder[i].second];
+    const Index floor_cells = K > 1 ? 50 : 0;
+    std::vector<Index> out;
+    Rng rng(seed);
+    for (std::size_t k = 0; k < K; ++k) {
+        const Index size = static_cast<Index>(members[k].size());
+        const Index t = std::min(size, std::max(take[k], std::min(size, floor_cells)));
+        rng.shuffle(members[k]);
+        out.insert(out.end(), members[k].begin(), members[k].begin() + t);
+    }
+    std::sort(out.begin(), out.end());
+    return out;
+}
+
 // Aligns `cells` to the model's genes (by upper-cased symbol; absent genes are 0), applies the
-// stored input transform and encodes. The training cells projected this way give exactly the
-// representation the training run reports.
-template <class Expression> Projection project_cells(const FittedModel& f, const Expression& cells) {
-    Preprocessor::Aligned aligned = f.preprocessor.align(cells);
+// stored input transform and encodes, block by block so that only the representation of all cells
+// is kept; the network input is kept for the cells `interpreted` (ascending; all when empty).
+// The training cells projected this way give exactly the representation the training run reports.
+template <class Expression>
+Projection project_cells(const FittedModel& f, const Expression& cells, std::vector<Index> interpreted = {}) {
+    Preprocessor::GeneMatch match = f.preprocessor.match(cells);
+    const CellGather<Expression> gather(cells, match.source);
+    const Preprocessor& pre = f.preprocessor;
+    const std::vector<std::string>& genes = pre.genes();
+    const Index C = cells.n_cells(), G = pre.n_genes();
+    if (interpreted.empty()) {
+        interpreted.resize(static_cast<std::size_t>(C));
+        std::iota(interpreted.begin(), interpreted.end(), Index(0));
+    }
+    const auto transform_block = [&](Eigen::Ref<MatrixF> block, const Index* columns) {
+        detail::prep::check_block_transformable(block, columns, cells.cells, genes, pre.input_transform(),
+                                                "Preprocessor::transform");
+#pragma omp parallel for schedule(static) if (block.size() >= (Index(1) << 15))
+        for (Index j = 0; j < block.cols(); ++j) pre.transform_column(block.col(j).data(), block.col(j).data());
+    };
     Projection p;
-    f.preprocessor.transform_in_place(aligned.values); // one copy of the cells, not two
-    p.input = std::move(aligned.values);
-    p.representation = f.model.encode(p.input);
-    p.genes_missing = aligned.genes_missing;
-    p.genes_extra = aligned.genes_extra;
-    p.missing_genes = std::move(aligned.missing_genes);
+    p.representation.resize(f.model.units(), C);
+    std::vector<Index> all(static_cast<std::size_t>(C));
+    std::iota(all.begin(), all.end(), Index(0));
+    constexpr Index block_cells = 4096;
+    MatrixF block(G, std::min(block_cells, C));
+    for (Index c0 = 0; c0 < C; c0 += block_cells) {
+        const Index n = std::min(block_cells, C - c0);
+        gather.gather(all.data() + c0, n, block);
+        transform_block(block.leftCols(n), all.data() + c0);
+        p.representation.middleCols(c0, n) = f.model.encode(block.leftCols(n));
+    }
+    p.input.resize(G, static_cast<Index>(interpreted.size()));
+    gather.gather(interpreted.data(), static_cast<Index>(interpreted.size()), p.input);
+    transform_block(p.input, interpreted.data());
+    p.interpreted = std::move(interpreted);
+    p.genes_missing = match.genes_missing;
+    p.genes_extra = match.genes_extra;
+    p.missing_genes = std::move(match.missing_genes);
     return p;
 }
 
@@ -439,7 +517,17 @@ inline InterpretOptions pipeline_interpret_options(const PipelineConfig& c) {
     return o;
 }
 
-// Interprets projected cells (all of them) with their group labels (or none).
+// The group labels of the interpreted cells (none when the cells have none).
+inline std::vector<std::string> interpreted_groups(const Projection& p, const std::vector<std::string>& groups) {
+    if (groups.empty() || p.all_interpreted()) return groups;
+    std::vector<std::string> g;
+    g.reserve(p.interpreted.size());
+    for (Index c : p.interpreted) g.push_back(groups[static_cast<std::size_t>(c)]);
+    return g;
+}
+
+// Interprets the projected cells chosen for it (p.interpreted) with their group labels (`groups`:
+// one per projected cell, or none).
 inline Interpretation interpret_cells(const PipelineConfig& c, const FittedModel& f, const Projection& p,
                                       const std::vector<std::string>& groups, const GeneSetCollection& sets,
                                       const std::function<void(Index, Index)>& on_progress = {}) {
@@ -447,7 +535,7 @@ inline Interpretation interpret_cells(const PipelineConfig& c, const FittedModel
     o.on_progress = on_progress;
     if (f.preprocessor.centre().size() > 0) // expression bins from the uncentred input
         o.expression_level = p.input.cast<double>().rowwise().mean() + f.preprocessor.centre().cast<double>();
-    return interpret<float>(f.model, p.input, f.preprocessor.genes(), groups, sets, o);
+    return interpret<float>(f.model, p.input, f.preprocessor.genes(), interpreted_groups(p, groups), sets, o);
 }
 
 // What the interpretation says about one model's cells.
@@ -488,7 +576,9 @@ inline Explanation explain_cells(const PipelineConfig& c, const FittedModel& f, 
     }
     Explanation e;
     e.interpretation = interpret_cells(c, f, p, groups, sets, on_progress);
-    e.activity = unit_activity(p.representation, c.activity_floor);
+    const MatrixF representation = p.interpreted_representation();
+    const std::vector<std::string> cell_groups = interpreted_groups(p, groups);
+    e.activity = unit_activity(representation, c.activity_floor);
     if (e.activity.n_active() == 0) {
         std::ostringstream msg; // nothing to explain: every unit is constant over the cells
         msg << "no representation unit varies over the cells (all " << f.model.units() << " are constant)";
@@ -497,13 +587,13 @@ inline Explanation explain_cells(const PipelineConfig& c, const FittedModel& f, 
         throw NumericError(msg.str());
     }
     restrict_tests_to_units(e.interpretation, e.activity.active);
-    e.group_stats = compare_groups(c, p.representation, groups);
+    e.group_stats = compare_groups(c, representation, cell_groups);
     for (auto& s : e.group_stats)
         if (!e.activity.active[static_cast<std::size_t>(s.unit)]) s.effect_size = std::numeric_limits<double>::quiet_NaN();
     ProgrammeOptions o = pipeline_programme_options(c);
     o.on_progress = on_progress;
     const UsableGeneSets usable = usable_gene_sets(sets, f.preprocessor.genes(), c.interpret.min_genes);
-    e.programmes = group_programmes<float>(f.model, p.input, p.representation, usable.rows, groups, e.activity, o);
+    e.programmes = group_programmes<float>(f.model, p.input, representation, usable.rows, cell_groups, e.activity, o);
     return e;
 }
 
