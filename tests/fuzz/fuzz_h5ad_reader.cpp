@@ -24,6 +24,7 @@
 // EXSAL_FUZZ_VERBOSE=1 in the environment prints each input's outcome (to check seeds).
 
 #include "fuzz_common.hpp"
+#include "fuzz_sparse.hpp"
 
 #include "exsal/io/h5ad.hpp"
 #include "exsal/io/tenx_h5.hpp"
@@ -721,18 +722,7 @@ void check_sparse(const exsal::SparseExpression& m, bool allow_negative) {
     } catch (const exsal::Error& e) {
         finding(e.what());
     }
-    for (exsal::Index c = 0; c < m.n_cells(); ++c) {
-        const auto b = m.indptr[static_cast<std::size_t>(c)], e = m.indptr[static_cast<std::size_t>(c) + 1];
-        fuzz_check(b <= e);
-        for (auto k = b; k < e; ++k) {
-            const auto g = m.indices[static_cast<std::size_t>(k)];
-            fuzz_check(g >= 0 && g < m.n_genes());
-            if (k > b) fuzz_check(m.indices[static_cast<std::size_t>(k) - 1] < g);
-            const float v = m.values[static_cast<std::size_t>(k)];
-            fuzz_check(std::isfinite(v));
-            if (!allow_negative) fuzz_check(v >= 0.0f && !std::signbit(v));
-        }
-    }
+    exsal_fuzz::check_csr_rows(m, allow_negative);
     std::unordered_set<std::string> cells(m.cells.begin(), m.cells.end());
     fuzz_check(cells.size() == m.cells.size()); // both readers refuse a repeated cell id
 }

@@ -7,6 +7,7 @@
 //   bit 3 keep the symbols' case, bit 4 pass the matrix file instead of the folder.
 
 #include "fuzz_common.hpp"
+#include "fuzz_sparse.hpp"
 #include "line_buffer_cache.hpp"
 
 #include "exsal/io/mtx.hpp"
@@ -70,17 +71,7 @@ void check_result(const exsal::SparseExpression& m, const exsal::TenxReadSummary
     m.check_consistent("fuzz"); // throws (a finding: not caught) when arrays and names disagree
     fuzz_check(m.n_genes() >= 1 && m.n_cells() >= 1);
     fuzz_check(!m.has_groups());
-    for (exsal::Index c = 0; c < m.n_cells(); ++c) {
-        const auto b = m.indptr[static_cast<std::size_t>(c)], e = m.indptr[static_cast<std::size_t>(c) + 1];
-        fuzz_check(b <= e);
-        for (auto k = b; k < e; ++k) {
-            const auto g = m.indices[static_cast<std::size_t>(k)];
-            fuzz_check(g >= 0 && g < m.n_genes());
-            if (k > b) fuzz_check(m.indices[static_cast<std::size_t>(k) - 1] < g);
-            const float v = m.values[static_cast<std::size_t>(k)];
-            fuzz_check(std::isfinite(v) && v >= 0.0f && !std::signbit(v));
-        }
-    }
+    exsal_fuzz::check_csr_rows(m, false);
     check_names(m.genes, opt.upper_case_genes);
     check_names(m.cells, false);
     fuzz_check(s.features_in_file == s.features_dropped + m.n_genes());
