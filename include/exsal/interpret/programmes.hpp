@@ -67,6 +67,7 @@
 #include <algorithm>
 #include <cmath>
 #include <cstdint>
+#include <exception>
 #include <functional>
 #include <limits>
 #include <numeric>
@@ -459,6 +460,78 @@ MatrixF set_attributions(const Autoencoder<Scalar>& model, const detail::InputRe
     return out;
 }
 
+namespace detail {
+
+// One comparison of group_programmes: group `group` against the rest, or the pair `pair`; its
+// permutations draw from derive_seed(seed, stream).
+struct Comparison {
+    std::size_t group = 0;
+    const std::pair<std::string, std::string>* pair = nullptr;
+    std::uint64_t stream = 0;
+};
+
+// The groups against the rest (a group holding every cell has nothing to compare with), then the
+// pairs; streams 1, 2, ... in that order, skipped groups included.
+inline std::vector<Comparison> list_comparisons(const GroupLabels& labels,
+                                                const std::vector<std::pair<std::string, std::string>>& pairs, Index cells) {
+    std::vector<Comparison> jobs;
+    std::uint64_t k = 0;
+    for (std::size_t g = 0; g < labels.names.size(); ++g) {
+        ++k;
+        if (labels.sizes[g] != cells) jobs.push_back({g, nullptr, k});
+    }
+    for (const auto& p : pairs) jobs.push_back({0, &p, ++k});
+    return jobs;
+}
+
+// The programmes of one comparison (see group_programmes).
+inline GroupProgrammes run_comparison(const Comparison& job, const GroupLabels& labels, const std::vector<std::string>& cell_groups,
+                                      const MatrixF& attributions, const MatrixD& rep, const MatrixD& set_input,
+                                      const std::vector<MatrixD>& gene_sums, const MatrixD& gene_total,
+                                      const UnitActivity& activity, const std::vector<std::vector<Index>>& set_rows,
+                                      const ProgrammeOptions& o) {
+    const Index C = attributions.cols(), U = rep.rows();
+    const std::uint64_t seed = derive_seed(o.seed, job.stream);
+    if (!job.pair) {
+        std::vector<char> in(static_cast<std::size_t>(C));
+        for (Index c = 0; c < C; ++c) in[static_cast<std::size_t>(c)] = labels.of_cell[static_cast<std::size_t>(c)] == static_cast<Index>(job.group);
+        const MatrixD& gene_in = gene_sums[job.group];
+        GroupProgrammes r = permutation_programmes(attributions, rep, set_input, in, activity.active, o, seed, gene_in,
+                                                   gene_total - gene_in, set_rows);
+        r.group = r.group_a = labels.names[job.group];
+        return r;
+    }
+    const std::string& x = job.pair->first;
+    const std::string& y = job.pair->second;
+    std::vector<Index> cells;
+    std::vector<char> in;
+    for (Index c = 0; c < C; ++c) {
+        const std::string& l = cell_groups[static_cast<std::size_t>(c)];
+        if (l == x || l == y) {
+            cells.push_back(c);
+            in.push_back(l == x);
+        }
+    }
+    MatrixF attr(attributions.rows(), static_cast<Index>(cells.size()));
+    MatrixD rep_sub(U, static_cast<Index>(cells.size())), input_sub(set_input.rows(), static_cast<Index>(cells.size()));
+    for (std::size_t i = 0; i < cells.size(); ++i) {
+        attr.col(static_cast<Index>(i)) = attributions.col(cells[i]);
+        rep_sub.col(static_cast<Index>(i)) = rep.col(cells[i]);
+        input_sub.col(static_cast<Index>(i)) = set_input.col(cells[i]);
+    }
+    const auto index = [&](const std::string& name) {
+        return static_cast<std::size_t>(std::lower_bound(labels.names.begin(), labels.names.end(), name) - labels.names.begin());
+    };
+    GroupProgrammes r = permutation_programmes(attr, rep_sub, input_sub, in, activity.active, o, seed, gene_sums[index(x)],
+                                               gene_sums[index(y)], set_rows);
+    r.group = x + "_vs_" + y;
+    r.group_a = x;
+    r.group_b = y;
+    return r;
+}
+
+} // namespace detail
+
 // Group programmes of every group against the rest (sorted labels), then of each compare pair,
 // for cells with labels `cell_groups` (one per cell; empty: no comparisons). representation:
 // units x cells (the encoder's output for `input`); activity: unit_activity(representation).
@@ -496,46 +569,25 @@ ProgrammeAnalysis group_programmes(const Autoencoder<Scalar>& model, const detai
     const MatrixD set_input = detail::set_mean_input<Scalar>(set_rows, input);
     const MatrixD rep = representation.cast<double>();
 
-    std::uint64_t k = 0;
-    for (std::size_t g = 0; g < labels.names.size(); ++g) {
-        std::vector<char> in(static_cast<std::size_t>(C));
-        for (Index c = 0; c < C; ++c) in[static_cast<std::size_t>(c)] = labels.of_cell[static_cast<std::size_t>(c)] == static_cast<Index>(g);
-        ++k;
-        if (labels.sizes[g] == C) continue; // a single group: nothing to compare with
-        const MatrixD& gene_in = gene_sums[g];
-        GroupProgrammes r = detail::permutation_programmes(attributions, rep, set_input, in, activity.active, o, derive_seed(o.seed, k),
-                                                           gene_in, gene_total - gene_in, set_rows);
-        r.group = r.group_a = labels.names[g];
-        a.comparisons.push_back(std::move(r));
-    }
-    for (const auto& [x, y] : o.compare_pairs) {
-        ++k;
-        std::vector<Index> cells;
-        std::vector<char> in;
-        for (Index c = 0; c < C; ++c) {
-            const std::string& l = cell_groups[static_cast<std::size_t>(c)];
-            if (l == x || l == y) {
-                cells.push_back(c);
-                in.push_back(l == x);
-            }
+    // Every comparison on one thread, all of them in parallel: each one's label products are then
+    // single-threaded matrix products, whose blocking (and so rounding) does not depend on the
+    // thread count, and a core taken by another process no longer stalls them at the barriers of
+    // Eigen's parallel product.
+    const std::vector<detail::Comparison> jobs = detail::list_comparisons(labels, o.compare_pairs, C);
+    std::vector<GroupProgrammes> results(jobs.size());
+    std::exception_ptr error;
+#pragma omp parallel for schedule(dynamic, 1)
+    for (std::ptrdiff_t i = 0; i < static_cast<std::ptrdiff_t>(jobs.size()); ++i) {
+        try {
+            results[static_cast<std::size_t>(i)] = detail::run_comparison(jobs[static_cast<std::size_t>(i)], labels, cell_groups, attributions, rep,
+                                                                          set_input, gene_sums, gene_total, activity, set_rows, o);
+        } catch (...) {
+#pragma omp critical(exsal_programmes_error)
+            if (!error) error = std::current_exception();
         }
-        MatrixF attr(attributions.rows(), static_cast<Index>(cells.size()));
-        MatrixD rep_sub(U, static_cast<Index>(cells.size())), input_sub(set_input.rows(), static_cast<Index>(cells.size()));
-        for (std::size_t i = 0; i < cells.size(); ++i) {
-            attr.col(static_cast<Index>(i)) = attributions.col(cells[i]);
-            rep_sub.col(static_cast<Index>(i)) = rep.col(cells[i]);
-            input_sub.col(static_cast<Index>(i)) = set_input.col(cells[i]);
-        }
-        const auto index = [&](const std::string& name) {
-            return static_cast<std::size_t>(std::lower_bound(labels.names.begin(), labels.names.end(), name) - labels.names.begin());
-        };
-        GroupProgrammes r = detail::permutation_programmes(attr, rep_sub, input_sub, in, activity.active, o, derive_seed(o.seed, k),
-                                                           gene_sums[index(x)], gene_sums[index(y)], set_rows);
-        r.group = x + "_vs_" + y;
-        r.group_a = x;
-        r.group_b = y;
-        a.comparisons.push_back(std::move(r));
     }
+    if (error) std::rethrow_exception(error);
+    for (auto& r : results) a.comparisons.push_back(std::move(r));
     return a;
 }
 
