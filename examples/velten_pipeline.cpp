@@ -45,7 +45,8 @@ public:
         if (m_quiet) return;
         end_bar();
         std::cerr << "[" << clock() << "] " << name << "\n";
-        m_stage_start = std::chrono::steady_clock::now();
+        m_pass_start = std::chrono::steady_clock::now();
+        m_last_done = 0;
     }
     void epoch(const exsal::EpochInfo& e) {
         if (m_quiet) return;
@@ -66,19 +67,59 @@ public:
             std::cerr << line << "\n";
         }
     }
+    // Within an epoch (long on large data): cells/s and the epoch's time left, on a terminal at
+    // most 5 times a second, in a log every 30 s.
+    void batch(const exsal::BatchInfo& b) {
+        if (m_quiet) return;
+        const auto now = std::chrono::steady_clock::now();
+        if (b.batch == 0) {
+            m_epoch_start = now;
+            m_epoch_cells = 0;
+        }
+        m_epoch_cells += b.cells;
+        if (b.batch == 0 || b.batch + 1 == b.batches || !due(now)) return;
+        const double seconds = std::chrono::duration<double>(now - m_epoch_start).count();
+        const double rate = seconds > 0.0 ? static_cast<double>(m_epoch_cells) / seconds : 0.0;
+        const double left = seconds / static_cast<double>(b.batch + 1) * static_cast<double>(b.batches - b.batch - 1);
+        char line[200];
+        std::snprintf(line, sizeof line, "epoch %d: batch %lld/%lld  %.0f cells/s  epoch ends in %s", b.epoch + 1,
+                      static_cast<long long>(b.batch + 1), static_cast<long long>(b.batches), rate, duration(left).c_str());
+        show(line);
+    }
+    // Interpretation: cells done of each gradient pass, cells/s and time left.
     void cells(exsal::Index done, exsal::Index total) {
-        if (m_quiet || !m_terminal) return;
-        const double seconds =
-            std::chrono::duration<double>(std::chrono::steady_clock::now() - m_stage_start).count();
-        const double eta = done > 0 ? seconds / static_cast<double>(done) * static_cast<double>(total - done) : 0.0;
-        std::cerr << "\r  " << bar(static_cast<double>(done) / static_cast<double>(total)) << " saliency " << done << "/"
-                  << total << " cells  ETA " << duration(eta) << "\033[K" << std::flush;
-        m_bar_open = true;
+        if (m_quiet || done <= 0) return;
+        const auto now = std::chrono::steady_clock::now();
+        if (done < m_last_done) m_pass_start = now; // a new pass began
+        m_last_done = done;
+        if (done == total || !due(now)) return;
+        const double seconds = std::chrono::duration<double>(now - m_pass_start).count();
+        const double rate = seconds > 0.0 ? static_cast<double>(done) / seconds : 0.0;
+        const double eta = rate > 0.0 ? static_cast<double>(total - done) / rate : 0.0;
+        char line[200];
+        std::snprintf(line, sizeof line, "%s saliency %lld/%lld cells  %.0f cells/s  pass ends in %s",
+                      bar(static_cast<double>(done) / static_cast<double>(total)).c_str(), static_cast<long long>(done),
+                      static_cast<long long>(total), rate, duration(eta).c_str());
+        show(line);
     }
     void note(const std::string& message) {
         if (m_quiet) return;
         end_bar();
         std::cerr << "  note: " << message << "\n";
+    }
+    // Whether a progress line is due: on a terminal every 0.2 s, in a log every 30 s.
+    bool due(std::chrono::steady_clock::time_point now) {
+        if (std::chrono::duration<double>(now - m_last_line).count() < (m_terminal ? 0.2 : 30.0)) return false;
+        m_last_line = now;
+        return true;
+    }
+    void show(const char* line) {
+        if (m_terminal) {
+            std::cerr << "\r  " << line << "\033[K" << std::flush;
+            m_bar_open = true;
+        } else {
+            std::cerr << "  " << line << "\n";
+        }
     }
     void end_bar() {
         if (m_bar_open) std::cerr << "\n";
@@ -109,7 +150,9 @@ private:
     bool m_quiet, m_terminal;
     bool m_bar_open = false;
     double m_validation = std::numeric_limits<double>::quiet_NaN();
-    std::chrono::steady_clock::time_point m_start = std::chrono::steady_clock::now(), m_stage_start = m_start;
+    std::chrono::steady_clock::time_point m_start = std::chrono::steady_clock::now();
+    std::chrono::steady_clock::time_point m_epoch_start = m_start, m_pass_start = m_start, m_last_line = m_start;
+    exsal::Index m_epoch_cells = 0, m_last_done = 0;
 };
 
 struct CommandLine {
@@ -323,6 +366,7 @@ int main(int argc, char** argv) {
         exsal::PipelineObserver observer;
         observer.on_stage = [&](const std::string& s) { progress.stage(s); };
         observer.on_epoch = [&](const exsal::EpochInfo& e) { progress.epoch(e); };
+        observer.on_batch = [&](const exsal::BatchInfo& b) { progress.batch(b); };
         observer.on_cells = [&](exsal::Index done, exsal::Index total) { progress.cells(done, total); };
         observer.on_note = [&](const std::string& m) { progress.note(m); };
         exsal::JsonValue program = exsal::JsonValue::object();

@@ -29,6 +29,7 @@ struct BatchInfo {
     Index batch = 0;         // 0-based within the epoch
     Index batches = 0;       // batches per epoch
     LossParts loss;          // of this batch
+    Index cells = 0;         // cells in this batch
 };
 
 struct EpochInfo {
@@ -267,7 +268,7 @@ public:
             m_optimizer.step(m_model.parameters(), m_model.gradient());
             if (epoch == 0 && b == 0) m_first_loss = parts.total();
             epoch_loss += parts.total() * static_cast<double>(n);
-            if (m_o.on_batch) m_o.on_batch(BatchInfo{epoch, b, m_batches, parts});
+            if (m_o.on_batch) m_o.on_batch(BatchInfo{epoch, b, m_batches, parts, n});
         }
         return epoch_loss / static_cast<double>(n_cells);
     }

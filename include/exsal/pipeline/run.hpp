@@ -49,6 +49,7 @@ namespace exsal {
 struct PipelineObserver {
     std::function<void(const std::string& stage)> on_stage;   // a stage starts ("data", "train", ...)
     std::function<void(const EpochInfo&)> on_epoch;            // after every training epoch
+    std::function<void(const BatchInfo&)> on_batch;            // after every training batch
     std::function<void(Index done, Index total)> on_cells;     // interpretation progress, cells done
     std::function<void(const std::string& message)> on_note;  // something the user should know
 };
@@ -311,7 +312,8 @@ inline void run_ensemble(const PipelineConfig& c, const PipelineData& data, cons
         stages.run("ensemble model " + std::to_string(k) + " of " + std::to_string(c.ensemble), [&] {
             const PipelineConfig ck = ensemble_member_config(c, k);
             const TrainedModel t = data.visit(
-                [&](const auto& m) { return fit_pipeline_model(ck, m, data.gene_sets, stages.observer().on_epoch); });
+                [&](const auto& m) { return fit_pipeline_model(ck, m, data.gene_sets, stages.observer().on_epoch,
+                                                                stages.observer().on_batch); });
             const Projection pk = data.visit([&](const auto& m) { return project_cells(t.fitted, m, sample); });
             Explanation e = explain_cells(ck, t.fitted, pk, data.groups(), data.gene_sets,
                                           stages.observer().on_cells);
@@ -671,7 +673,8 @@ inline PipelineResult run_pipeline(const PipelineConfig& c, const PipelineObserv
     if (!c.projecting()) {
         trained = stages.run("train", [&] {
             return data.visit([&](const auto& m) {
-                return std::make_unique<TrainedModel>(fit_pipeline_model(c, m, data.gene_sets, observer.on_epoch));
+                return std::make_unique<TrainedModel>(fit_pipeline_model(c, m, data.gene_sets, observer.on_epoch,
+                                                                                  observer.on_batch));
             });
         });
         r.trained = true;

@@ -350,7 +350,8 @@ inline TrainOptions pipeline_train_options(const PipelineConfig& c) {
 // be empty) sees every epoch.
 template <class Expression>
 TrainedModel fit_pipeline_model(const PipelineConfig& c, const Expression& data, const GeneSetCollection& sets,
-                                const std::function<void(const EpochInfo&)>& on_epoch = {}) {
+                                const std::function<void(const EpochInfo&)>& on_epoch = {},
+                                const std::function<void(const BatchInfo&)>& on_batch = {}) {
     PreprocessOptions po = c.preprocess;
     po.seed = pipeline_seed(c, PipelineSeed::split);
     po.gene_sets_label = c.gene_sets.empty() ? std::string("built-in simulated gene sets") : c.gene_sets;
@@ -379,6 +380,7 @@ TrainedModel fit_pipeline_model(const PipelineConfig& c, const Expression& data,
     model.initialize(pipeline_seed(c, PipelineSeed::weights));
     TrainOptions o = pipeline_train_options(c);
     o.on_epoch = on_epoch;
+    o.on_batch = on_batch;
     // A validation loss over a dozen cells is too noisy to choose an epoch by (on 271 HSMM cells
     // it stopped at epoch 100 and kept epoch 50, far from orthogonal): below the minimum the
     // validation loss is only recorded and training runs every epoch.
