@@ -4,6 +4,7 @@
 #include "exsal/core/random.hpp"
 #include "exsal/interpret/pca.hpp"
 #include "exsal/pipeline/result_figures.hpp"
+#include "exsal/pipeline/result_tables.hpp"
 #include "exsal/report/cluster.hpp"
 #include "exsal/report/csv_table.hpp"
 #include "exsal/report/heatmap.hpp"
@@ -1024,4 +1025,24 @@ TEST_CASE("group programmes figure: each group's top sets, ordered by the group 
     }
     for (const char* f : {"programmes.svg", "no_groups.svg", "nothing.svg", "no_positive.svg"})
         CHECK(xml_well_formed(dir / f));
+}
+
+TEST_CASE("representation.csv written row by row equals the table, quoting included") {
+    using namespace exsal;
+    const std::vector<std::string> cells{"c1", "cell, with comma", "c\"3"};
+    MatrixF r(2, 3);
+    r << 0.5f, -1.25f, 3e-8f, 2.0f, 0.0f, 123456.7f;
+    const std::string dir = (std::filesystem::temp_directory_path() / "exsal_test_representation").string();
+    std::filesystem::remove_all(dir);
+    std::filesystem::create_directories(dir);
+    for (const std::vector<std::string>& groups : {std::vector<std::string>{}, std::vector<std::string>{"A", "", "B,C"}}) {
+        write_representation(dir + "/streamed.csv", cells, groups, r);
+        std::ifstream in(dir + "/streamed.csv", std::ios::binary);
+        std::ostringstream text;
+        text << in.rdbuf();
+        CHECK(text.str() == representation_table(cells, groups, r).to_string());
+    }
+    CHECK_THROWS_AS(write_representation(dir + "/bad.csv", {"only one"}, {}, r), ArgumentError);
+    CHECK(!std::filesystem::exists(dir + "/bad.csv"));
+    std::filesystem::remove_all(dir);
 }

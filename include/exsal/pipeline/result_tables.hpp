@@ -54,18 +54,27 @@ inline std::vector<std::string> unit_labels(Index units) {
     return labels;
 }
 
-// representation.csv from the units x cells representation, cell ids and labels (or none).
-inline CsvTable representation_table(const std::vector<std::string>& cells, const std::vector<std::string>& groups,
-                                     const MatrixF& representation) {
-    const char* where = "exsal::representation_table";
+namespace detail {
+inline void check_representation_cells(const char* where, const std::vector<std::string>& cells,
+                                       const std::vector<std::string>& groups, const MatrixF& representation) {
     if (static_cast<Index>(cells.size()) != representation.cols())
         throw ArgumentError(where, std::to_string(cells.size()) + " cell ids for " +
                                        std::to_string(representation.cols()) + " representation columns");
     if (!groups.empty() && groups.size() != cells.size())
         throw ArgumentError(where, std::to_string(groups.size()) + " group labels for " + std::to_string(cells.size()) + " cells");
+}
+inline std::vector<std::string> representation_columns(Index units) {
     std::vector<std::string> columns{"cell", "group"};
-    for (const auto& u : unit_labels(representation.rows())) columns.push_back(u);
-    CsvTable table("representation", columns);
+    for (const auto& u : unit_labels(units)) columns.push_back(u);
+    return columns;
+}
+} // namespace detail
+
+// representation.csv from the units x cells representation, cell ids and labels (or none).
+inline CsvTable representation_table(const std::vector<std::string>& cells, const std::vector<std::string>& groups,
+                                     const MatrixF& representation) {
+    detail::check_representation_cells("exsal::representation_table", cells, groups, representation);
+    CsvTable table("representation", detail::representation_columns(representation.rows()));
     std::vector<CsvField> row;
     for (Index c = 0; c < representation.cols(); ++c) {
         row.clear();
@@ -75,6 +84,25 @@ inline CsvTable representation_table(const std::vector<std::string>& cells, cons
         table.add_row(row);
     }
     return table;
+}
+
+// The same file written row by row: the table of a million cells as strings would take gigabytes
+// (64 fields of ~40 bytes each per cell), the file itself a few hundred megabytes. Byte for byte
+// what representation_table(...).write(path) writes.
+inline void write_representation(const std::string& path, const std::vector<std::string>& cells,
+                                 const std::vector<std::string>& groups, const MatrixF& representation) {
+    detail::check_representation_cells("exsal::write_representation", cells, groups, representation);
+    const std::vector<std::string> columns = detail::representation_columns(representation.rows());
+    write_file_atomically(path, [&](std::ostream& out) {
+        for (std::size_t c = 0; c < columns.size(); ++c) out << (c > 0 ? "," : "") << CsvTable::quote(columns[c]);
+        out << '\n';
+        for (Index c = 0; c < representation.cols(); ++c) {
+            out << CsvTable::quote(CsvField(cells[static_cast<std::size_t>(c)]).text()) << ','
+                << CsvTable::quote(groups.empty() ? std::string() : CsvField(groups[static_cast<std::size_t>(c)]).text());
+            for (Index u = 0; u < representation.rows(); ++u) out << ',' << CsvField(representation(u, c)).text();
+            out << '\n';
+        }
+    });
 }
 
 // unit_gene_sets.csv.

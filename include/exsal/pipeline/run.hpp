@@ -360,8 +360,7 @@ inline void write_tables(const PipelineData& data, const Projection& projection,
                          const PipelineResult& r, Outputs& out) {
     const Interpretation& in = r.interpretation;
     if (!r.consensus.empty()) consensus_programmes_table(r.consensus, in.set_names).write(out.file(output::consensus));
-    representation_table(data.cells(), data.groups(), projection.representation)
-        .write(out.file(output::representation));
+    write_representation(out.file(output::representation), data.cells(), data.groups(), projection.representation);
     unit_gene_sets_table(in).write(out.file(output::unit_gene_sets));
     group_units_table(r.group_stats).write(out.file(output::group_units));
     group_gene_sets_table(in).write(out.file(output::group_gene_sets));
