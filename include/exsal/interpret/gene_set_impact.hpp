@@ -306,12 +306,13 @@ GeneSetImpact gene_set_impact(const Autoencoder<Scalar>& model, const detail::In
         detail::ImpactPartial& p = partial[static_cast<std::size_t>(t)];
         MatrixD& a = cell_agg[static_cast<std::size_t>(t)];
         p.reset();
-        detail::add_gene_sums<Scalar>(block, U, p.abs_sum, p.signed_sum);
         const Index n = block.cols() / U;
         for (Index j = 0; j < n; ++j) {
             MatrixD* group_sum = grouped ? &p.group[static_cast<std::size_t>(groups.of_cell[static_cast<std::size_t>(first + j)])] : nullptr;
-            // agg over S of |saliency|, cell first + j
-            detail::set_aggregates<Scalar>(block.middleCols(j * U, U), set_rows, options.aggregator, scratch[static_cast<std::size_t>(t)], a);
+            // the cell's sums first: its G x U saliency is then in cache for the sets' gathers
+            const ConstMatrixRef<Scalar> cell = block.middleCols(j * U, U);
+            detail::add_gene_sums<Scalar>(cell, U, p.abs_sum, p.signed_sum);
+            detail::set_aggregates<Scalar>(cell, set_rows, options.aggregator, scratch[static_cast<std::size_t>(t)], a); // agg over S of |saliency|
             p.all += a;
             if (group_sum) *group_sum += a;
         }
