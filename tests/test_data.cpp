@@ -685,11 +685,31 @@ TEST_CASE("batches gathered from dense or sparse data equal the prepared matrice
             to.batch_size = 32;
             to.validate_every = 1;
             const TrainHistory ha = train<float>(a, d.train_input, d.train.values, d.validation_input, d.validation.values, to);
+            GatheredCells<SparseExpression> dense_batches(sparse, sp.rows, sp.split.train, sp.preprocessor);
+            dense_batches.set_sparse_density(0.0); // never the sparse first layer: the same arithmetic
             const GatheredCells<SparseExpression> validation(sparse, sp.rows, sp.split.validation, sp.preprocessor);
-            const TrainHistory hb = train<float>(b, from_sparse, &validation, to);
+            const TrainHistory hb = train<float>(b, dense_batches, &validation, to);
             CHECK(a.parameters() == b.parameters());
             CHECK(ha.train_loss == hb.train_loss);
             CHECK(ha.validation_loss == hb.validation_loss);
+            CHECK(hb.sparse_batches == 0);
+            // Every batch through the sparse first layer: the same training up to float rounding,
+            // and from dense storage the same batches as from sparse storage, bit for bit.
+            GatheredCells<SparseExpression> sparse_batches(sparse, sp.rows, sp.split.train, sp.preprocessor);
+            GatheredCells<ExpressionMatrix> sparse_from_dense(sim.expression, dense.rows, dense.split.train, dense.preprocessor);
+            sparse_batches.set_sparse_density(1.0);
+            sparse_from_dense.set_sparse_density(1.0);
+            Autoencoder<float> c_(ac), d_(ac);
+            c_.initialize(3);
+            d_.initialize(3);
+            const TrainHistory hc = train<float>(c_, sparse_batches, &validation, to);
+            const TrainHistory hd = train<float>(d_, sparse_from_dense, &validation, to);
+            CHECK(hc.sparse_batches == hc.batches);
+            CHECK(hc.batches == 3 * ((d.train.n_cells() + 31) / 32));
+            CHECK(c_.parameters() == d_.parameters());
+            for (std::size_t e = 0; e < ha.train_loss.size(); ++e)
+                CHECK(hc.train_loss[e] == doctest::Approx(ha.train_loss[e]).epsilon(1e-4));
+            CHECK((c_.parameters() - a.parameters()).cwiseAbs().maxCoeff() < 1e-3f);
         }
 }
 

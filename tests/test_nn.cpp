@@ -445,3 +445,95 @@ TEST_CASE("model file: save, load, identical outputs; corrupt files are rejected
     expect_error((dir / "missing.exsal").string(), "cannot open");
     fs::remove_all(dir);
 }
+
+TEST_CASE("the sparse first layer gives the dense gradient, which equals finite differences (double)") {
+    // X = S + offset 1^T with S mostly zeros and a non-zero offset (a transform and centring).
+    AutoencoderConfig cfg;
+    cfg.n_genes = 9;
+    cfg.hidden = {6, 4, 6};
+    Autoencoder<double> net(cfg);
+    net.initialize(11);
+    Rng rng(13);
+    for (Index i = 0; i < net.parameters().size(); ++i) net.parameters()[i] += 0.1 * rng.normal();
+    SparseBatch<double> s;
+    s.clear(9);
+    s.offset = random_matrix(9, 1, 17, -0.5, 0.5);
+    for (Index j = 0; j < 5; ++j) {
+        for (Index g = 0; g < 9; ++g)
+            if ((g * 7 + j * 3) % 4 == 0) { // about a quarter stored; column 4 has none in some rows
+                s.row.push_back(static_cast<std::int32_t>(g));
+                s.value.push_back(0.5 + 0.25 * static_cast<double>((g + j) % 5));
+            }
+        s.start.push_back(static_cast<std::int64_t>(s.row.size()));
+    }
+    REQUIRE(s.stored() < 9 * 5 / 2);
+    const MatrixD x = s.dense();
+    const MatrixD target = random_matrix(9, 5, 19, 0.0, 3.0).array().floor();
+    const LossOptions lo{LossKind::poisson, 0.3, OrthogonalityForm::frobenius};
+    net.reserve(5);
+    const double dense_loss = net.loss_and_gradient(x, target, lo).total();
+    const VectorD dense_gradient = net.gradient();
+    const double sparse_loss = net.loss_and_gradient(s, target, lo).total();
+    CHECK(sparse_loss == doctest::Approx(dense_loss).epsilon(1e-13));
+    CHECK(relative_error(net.gradient(), dense_gradient) < 1e-12);
+    // ... and the dense gradient is the finite-difference one (the network test above), here too.
+    VectorD num(dense_gradient.size());
+    const double h = 1e-6;
+    for (Index k = 0; k < num.size(); ++k) {
+        const double keep = net.parameters()[k];
+        net.parameters()[k] = keep + h;
+        net.forward(x);
+        const double fp = net.loss(target, lo).total();
+        net.parameters()[k] = keep - h;
+        net.forward(x);
+        const double fm = net.loss(target, lo).total();
+        net.parameters()[k] = keep;
+        num[k] = (fp - fm) / (2 * h);
+    }
+    CHECK(relative_error(net.gradient(), num) < 1e-6);
+
+    // The two products against plain dense ones, in float, split over threads or not.
+    const MatrixF w = random_matrix(40, 9, 23).cast<float>();
+    SparseBatch<float> sf;
+    sf.clear(9);
+    sf.offset = s.offset.cast<float>();
+    sf.start = s.start;
+    sf.row = s.row;
+    for (double v : s.value) sf.value.push_back(static_cast<float>(v));
+    MatrixF z(40, 5);
+    kernels::sparse_product(z, w, sf);
+    const MatrixF stored = sf.dense() - sf.offset.replicate(1, 5);
+    CHECK((z - w * stored).cwiseAbs().maxCoeff() < 1e-5f);
+    const MatrixF dz = random_matrix(40, 5, 29).cast<float>();
+    MatrixF dw(40, 9);
+    kernels::sparse_transposed_product(dw, dz, sf);
+    CHECK((dw - dz * stored.transpose()).cwiseAbs().maxCoeff() < 1e-5f);
+
+    // Large enough to be split over the threads: the same values for 1 and 2 threads.
+    SparseBatch<float> big;
+    big.clear(300);
+    big.offset = VectorF::Zero(300);
+    std::mt19937 gen(5);
+    for (Index j = 0; j < 50; ++j) {
+        for (Index g = 0; g < 300; ++g)
+            if (gen() % 10 < 3) {
+                big.row.push_back(static_cast<std::int32_t>(g));
+                big.value.push_back(static_cast<float>(gen() % 100) / 10.0f);
+            }
+        big.start.push_back(static_cast<std::int64_t>(big.row.size()));
+    }
+    const MatrixF wb = random_matrix(64, 300, 31).cast<float>(), dzb = random_matrix(64, 50, 37).cast<float>();
+    MatrixF z1(64, 50), z2(64, 50), dw1(64, 300), dw2(64, 300);
+    const int before = threads();
+    set_threads(1);
+    kernels::sparse_product(z1, wb, big);
+    kernels::sparse_transposed_product(dw1, dzb, big);
+    set_threads(2);
+    kernels::sparse_product(z2, wb, big);
+    kernels::sparse_transposed_product(dw2, dzb, big);
+    set_threads(before);
+    CHECK(z1 == z2);
+    CHECK(dw1 == dw2);
+    CHECK((z1 - wb * big.dense()).cwiseAbs().maxCoeff() < 1e-3f);
+    CHECK((dw1 - dzb * big.dense().transpose()).cwiseAbs().maxCoeff() < 1e-3f);
+}

@@ -49,6 +49,12 @@ public:
                                                std::to_string(data.n_cells()) + " cells");
     }
 
+    // Batches whose share of non-zero values is at most this go through the sparse first layer
+    // (0: never). The default is where the sparse products measured faster than the dense ones
+    // on this project's shapes (benchmarks/README.md, "Sparse first layer").
+    static constexpr double default_sparse_density = 0.10;
+    void set_sparse_density(double d) { m_sparse_density = d; }
+
     Index genes() const override { return m_gather.rows(); }
     Index cells() const override { return static_cast<Index>(m_columns.size()); }
 
@@ -61,11 +67,49 @@ public:
         for (Index j = 0; j < n; ++j) m_preprocessor.transform_column(target.col(j).data(), input.col(j).data());
     }
 
+    // The batch's raw values as the target; when few of them are non-zero, the input as S + offset
+    // with offset = the transformed zero of each gene (minus the centre) and S the rest.
+    bool gather_batch(const std::int64_t* cells, Index n, MatrixF& input, SparseBatch<float>& sparse,
+                      MatrixF& target) const override {
+        m_selected.resize(static_cast<std::size_t>(n));
+        for (Index j = 0; j < n; ++j) m_selected[static_cast<std::size_t>(j)] = m_columns[static_cast<std::size_t>(cells[j])];
+        m_gather.gather(m_selected.data(), n, target);
+        const Index G = genes();
+        const auto t = target.leftCols(n);
+        const double nonzero = static_cast<double>((t.array() != 0.0f).count());
+        if (!(nonzero <= m_sparse_density * static_cast<double>(G) * static_cast<double>(n))) {
+#pragma omp parallel for schedule(static) if (n * G >= (Index(1) << 15))
+            for (Index j = 0; j < n; ++j) m_preprocessor.transform_column(target.col(j).data(), input.col(j).data());
+            return false;
+        }
+        if (m_offset.size() != G) {
+            m_offset = VectorF::Zero(G);
+            m_preprocessor.transform_column(m_offset.data(), m_offset.data()); // a cell with no counts
+        }
+        sparse.clear(G);
+        sparse.offset = m_offset;
+        sparse.row.reserve(static_cast<std::size_t>(nonzero));
+        sparse.value.reserve(static_cast<std::size_t>(nonzero));
+        for (Index j = 0; j < n; ++j) {
+            float* x = input.col(j).data(); // scratch: the cell's dense input
+            m_preprocessor.transform_column(target.col(j).data(), x);
+            for (Index g = 0; g < G; ++g)
+                if (target(g, j) != 0.0f) {
+                    sparse.row.push_back(static_cast<std::int32_t>(g));
+                    sparse.value.push_back(x[g] - m_offset(g));
+                }
+            sparse.start.push_back(static_cast<std::int64_t>(sparse.row.size()));
+        }
+        return true;
+    }
+
 private:
     CellGather<Expression> m_gather;
     std::vector<Index> m_columns;         // cell i of this set = column m_columns[i] of the data
     const Preprocessor& m_preprocessor;
     mutable std::vector<Index> m_selected; // the data columns of the batch being gathered
+    mutable VectorF m_offset;              // the input of a zero count per gene (made at the first sparse batch)
+    double m_sparse_density = default_sparse_density;
 };
 
 } // namespace exsal

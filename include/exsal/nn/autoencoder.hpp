@@ -172,25 +172,50 @@ public:
     // network sees (transformed), target what the loss compares with. No allocation once
     // reserve() has sized the buffers for this batch width.
     LossParts loss_and_gradient(const ConstRef& input, const ConstRef& target, const LossOptions& o) {
-        forward(input);
-        const Index n = input.cols();
+        check_batch(input, "exsal::Autoencoder::forward");
+        return loss_and_gradient_of(input, input.cols(), target, o);
+    }
+    // The same for a batch X = S + offset 1^T (sparse_batch.hpp): the first layer multiplies the
+    // stored entries only; equal to the dense call on S.dense() up to float rounding.
+    LossParts loss_and_gradient(const SparseBatch<Scalar>& input, const ConstRef& target, const LossOptions& o) {
+        if (input.rows != m_config.n_genes || input.offset.size() != m_config.n_genes)
+            throw ArgumentError("exsal::Autoencoder::loss_and_gradient",
+                                "sparse input has " + std::to_string(input.rows) + " genes, the model " +
+                                    std::to_string(m_config.n_genes));
+        if (input.cols() > m_layers[0]->capacity())
+            throw ArgumentError("exsal::Autoencoder::loss_and_gradient", "batch of " + std::to_string(input.cols()) +
+                                                                             " cells exceeds the reserved capacity");
+        return loss_and_gradient_of(input, input.cols(), target, o);
+    }
+
+    Mat encode(const ConstRef& x) const { return run_through(x, representation_layer() + 1); }
+    // Reconstruction (genes x n) of cells.
+    Mat reconstruct(const ConstRef& x) const { return run_through(x, layer_count()); }
+
+private:
+    // Forward, loss, backward through every layer and the orthogonality penalty; In is a dense
+    // batch (ConstRef) or a SparseBatch, which only the first layer sees.
+    template <class In>
+    LossParts loss_and_gradient_of(const In& input, Index n, const ConstRef& target, const LossOptions& o) {
+        m_layers[0]->forward(input);
+        for (std::size_t l = 1; l < m_layers.size(); ++l) m_layers[l]->forward(m_layers[l - 1]->output());
         LossParts parts;
         auto dy = m_dy_a.topLeftCorner(m_config.n_genes, n);
-        // Loss value and dL/dYhat in one pass over the columns.
         if (o.loss == LossKind::poisson)
             parts.reconstruction =
                 PoissonLoss{}.value_and_gradient<Scalar>(reconstruction(), target, dy, m_column_loss.data());
         else
             parts.reconstruction =
                 MseLoss{}.value_and_gradient<Scalar>(reconstruction(), target, dy, m_column_loss.data());
-        // Backward through the layers; dL/dY of layer l is dL/dX of layer l+1.
         Mat* upstream = &m_dy_a;
         Mat* downstream = &m_dy_b;
         for (Index l = layer_count() - 1; l >= 0; --l) {
             Layer<Scalar>& cur = layer(l);
             cur.backward(upstream->topRows(cur.out_size()).leftCols(n));
-            cur.parameter_gradient(l == 0 ? input : ConstRef(layer(l - 1).output()));
-            if (l > 0) {
+            if (l == 0) {
+                cur.parameter_gradient(input);
+            } else {
+                cur.parameter_gradient(ConstRef(layer(l - 1).output()));
                 cur.input_gradient(downstream->topRows(cur.in_size()).leftCols(n));
                 std::swap(upstream, downstream);
             }
@@ -201,13 +226,6 @@ public:
         return parts;
     }
 
-    // Representation of cells (genes x n input, transformed) -> units x n. Stateless; blocks of
-    // cells run in parallel.
-    Mat encode(const ConstRef& x) const { return run_through(x, representation_layer() + 1); }
-    // Reconstruction (genes x n) of cells.
-    Mat reconstruct(const ConstRef& x) const { return run_through(x, layer_count()); }
-
-private:
     void bind() {
         Index offset = 0;
         for (auto& l : m_layers) {

@@ -9,6 +9,7 @@
 #include "exsal/core/types.hpp"
 #include "exsal/nn/activations.hpp"
 #include "exsal/nn/kernels.hpp"
+#include "exsal/nn/sparse_batch.hpp"
 
 #include <memory>
 #include <type_traits>
@@ -56,6 +57,15 @@ public:
     // Training pass, caching what backward needs. x: in x n, n <= capacity().
     //   Z = W X + b ; Y = f(Z)
     virtual void forward(const ConstRef& x) = 0;
+    // The same for a batch X = S + offset 1^T (see sparse_batch.hpp): Z = W S + (W offset + b) 1^T.
+    void forward(const SparseBatch<Scalar>& x) {
+        const Index n = x.cols();
+        m_n = n;
+        kernels::sparse_product(m_z.leftCols(n), m_w, x);
+        m_w_offset.noalias() = m_w * x.offset;
+        m_z.leftCols(n).colwise() += m_w_offset;
+        activate(n);
+    }
     // dL/dZ = dL/dY * f'(Z) from dL/dY (out x n); stored for the two gradient steps below.
     virtual void backward(const ConstRef& dy) = 0;
     // dL/dX = W^T dL/dZ (in x n). Saliency needs only this chain.
@@ -64,6 +74,12 @@ public:
     void parameter_gradient(const ConstRef& x) {
         kernels::split_product(m_dw, m_dz.leftCols(m_n), x.transpose());
         kernels::row_sums(m_dz, m_n, m_db);
+    }
+    // The same for X = S + offset 1^T: dW = dZ S^T + db offset^T.
+    void parameter_gradient(const SparseBatch<Scalar>& x) {
+        kernels::row_sums(m_dz, m_n, m_db);
+        kernels::sparse_transposed_product(m_dw, m_dz.leftCols(m_n), x);
+        m_dw.noalias() += m_db * x.offset.transpose();
     }
 
     // Cached results of the last forward pass (out x n).
@@ -78,7 +94,9 @@ public:
     virtual void derivative(const ConstRef& z, const ConstRef& y, Eigen::Ref<Mat> d) const = 0;
 
 protected:
-    Layer(Index in, Index out) : m_in(in), m_out(out) {}
+    Layer(Index in, Index out) : m_in(in), m_out(out), m_w_offset(out) {}
+    // Y = f(Z + b) on the first n columns of Z (Z holds W X).
+    virtual void activate(Index n) = 0;
 
     Index m_in, m_out;
     MatrixMap<Scalar> m_w{nullptr, 0, 0};  // out x in
@@ -89,6 +107,7 @@ protected:
     Mat m_y;  // out x capacity, Y = f(Z)
     Mat m_dz; // out x capacity, dL/dZ
     Index m_n = 0; // columns of the current batch
+    Vector<Scalar> m_w_offset; // out, W offset of the last sparse batch
 };
 
 template <typename Scalar, typename Activation>
@@ -109,13 +128,12 @@ public:
         return s;
     }
 
+    using Base::forward;
     void forward(const ConstRef& x) override {
         const Index n = x.cols();
         this->m_n = n;
         kernels::split_product(this->m_z.leftCols(n), this->m_w, x); // Z = W X
-        kernels::split_columns(this->m_out, n, [&](Index c0, Index nc) {
-            kernels::bias_activate(m_act, this->m_z, this->m_y, this->m_b, c0, nc); // Z += b ; Y = f(Z)
-        });
+        activate(n);
     }
 
     void backward(const ConstRef& dy) override {
@@ -139,6 +157,12 @@ public:
     const Activation& activation_policy() const noexcept { return m_act; }
 
 private:
+    void activate(Index n) override {
+        kernels::split_columns(this->m_out, n, [&](Index c0, Index nc) {
+            kernels::bias_activate(m_act, this->m_z, this->m_y, this->m_b, c0, nc); // Z += b ; Y = f(Z)
+        });
+    }
+
     Activation m_act;
 };
 

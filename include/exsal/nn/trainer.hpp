@@ -77,6 +77,8 @@ struct TrainHistory {
     std::vector<double> validation_loss;     // per epoch, NaN where not evaluated
     std::vector<double> orthogonality_error; // per epoch
     int epochs_run = 0;
+    std::int64_t batches = 0;                // training batches over all epochs
+    std::int64_t sparse_batches = 0;         // of those, with a sparse first layer (TrainingCells::gather_batch)
     int best_epoch = -1;                     // epoch whose parameters the model holds (-1: last)
     double best_validation_loss = std::numeric_limits<double>::quiet_NaN();
     bool stopped_early = false;
@@ -97,6 +99,16 @@ public:
     // with the input.
     virtual void gather(const std::int64_t* cells, Index n, Matrix<Scalar>& input, Matrix<Scalar>& target) const = 0;
     virtual bool target_is_input() const { return false; }
+    // A training batch: the target as gather() makes it and the input either dense in `input`
+    // (returns false) or as S + offset in `sparse` (returns true; the first layer then multiplies
+    // only the stored entries). The choice must depend on the cells' values only, never on timing
+    // or storage, so that runs repeat bit for bit. By default always dense.
+    virtual bool gather_batch(const std::int64_t* cells, Index n, Matrix<Scalar>& input, SparseBatch<Scalar>& sparse,
+                              Matrix<Scalar>& target) const {
+        (void)sparse;
+        gather(cells, n, input, target);
+        return false;
+    }
 };
 
 namespace detail {
@@ -274,11 +286,16 @@ public:
     }
 
     double first_loss() const noexcept { return m_first_loss; }
+    std::int64_t sparse_batches() const noexcept { return m_sparse_batches; }
+    Index batches_per_epoch() const noexcept { return m_batches; }
 
 private:
     // Loss and gradient of the n cells at positions [c0, c0 + n) of the current order.
     LossParts loss_and_gradient(Index c0, Index n) {
-        m_cells.gather(m_order.data() + c0, n, m_x, m_t);
+        if (m_cells.gather_batch(m_order.data() + c0, n, m_x, m_sparse, m_t)) {
+            ++m_sparse_batches;
+            return m_model.loss_and_gradient(m_sparse, m_t.leftCols(n), m_o.loss);
+        }
         const auto xb = m_x.leftCols(n);
         return m_cells.target_is_input() ? m_model.loss_and_gradient(xb, xb, m_o.loss)
                                          : m_model.loss_and_gradient(xb, m_t.leftCols(n), m_o.loss);
@@ -301,6 +318,8 @@ private:
     std::vector<std::int64_t> m_order;      // cells in this epoch's order
     Rng m_rng;                              // draws the order
     Matrix<Scalar> m_x, m_t;                // genes x batch, the gathered input and target
+    SparseBatch<Scalar> m_sparse;           // the input when the cells give it sparse
+    std::int64_t m_sparse_batches = 0;      // batches that went through the sparse first layer
     double m_first_loss = 0.0;              // loss of the first batch, before any step
 };
 
@@ -378,6 +397,8 @@ TrainHistory train(Autoencoder<Scalar>& model, const TrainingCells<Scalar>& trai
         h.validation_loss.push_back(info.validation_loss);
         h.orthogonality_error.push_back(info.orthogonality_error);
         h.epochs_run = epoch + 1;
+        h.batches += epochs.batches_per_epoch();
+        h.sparse_batches = epochs.sparse_batches();
         if (o.on_epoch) o.on_epoch(info);
         if (stop) {
             h.stopped_early = true;

@@ -516,6 +516,12 @@ inline JsonValue training_json(const TrainedModel* trained) {
     t["final_train_loss"] = h.train_loss.empty() ? JsonValue() : JsonValue(h.train_loss.back());
     t["final_validation_loss"] = last_finite(h.validation_loss);
     t["final_orthogonality_error"] = h.orthogonality_error.empty() ? JsonValue() : JsonValue(h.orthogonality_error.back());
+    JsonValue first = JsonValue::object(); // which batches multiplied only their non-zero counts
+    first["rule"] = "a batch with at most this share of non-zero counts goes through the sparse first layer";
+    first["max_density"] = GatheredCells<SparseExpression>::default_sparse_density;
+    first["batches"] = h.batches;
+    first["sparse_batches"] = h.sparse_batches;
+    t["first_layer"] = std::move(first);
     t["epochs"] = history_json(h);
     return t;
 }
