@@ -22,6 +22,7 @@
 // other character by '_' and makes names unique by a numeric suffix.
 
 #include "exsal/core/error.hpp"
+#include "exsal/core/random.hpp"
 #include "exsal/core/types.hpp"
 #include "exsal/interpret/interpretation.hpp"
 #include "exsal/interpret/pca.hpp"
@@ -273,21 +274,39 @@ inline void write_group_programmes_figure(const std::string& path, const std::ve
 }
 
 // representation_map.svg: PCA of the units x cells representation, coloured by group.
+// Points drawn at most in representation_map.svg: a million points make an SVG of 70 MB that no
+// viewer opens, and beyond a few ten thousand they only overdraw each other.
+inline constexpr Index representation_map_points = 20000;
+
 inline void write_representation_map(const std::string& path, const MatrixF& representation,
                                      const std::vector<std::string>& groups) {
     const int components = static_cast<int>(std::min<Index>(2, std::min(representation.rows(), representation.cols())));
-    const PcaResult p = pca(representation, components);
-    ScatterOptions o;
-    o.title = "Representation of " + std::to_string(representation.cols()) + " cells (" +
-              std::to_string(representation.rows()) + " units), principal components";
-    o.x_label = pca_axis_label(1, p.explained_variance_ratio(0));
-    if (components > 1) {
-        o.y_label = pca_axis_label(2, p.explained_variance_ratio(1));
-        write_scatter(path, p.scores.row(0), p.scores.row(1), groups, o);
-    } else {
-        o.y_label = "";
-        write_scatter(path, p.scores.row(0), VectorF::Zero(representation.cols()).transpose(), groups, o);
+    const PcaResult p = pca(representation, components); // over every cell
+    const Index C = representation.cols();
+    std::vector<Index> shown(static_cast<std::size_t>(C));
+    std::iota(shown.begin(), shown.end(), Index(0));
+    if (C > representation_map_points) { // a fixed-seed random sample, in cell order
+        Rng rng(1);
+        rng.shuffle(shown);
+        shown.resize(static_cast<std::size_t>(representation_map_points));
+        std::sort(shown.begin(), shown.end());
     }
+    const Index n = static_cast<Index>(shown.size());
+    Eigen::RowVectorXf x(n), y = Eigen::RowVectorXf::Zero(n);
+    std::vector<std::string> g;
+    for (Index i = 0; i < n; ++i) {
+        const Index c = shown[static_cast<std::size_t>(i)];
+        x(i) = p.scores(0, c);
+        if (components > 1) y(i) = p.scores(1, c);
+        if (!groups.empty()) g.push_back(groups[static_cast<std::size_t>(c)]);
+    }
+    ScatterOptions o;
+    o.title = "Representation of " + std::to_string(C) + " cells (" + std::to_string(representation.rows()) +
+              " units), principal components" +
+              (n < C ? "; " + std::to_string(n) + " cells drawn at random" : std::string());
+    o.x_label = pca_axis_label(1, p.explained_variance_ratio(0));
+    o.y_label = components > 1 ? pca_axis_label(2, p.explained_variance_ratio(1)) : std::string();
+    write_scatter(path, x, y, g, o);
 }
 
 } // namespace exsal
