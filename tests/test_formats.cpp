@@ -153,8 +153,27 @@ TEST_CASE("10x MTX (Cell Ranger 3 and 2) and 10x HDF5 (Cell Ranger 3 and 2) read
         check_same_as_reference(read_10x_h5(fixture(name), {}, &s), false);
         if (std::string(name) != "filtered_gene_bc_matrices_h5.h5") CHECK(s.features_dropped == 2);
     }
-    // The groups of the CSV from the cell-groups table (which lists all cells but the two without one).
+    // Read by runs of cells of any length (big files: ~4 M entries; here 1 to 50): the same matrix.
     SparseExpression s = read_10x_h5(fixture("filtered_feature_bc_matrix.h5"));
+    {
+        const h5::Node root = h5::open_file(fixture("filtered_feature_bc_matrix.h5"));
+        const h5::Node g = root.open("matrix");
+        const std::vector<std::int64_t> ptr = g.open("indptr").read_all<std::int64_t>();
+        const std::vector<std::string> types = g.open("features").open("feature_type").read_strings();
+        std::vector<std::int32_t> new_row(types.size(), -1);
+        std::int32_t next = 0;
+        for (std::size_t i = 0; i < types.size(); ++i)
+            if (types[i] == "Gene Expression") new_row[i] = next++;
+        for (std::int64_t chunk : {1, 3, 50}) {
+            CAPTURE(chunk);
+            SparseExpression by_runs;
+            detail::tenx_h5::build_csr(g, ptr, new_row, by_runs, chunk);
+            CHECK(by_runs.indptr == s.indptr);
+            CHECK(by_runs.indices == s.indices);
+            CHECK(by_runs.values == s.values);
+        }
+    }
+    // The groups of the CSV from the cell-groups table (which lists all cells but the two without one).
     CellGroupsSummary g = assign_cell_groups(s, fixture("groups.csv"));
     CHECK(s.groups == reference().groups);
     CHECK(g.cells_not_listed == 2);

@@ -48,36 +48,51 @@ inline h5::Node matrix_group(const h5::Node& root, bool& v3) {
 }
 
 // Keeps the entries of kept features (old row -> new row, -1 = dropped), cell by cell, sorting each
-// cell's genes; refuses an index out of range or twice in one cell.
-inline void build_csr(const h5::Node& g, const std::vector<std::int64_t>& ptr, const std::vector<std::int64_t>& rows,
-                      const std::vector<double>& data, const std::vector<std::int32_t>& new_row, SparseExpression& out) {
+// cell's genes; refuses an index out of range or twice in one cell. 'indices' and 'data' are read
+// by runs of whole cells of about 4 M entries, so the file's int64 indices and (as double) values
+// are never held whole next to the result: a 10x file of 200 M counts would need 3.2 GB for them.
+inline void build_csr(const h5::Node& g, const std::vector<std::int64_t>& ptr, const std::vector<std::int32_t>& new_row,
+                      SparseExpression& out, std::int64_t chunk_entries = std::int64_t(1) << 22) {
+    const h5::Node indices = g.open("indices"), values = g.open("data");
     out.indptr.assign(1, 0);
+    out.indices.reserve(static_cast<std::size_t>(ptr.back()));
+    out.values.reserve(static_cast<std::size_t>(ptr.back()));
     std::vector<std::pair<std::int32_t, float>> cell;
-    for (std::size_t c = 0; c + 1 < ptr.size(); ++c) {
-        cell.clear();
-        for (std::int64_t k = ptr[c]; k < ptr[c + 1]; ++k) {
-            const auto i = static_cast<std::size_t>(k);
-            if (rows[i] < 0 || rows[i] >= static_cast<std::int64_t>(new_row.size()))
-                g.open("indices").fail("feature index " + std::to_string(rows[i]) + " at position " + std::to_string(i) +
-                                       " is out of range (0 to " + std::to_string(new_row.size()) + " - 1)");
-            const double v = data[i];
-            const bool too_large = std::isfinite(v) && v > static_cast<double>(std::numeric_limits<float>::max());
-            if (!std::isfinite(v) || v < 0.0 || too_large) // beyond float: cast to single precision it would be inf
-                g.open("data").fail("value " + std::to_string(v) + " at position " + std::to_string(i) + " (barcode " +
-                                    std::to_string(c) + ") is " +
-                                    (v < 0.0 ? "negative" : too_large ? "beyond single precision" : "not finite") +
-                                    "; Cell Ranger writes counts");
-            const std::int32_t r = new_row[static_cast<std::size_t>(rows[i])];
-            if (r >= 0) cell.emplace_back(r, static_cast<float>(v) + 0.0f); // "-0" is stored as +0, as read_10x_mtx does
+    const std::size_t cells = ptr.size() - 1;
+    for (std::size_t c0 = 0; c0 < cells;) {
+        std::size_t c1 = c0 + 1; // cells [c0, c1): at least one, else up to chunk_entries entries
+        while (c1 < cells && ptr[c1 + 1] - ptr[c0] <= chunk_entries) ++c1;
+        const std::int64_t first = ptr[c0];
+        const auto count = static_cast<hsize_t>(ptr[c1] - first);
+        const std::vector<std::int64_t> rows = indices.read_rows<std::int64_t>(static_cast<hsize_t>(first), count);
+        const std::vector<double> data = values.read_rows<double>(static_cast<hsize_t>(first), count);
+        for (std::size_t c = c0; c < c1; ++c) {
+            cell.clear();
+            for (std::int64_t k = ptr[c]; k < ptr[c + 1]; ++k) {
+                const auto i = static_cast<std::size_t>(k - first), at = static_cast<std::size_t>(k);
+                if (rows[i] < 0 || rows[i] >= static_cast<std::int64_t>(new_row.size()))
+                    indices.fail("feature index " + std::to_string(rows[i]) + " at position " + std::to_string(at) +
+                                 " is out of range (0 to " + std::to_string(new_row.size()) + " - 1)");
+                const double v = data[i];
+                const bool too_large = std::isfinite(v) && v > static_cast<double>(std::numeric_limits<float>::max());
+                if (!std::isfinite(v) || v < 0.0 || too_large) // beyond float: cast to single precision it would be inf
+                    values.fail("value " + std::to_string(v) + " at position " + std::to_string(at) + " (barcode " +
+                                std::to_string(c) + ") is " +
+                                (v < 0.0 ? "negative" : too_large ? "beyond single precision" : "not finite") +
+                                "; Cell Ranger writes counts");
+                const std::int32_t r = new_row[static_cast<std::size_t>(rows[i])];
+                if (r >= 0) cell.emplace_back(r, static_cast<float>(v) + 0.0f); // "-0" is stored as +0, as read_10x_mtx does
+            }
+            std::sort(cell.begin(), cell.end(), [](auto& a, auto& b) { return a.first < b.first; });
+            for (std::size_t k = 0; k < cell.size(); ++k) {
+                if (k > 0 && cell[k].first == cell[k - 1].first)
+                    indices.fail("a feature appears twice for barcode " + std::to_string(c));
+                out.indices.push_back(cell[k].first);
+                out.values.push_back(cell[k].second);
+            }
+            out.indptr.push_back(static_cast<std::int64_t>(out.indices.size()));
         }
-        std::sort(cell.begin(), cell.end(), [](auto& a, auto& b) { return a.first < b.first; });
-        for (std::size_t k = 0; k < cell.size(); ++k) {
-            if (k > 0 && cell[k].first == cell[k - 1].first)
-                g.open("indices").fail("a feature appears twice for barcode " + std::to_string(c));
-            out.indices.push_back(cell[k].first);
-            out.values.push_back(cell[k].second);
-        }
-        out.indptr.push_back(static_cast<std::int64_t>(out.indices.size()));
+        c0 = c1;
     }
 }
 
@@ -135,10 +150,8 @@ inline SparseExpression read_10x_h5(const h5::Node& root, const TenxReadOptions&
     const std::size_t nnz = g.open("data").length();
     if (g.open("indices").length() != nnz) g.open("indices").fail("differs in length from 'data'");
     const std::vector<std::int64_t> ptr = detail::tenx_h5::read_indptr(g, out.cells.size(), nnz);
-    const std::vector<std::int64_t> rows = g.open("indices").read_all<std::int64_t>();
-    const std::vector<double> data = g.open("data").read_all<double>();
     out.genes_count = static_cast<Index>(out.genes.size());
-    detail::tenx_h5::build_csr(g, ptr, rows, data, new_row, out);
+    detail::tenx_h5::build_csr(g, ptr, new_row, out);
     std::unordered_set<std::string> seen;
     for (std::size_t i = 0; i < out.cells.size(); ++i)
         if (!seen.insert(out.cells[i]).second) g.open("barcodes").fail("barcode \"" + out.cells[i] + "\" appears twice");
