@@ -124,6 +124,8 @@ public:
     Vec& parameters() noexcept { return m_params; }
     const Vec& parameters() const noexcept { return m_params; }
     const Vec& gradient() const noexcept { return m_grads; }
+    // Writable, for data-parallel training, which replaces it by its sum over the processes.
+    Vec& gradient() noexcept { return m_grads; }
     // Replaces all parameters (size must match).
     void set_parameters(const ConstVectorRef<Scalar>& p) {
         if (p.size() != m_params.size())
@@ -188,6 +190,16 @@ public:
         return loss_and_gradient_of(input, input.cols(), target, o);
     }
 
+    // The orthogonality penalty (lambda ||I - W W^T||_F, or its square) of the current weights.
+    double orthogonality_penalty(const LossOptions& o) const { return penalty_value(o); }
+    // Adds the penalty's gradient to gradient() and returns the penalty: the last step of
+    // loss_and_gradient. A data-parallel run computes the reconstruction part with lambda = 0 on
+    // every process, sums it across processes and then adds the penalty once.
+    double add_orthogonality_gradient(const LossOptions& o) {
+        auto& rep = layer(representation_layer());
+        return add_orthogonality_penalty<Scalar>(rep.weights(), o.lambda, o.form, m_gram, rep.weight_gradient());
+    }
+
     Mat encode(const ConstRef& x) const { return run_through(x, representation_layer() + 1); }
     // Reconstruction (genes x n) of cells.
     Mat reconstruct(const ConstRef& x) const { return run_through(x, layer_count()); }
@@ -220,9 +232,7 @@ private:
                 std::swap(upstream, downstream);
             }
         }
-        auto& rep = layer(representation_layer());
-        parts.orthogonality =
-            add_orthogonality_penalty<Scalar>(rep.weights(), o.lambda, o.form, m_gram, rep.weight_gradient());
+        parts.orthogonality = add_orthogonality_gradient(o);
         return parts;
     }
 

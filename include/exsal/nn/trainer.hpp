@@ -3,8 +3,10 @@
 
 // Mini-batch training with a seeded permutation per epoch, validation every k epochs, early
 // stopping that restores the best parameters, callbacks for progress, and a per-epoch history.
+// In one process, or data-parallel over the processes of a ProcessGroup (e.g. MPI ranks).
 
 #include "exsal/core/error.hpp"
+#include "exsal/core/process_group.hpp"
 #include "exsal/core/random.hpp"
 #include "exsal/core/types.hpp"
 #include "exsal/nn/autoencoder.hpp"
@@ -14,6 +16,7 @@
 #include <algorithm>
 #include <chrono>
 #include <cmath>
+#include <exception>
 #include <functional>
 #include <limits>
 #include <numeric>
@@ -200,10 +203,12 @@ private:
     bool m_same;
 };
 
-// Evaluates the loss of `model` on training cells in batches of consecutive cells (no gradient).
+namespace detail {
+// The loss of `model` on training cells in batches of consecutive cells (no gradient), with the
+// reconstruction part summed over the cells (its mean times the cells) rather than averaged.
 template <typename Scalar>
-LossParts evaluate_loss(Autoencoder<Scalar>& model, const TrainingCells<Scalar>& cells, const LossOptions& o,
-                        Index batch_size) {
+LossParts loss_sums(Autoencoder<Scalar>& model, const TrainingCells<Scalar>& cells, const LossOptions& o,
+                    Index batch_size) {
     const Index C = cells.cells();
     const Index batch = std::min<Index>(batch_size, std::max<Index>(C, 1));
     model.reserve(batch);
@@ -219,7 +224,16 @@ LossParts evaluate_loss(Autoencoder<Scalar>& model, const TrainingCells<Scalar>&
         sum.reconstruction += p.reconstruction * static_cast<double>(n);
         sum.orthogonality = p.orthogonality;
     }
-    if (C > 0) sum.reconstruction /= static_cast<double>(C);
+    return sum;
+}
+} // namespace detail
+
+// Evaluates the loss of `model` on training cells in batches of consecutive cells (no gradient).
+template <typename Scalar>
+LossParts evaluate_loss(Autoencoder<Scalar>& model, const TrainingCells<Scalar>& cells, const LossOptions& o,
+                        Index batch_size) {
+    LossParts sum = detail::loss_sums(model, cells, o, batch_size);
+    if (cells.cells() > 0) sum.reconstruction /= static_cast<double>(cells.cells());
     return sum;
 }
 
@@ -242,40 +256,75 @@ LossParts evaluate_loss(Autoencoder<Scalar>& model, const ConstMatrixRef<Scalar>
 
 namespace detail {
 
+// need_cells: false for one process of a data-parallel run, which may hold none of the cells.
 template <typename Scalar>
 void check_training_data(const char* where, Index n_genes, const TrainingCells<Scalar>& train,
-                         const TrainingCells<Scalar>* validation) {
+                         const TrainingCells<Scalar>* validation, bool need_cells = true) {
     if (train.genes() != n_genes)
         throw ArgumentError(where, "training data has " + std::to_string(train.genes()) + " genes, the model " +
                                        std::to_string(n_genes));
-    if (train.cells() < 1) throw ArgumentError(where, "no training cells");
+    if (need_cells && train.cells() < 1) throw ArgumentError(where, "no training cells");
     if (validation && validation->cells() > 0 && validation->genes() != n_genes)
         throw ArgumentError(where, "validation input and target do not match the model");
 }
 
+// Where one process's training cells sit among the cells of all processes of a data-parallel
+// run: the processes hold consecutive ranges of the global cells, in rank order.
+struct CellShare {
+    std::int64_t first = 0; // global index of this process's first cell
+    std::int64_t count = 0; // cells this process holds
+    std::int64_t total = 0; // cells of all processes
+};
+
+// Throws, on every process alike, when any process failed (failures = how many): the failing
+// processes rethrow their own error (`error`), the others say that another process failed.
+inline void throw_if_any_failed(std::int64_t failures, const std::exception_ptr& error, const ProcessGroup& group,
+                                const std::string& what) {
+    if (failures == 0) return;
+    if (error) std::rethrow_exception(error);
+    throw Error("exsal::train: " + what + ": " + std::to_string(failures) + " of " + std::to_string(group.size()) +
+                " processes failed (each reports its own error); process " + std::to_string(group.rank()) +
+                " stops with them");
+}
+
 // One epoch after another of mini-batch steps: the cells in a new random order each epoch,
 // gathered batch by batch into buffers sized once, an optimiser step per batch.
+//
+// Data-parallel (with a ProcessGroup): every process draws the same permutation of all processes'
+// cells (same seed, same total), so batch b is the same global batch as in one process; each
+// process computes the reconstruction loss and gradient of its own cells of that batch (none is
+// fine), weighted by its share of the batch, and one sum across the processes per step combines
+// gradient, loss and failures. Every process then adds the orthogonality penalty once (it depends
+// on the weights only, which are the same everywhere) and takes the same optimiser step.
 template <typename Scalar>
 class EpochRunner {
 public:
-    EpochRunner(Autoencoder<Scalar>& model, const TrainingCells<Scalar>& cells, Index batch, const TrainOptions& o)
-        : m_model(model), m_cells(cells), m_o(o), m_batch(batch), m_batches((cells.cells() + batch - 1) / batch),
-          m_optimizer(model.parameters().size(), o), m_order(static_cast<std::size_t>(cells.cells())), m_rng(o.seed) {
+    EpochRunner(Autoencoder<Scalar>& model, const TrainingCells<Scalar>& cells, Index batch, const TrainOptions& o,
+                ProcessGroup* group = nullptr, CellShare share = {})
+        : m_model(model), m_cells(cells), m_o(o), m_group(group),
+          m_share(group ? share : CellShare{0, cells.cells(), cells.cells()}), m_batch(batch),
+          m_batches((m_share.total + batch - 1) / batch), m_optimizer(model.parameters().size(), o),
+          m_order(static_cast<std::size_t>(m_share.total)), m_rng(o.seed) {
         model.reserve(batch);
         m_x.resize(model.n_genes(), batch);
         if (!cells.target_is_input()) m_t.resize(model.n_genes(), batch);
-        for (Index i = 0; i < cells.cells(); ++i) m_order[static_cast<std::size_t>(i)] = i;
+        for (std::int64_t i = 0; i < m_share.total; ++i) m_order[static_cast<std::size_t>(i)] = i;
+        if (m_group) {
+            m_local.resize(static_cast<std::size_t>(batch));
+            m_sum.resize(model.parameters().size() + 2);
+        }
     }
 
     // Runs epoch `epoch` (0-based); returns its mean loss per cell. Throws NumericError when a
     // batch's loss or gradient is not finite.
     double run(int epoch) {
         m_rng.shuffle(m_order);
-        const Index n_cells = m_cells.cells();
+        const Index n_cells = m_share.total;
         double epoch_loss = 0.0;
         for (Index b = 0; b < m_batches; ++b) {
             const Index c0 = b * m_batch, n = std::min(m_batch, n_cells - c0);
-            const LossParts parts = loss_and_gradient(c0, n);
+            const LossParts parts =
+                m_group ? combined_loss_and_gradient(c0, n, epoch, b) : loss_and_gradient(m_order.data() + c0, n, m_o.loss);
             if (!std::isfinite(parts.total()) || !all_finite(m_model.gradient())) throw_divergence(parts, epoch, b);
             m_optimizer.step(m_model.parameters(), m_model.gradient());
             if (epoch == 0 && b == 0) m_first_loss = parts.total();
@@ -290,15 +339,53 @@ public:
     Index batches_per_epoch() const noexcept { return m_batches; }
 
 private:
-    // Loss and gradient of the n cells at positions [c0, c0 + n) of the current order.
-    LossParts loss_and_gradient(Index c0, Index n) {
-        if (m_cells.gather_batch(m_order.data() + c0, n, m_x, m_sparse, m_t)) {
+    // Loss and gradient of the n cells cells[0..n) (this process's indices).
+    LossParts loss_and_gradient(const std::int64_t* cells, Index n, const LossOptions& loss) {
+        if (m_cells.gather_batch(cells, n, m_x, m_sparse, m_t)) {
             ++m_sparse_batches;
-            return m_model.loss_and_gradient(m_sparse, m_t.leftCols(n), m_o.loss);
+            return m_model.loss_and_gradient(m_sparse, m_t.leftCols(n), loss);
         }
         const auto xb = m_x.leftCols(n);
-        return m_cells.target_is_input() ? m_model.loss_and_gradient(xb, xb, m_o.loss)
-                                         : m_model.loss_and_gradient(xb, m_t.leftCols(n), m_o.loss);
+        return m_cells.target_is_input() ? m_model.loss_and_gradient(xb, xb, loss)
+                                         : m_model.loss_and_gradient(xb, m_t.leftCols(n), loss);
+    }
+
+    // Loss and gradient of the global batch at positions [c0, c0 + n) of the shared order, summed
+    // across the processes (data-parallel runs).
+    LossParts combined_loss_and_gradient(Index c0, Index n, int epoch, Index b) {
+        Index local = 0; // this process's cells of the batch, in the batch's order
+        for (Index i = c0; i < c0 + n; ++i) {
+            const std::int64_t c = m_order[static_cast<std::size_t>(i)] - m_share.first;
+            if (c >= 0 && c < m_share.count) m_local[static_cast<std::size_t>(local++)] = c;
+        }
+        LossOptions reconstruction_only = m_o.loss;
+        reconstruction_only.lambda = 0.0; // the penalty is added once, after the sum
+        double reconstruction = 0.0;
+        std::exception_ptr error;
+        try {
+            if (local > 0) reconstruction = loss_and_gradient(m_local.data(), local, reconstruction_only).reconstruction;
+        } catch (...) {
+            error = std::current_exception();
+        }
+        // The batch's loss is a mean over its n cells: this process's mean counts local / n.
+        auto& g = m_model.gradient();
+        const Index p = g.size();
+        const double weight = static_cast<double>(local) / static_cast<double>(n);
+        if (local == 0 || error)
+            m_sum.head(p).setZero();
+        else
+            m_sum.head(p) = g * static_cast<Scalar>(weight);
+        m_sum(p) = error ? Scalar(0) : static_cast<Scalar>(reconstruction * weight);
+        m_sum(p + 1) = error ? Scalar(1) : Scalar(0);
+        m_group->sum(m_sum.data(), m_sum.size());
+        throw_if_any_failed(static_cast<std::int64_t>(m_sum(p + 1)), error, *m_group,
+                            "training stopped at epoch " + std::to_string(epoch + 1) + ", batch " +
+                                std::to_string(b + 1));
+        g = m_sum.head(p);
+        LossParts parts;
+        parts.reconstruction = static_cast<double>(m_sum(p));
+        parts.orthogonality = m_model.add_orthogonality_gradient(m_o.loss);
+        return parts;
     }
 
     [[noreturn]] void throw_divergence(const LossParts& parts, int epoch, Index b) const {
@@ -312,13 +399,17 @@ private:
     Autoencoder<Scalar>& m_model;
     const TrainingCells<Scalar>& m_cells;   // network input and loss target, gathered per batch
     const TrainOptions& m_o;
+    ProcessGroup* m_group;                  // null: one process
+    CellShare m_share;                      // this process's cells among all (one process: all of them)
     Index m_batch;                          // cells per batch (the last one may have fewer)
     Index m_batches;                        // batches per epoch
     AnyOptimizer<Scalar> m_optimizer;
-    std::vector<std::int64_t> m_order;      // cells in this epoch's order
+    std::vector<std::int64_t> m_order;      // all processes' cells in this epoch's order
     Rng m_rng;                              // draws the order
     Matrix<Scalar> m_x, m_t;                // genes x batch, the gathered input and target
     SparseBatch<Scalar> m_sparse;           // the input when the cells give it sparse
+    std::vector<std::int64_t> m_local;      // data-parallel: this process's cells of the batch
+    Vector<Scalar> m_sum;                   // data-parallel: gradient, loss and failures, summed across processes
     std::int64_t m_sparse_batches = 0;      // batches that went through the sparse first layer
     double m_first_loss = 0.0;              // loss of the first batch, before any step
 };
@@ -358,22 +449,88 @@ inline double seconds_since(std::chrono::steady_clock::time_point t0) {
     return std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
 }
 
-} // namespace detail
+// The training and validation cells of every process of a data-parallel run, agreed in one sum;
+// throws on every process when any of them failed its own checks (`error`).
+struct CellShares {
+    CellShare train, validation;
+};
+inline CellShares agree_on_shares(ProcessGroup& group, Index train_cells, Index validation_cells,
+                                  const std::exception_ptr& error) {
+    const auto p = static_cast<std::size_t>(group.size()), r = static_cast<std::size_t>(group.rank());
+    std::vector<std::int64_t> counts(2 * p + 1, 0); // training cells per process, validation cells, failures
+    counts[r] = train_cells;
+    counts[p + r] = validation_cells;
+    counts[2 * p] = error ? 1 : 0;
+    group.sum(counts.data(), static_cast<Index>(counts.size()));
+    throw_if_any_failed(counts[2 * p], error, group, "checking each process's cells");
+    CellShares s;
+    for (std::size_t i = 0; i < p; ++i) {
+        if (i < r) {
+            s.train.first += counts[i];
+            s.validation.first += counts[p + i];
+        }
+        s.train.total += counts[i];
+        s.validation.total += counts[p + i];
+    }
+    s.train.count = counts[r];
+    s.validation.count = counts[p + r];
+    return s;
+}
 
-// Trains `model` (initialised by the caller) on the training cells; validation cells may be null
-// or empty (no early stopping then). Each cell gives the network input (transformed) and what the
-// loss compares with (untransformed counts). Throws NumericError when the loss stops being
-// finite, naming the epoch and batch.
+// The validation loss over every process's validation cells (cells may be null on some).
 template <typename Scalar>
-TrainHistory train(Autoencoder<Scalar>& model, const TrainingCells<Scalar>& train_cells,
-                   const TrainingCells<Scalar>* validation_cells, const TrainOptions& o) {
+double combined_validation_loss(Autoencoder<Scalar>& model, const TrainingCells<Scalar>* cells, const LossOptions& o,
+                                Index batch, ProcessGroup& group, int epoch) {
+    double sums[3] = {0.0, 0.0, 0.0}; // reconstruction loss summed over cells, cells, failures
+    std::exception_ptr error;
+    try {
+        if (cells && cells->cells() > 0) {
+            sums[0] = loss_sums(model, *cells, o, batch).reconstruction;
+            sums[1] = static_cast<double>(cells->cells());
+        }
+    } catch (...) {
+        error = std::current_exception();
+        sums[0] = sums[1] = 0.0;
+    }
+    sums[2] = error ? 1.0 : 0.0;
+    group.sum(sums, 3);
+    throw_if_any_failed(static_cast<std::int64_t>(sums[2]), error, group,
+                        "validation after epoch " + std::to_string(epoch + 1) + " stopped");
+    return sums[0] / sums[1] + model.orthogonality_penalty(o);
+}
+
+// train() in one process (group null) or data-parallel.
+template <typename Scalar>
+TrainHistory train_on(Autoencoder<Scalar>& model, const TrainingCells<Scalar>& train_cells,
+                      const TrainingCells<Scalar>* validation_cells, const TrainOptions& o, ProcessGroup* group) {
     const char* where = "exsal::train";
-    o.validate(where);
-    detail::check_training_data<Scalar>(where, model.n_genes(), train_cells, validation_cells);
-    const Index batch = std::min(o.batch_size, train_cells.cells());
-    const bool validating = validation_cells && validation_cells->cells() > 0;
-    detail::EpochRunner<Scalar> epochs(model, train_cells, batch, o);
-    detail::BestParameters<Scalar> best{model.parameters()};
+    CellShare share{0, train_cells.cells(), train_cells.cells()};
+    std::int64_t validation_total = validation_cells ? validation_cells->cells() : 0;
+    if (!group) {
+        o.validate(where);
+        check_training_data<Scalar>(where, model.n_genes(), train_cells, validation_cells);
+    } else {
+        // A process whose own checks fail must still meet the others in the first sum, or they
+        // would wait for it forever.
+        std::exception_ptr error;
+        try {
+            o.validate(where);
+            check_training_data<Scalar>(where, model.n_genes(), train_cells, validation_cells, false);
+        } catch (...) {
+            error = std::current_exception();
+        }
+        const CellShares shares = agree_on_shares(*group, train_cells.cells(),
+                                                  validation_cells ? validation_cells->cells() : 0, error);
+        share = shares.train;
+        validation_total = shares.validation.total;
+        if (share.total < 1)
+            throw ArgumentError(where, "no training cells on any of the " + std::to_string(group->size()) + " processes");
+        group->broadcast(model.parameters().data(), model.parameters().size(), 0); // process 0's initial weights
+    }
+    const Index batch = static_cast<Index>(std::min<std::int64_t>(o.batch_size, share.total));
+    const bool validating = validation_total > 0;
+    EpochRunner<Scalar> epochs(model, train_cells, batch, o, group, share);
+    BestParameters<Scalar> best{model.parameters()};
     TrainHistory h;
     const auto t0 = std::chrono::steady_clock::now();
 
@@ -382,17 +539,18 @@ TrainHistory train(Autoencoder<Scalar>& model, const TrainingCells<Scalar>& trai
         info.epoch = epoch;
         info.max_epochs = o.max_epochs;
         info.train_loss = epochs.run(epoch);
-        detail::check_loss_not_runaway(info.train_loss, epochs.first_loss(), epoch, o);
+        check_loss_not_runaway(info.train_loss, epochs.first_loss(), epoch, o);
         info.orthogonality_error = orthogonality_error<Scalar>(model.representation_weights());
         bool stop = false;
         if (validating && ((epoch + 1) % o.validate_every == 0 || epoch + 1 == o.max_epochs)) {
-            info.validation_loss = evaluate_loss(model, *validation_cells, o.loss, batch).total();
+            info.validation_loss = group ? combined_validation_loss(model, validation_cells, o.loss, batch, *group, epoch)
+                                         : evaluate_loss(model, *validation_cells, o.loss, batch).total();
             if (!std::isfinite(info.validation_loss))
                 throw NumericError("training diverged at epoch " + std::to_string(epoch + 1) +
                                    ": the validation loss is not finite; try a lower learning rate");
             stop = best.record(info.validation_loss, epoch, model.parameters(), o);
         }
-        info.seconds = detail::seconds_since(t0);
+        info.seconds = seconds_since(t0);
         h.train_loss.push_back(info.train_loss);
         h.validation_loss.push_back(info.validation_loss);
         h.orthogonality_error.push_back(info.orthogonality_error);
@@ -412,8 +570,36 @@ TrainHistory train(Autoencoder<Scalar>& model, const TrainingCells<Scalar>& trai
             h.best_epoch = best.epoch;
         } // else the model holds the last epoch's parameters: best_epoch stays -1
     }
-    h.seconds = detail::seconds_since(t0);
+    h.seconds = seconds_since(t0);
     return h;
+}
+
+} // namespace detail
+
+// Trains `model` (initialised by the caller) on the training cells; validation cells may be null
+// or empty (no early stopping then). Each cell gives the network input (transformed) and what the
+// loss compares with (untransformed counts). Throws NumericError when the loss stops being
+// finite, naming the epoch and batch.
+template <typename Scalar>
+TrainHistory train(Autoencoder<Scalar>& model, const TrainingCells<Scalar>& train_cells,
+                   const TrainingCells<Scalar>* validation_cells, const TrainOptions& o) {
+    return detail::train_on<Scalar>(model, train_cells, validation_cells, o, nullptr);
+}
+
+// The same, data-parallel over the processes of `group` (e.g. exsal::mpi::Communicator), each
+// holding its share of the training and validation cells: consecutive ranges of all cells in rank
+// order (process 0 the first ones; a process may hold none). Every process calls it with the same
+// options. Training starts from process 0's parameters (sent to all), batch b of every epoch is
+// the same global batch as in one process over all cells, and every process ends with the same
+// parameters and history. The one-process result is reached up to float rounding: each batch's
+// gradient is summed in a different order. With the same seed, process count and thread count,
+// runs repeat bit for bit. An error on one process (bad cells, a non-finite loss) ends the call on
+// every process: the failing one throws its own error, the others an Error that says so.
+// sparse_batches in the history counts this process's batches.
+template <typename Scalar>
+TrainHistory train(Autoencoder<Scalar>& model, const TrainingCells<Scalar>& train_cells,
+                   const TrainingCells<Scalar>* validation_cells, const TrainOptions& o, ProcessGroup& group) {
+    return detail::train_on<Scalar>(model, train_cells, validation_cells, o, &group);
 }
 
 // The same on matrices: input (network input) and target, both genes x cells, for the training
