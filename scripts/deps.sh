@@ -20,3 +20,6 @@ ensure_packages() {
 
 # What building exsal and its tests and examples needs.
 EXSAL_BUILD_PACKAGES=(g++ cmake make libeigen3-dev doctest-dev libfccp-dev libcli11-dev zlib1g-dev libhdf5-dev libxml2-utils)
+
+# What the optional MPI build (-DEXSAL_MPI=ON: data-parallel training, tests/mpi) needs in addition.
+EXSAL_MPI_PACKAGES=(openmpi-bin libopenmpi-dev)

@@ -1,0 +1,74 @@
+// Data-parallel training over MPI ranks (run by CTest as mpiexec -n 2): the communicator's sums,
+// broadcasts and errors, then the checks of data_parallel_checks.hpp against the one-process run
+// (first step, 20-epoch loss curves, repeats, uneven shares, early stopping, failures).
+#define DOCTEST_CONFIG_IMPLEMENT
+#include "data_parallel_checks.hpp"
+
+#include "exsal/core/threads.hpp"
+#include "exsal/mpi/mpi.hpp"
+
+#include <numeric>
+
+using namespace exsal;
+
+namespace {
+mpi::Communicator* world = nullptr; // set by main
+}
+
+TEST_CASE("MPI communicator: sums and broadcasts on every rank; errors thrown as MpiError") {
+    mpi::Communicator& comm = *world;
+    const int p = comm.size(), r = comm.rank();
+    std::vector<float> f{1.0f, static_cast<float>(r)};
+    std::vector<double> d{0.5, static_cast<double>(r)};
+    std::vector<std::int64_t> i{std::int64_t(1) << 40, r};
+    comm.sum(f.data(), 2);
+    comm.sum(d.data(), 2);
+    comm.sum(i.data(), 2);
+    const double ranks = p * (p - 1) / 2.0;
+    CHECK(f == std::vector<float>{static_cast<float>(p), static_cast<float>(ranks)});
+    CHECK(d == std::vector<double>{0.5 * p, ranks});
+    CHECK(i == std::vector<std::int64_t>{p * (std::int64_t(1) << 40), static_cast<std::int64_t>(ranks)});
+    std::vector<double> b{static_cast<double>(r), 7.0};
+    comm.broadcast(b.data(), 2, p - 1);
+    CHECK(b == std::vector<double>{static_cast<double>(p - 1), 7.0});
+    CHECK_THROWS_AS(comm.broadcast(b.data(), 2, p), ArgumentError);
+    // MPI_ERRORS_RETURN: a bad count comes back as a code, thrown as MpiError naming the call.
+    float x = 0.0f;
+    try {
+        EXSAL_MPI_CHECK(MPI_Allreduce(MPI_IN_PLACE, &x, -1, MPI_FLOAT, MPI_SUM, comm.get()));
+        FAIL("a negative count must fail");
+    } catch (const mpi::MpiError& e) {
+        const std::string m = e.what();
+        CHECK(m.find("exsal::mpi: MPI_Allreduce failed: ") == 0);
+        CHECK(e.code() != MPI_SUCCESS);
+    }
+    // A duplicate communicator has the same processes.
+    mpi::Communicator dup = mpi::Communicator::duplicate(comm.get());
+    CHECK(dup.rank() == r);
+    CHECK(dup.size() == p);
+}
+
+TEST_CASE("MPI: the first step agrees with one process to rounding") { exsal_test::check_first_step(*world); }
+
+TEST_CASE("MPI: 20 epochs' losses within 1 % of one process; ranks agree; runs repeat bit for bit") {
+    exsal_test::check_loss_curves_and_repeats(*world);
+}
+
+TEST_CASE("MPI: early stopping decides alike on every rank") { exsal_test::check_early_stopping(*world); }
+
+TEST_CASE("MPI: a rank with no cells, or with few") { exsal_test::check_uneven_shares(*world); }
+
+TEST_CASE("MPI: an error on one rank ends train() on every rank") { exsal_test::check_failures(*world); }
+
+int main(int argc, char** argv) {
+    mpi::Environment environment(argc, argv);
+    mpi::Communicator comm;
+    world = &comm;
+    set_threads(1);
+    doctest::Context context(argc, argv);
+    if (comm.rank() != 0) context.setOption("minimal", true); // rank 0 reports; the others only failures
+    const int failed = context.run();
+    int any = failed != 0 ? 1 : 0;
+    MPI_Allreduce(MPI_IN_PLACE, &any, 1, MPI_INT, MPI_MAX, comm.get());
+    return any;
+}
