@@ -3,21 +3,34 @@
 #   scripts/run-tests.sh              Release build in build/
 #   scripts/run-tests.sh --sanitize   AddressSanitizer + UBSan build in build-sanitize/ (-Og -g1), every test
 #                                     but the slow real-data training and the packaging tests
+#   scripts/run-tests.sh --mpi        MPI build in build-mpi/ (-DEXSAL_MPI=ON, installs Open MPI): only
+#                                     the MPI tests (label mpi: data-parallel training on 2 ranks)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 source scripts/deps.sh
 
 sanitize=0
+mpi=0
 for arg in "$@"; do
   case "$arg" in
     --sanitize) sanitize=1 ;;
-    -h|--help) sed -n '2,5p' "$0"; exit 0 ;;
-    *) echo "run-tests.sh: unknown option '$arg' (use --sanitize or --help)" >&2; exit 2 ;;
+    --mpi) mpi=1 ;;
+    -h|--help) sed -n '2,7p' "$0"; exit 0 ;;
+    *) echo "run-tests.sh: unknown option '$arg' (use --sanitize, --mpi or --help)" >&2; exit 2 ;;
   esac
 done
 
 ensure_packages "${EXSAL_BUILD_PACKAGES[@]}"
 jobs=$(nproc)
+if ((mpi)); then
+  ensure_packages "${EXSAL_MPI_PACKAGES[@]}"
+  dir=build-mpi
+  cmake -S . -B "$dir" -DCMAKE_BUILD_TYPE=Release -DEXSAL_MPI=ON -DEXSAL_BUILD_EXAMPLES=OFF \
+        -DEXSAL_BUILD_BENCHMARKS=OFF >/dev/null
+  cmake --build "$dir" -j "$jobs" --target test_mpi mpi_abort_check
+  ctest --test-dir "$dir" --output-on-failure -L mpi
+  exit 0
+fi
 if ((sanitize)); then
   dir=build-sanitize
   cmake -S . -B "$dir" -DCMAKE_BUILD_TYPE=RelWithDebInfo -DEXSAL_SANITIZE=ON -DEXSAL_BUILD_BENCHMARKS=OFF >/dev/null
