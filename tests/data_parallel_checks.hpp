@@ -298,6 +298,19 @@ inline void check_failures(ProcessGroup& group) {
         CHECK(std::string(e.what()).find("checking each process's cells") != std::string::npos);
     }
 
+    // A model of another size on one process: refused before the broadcast of the weights.
+    AutoencoderConfig other = parallel_test_config(data.rows());
+    if (failing) other.hidden = {32, 10, 32};
+    Autoencoder<float> other_net(other);
+    other_net.initialize(1);
+    const MatrixCells<float> cells(mine, mine);
+    try {
+        train<float>(other_net, cells, nullptr, o, group);
+        FAIL("models of different sizes must be refused on every process");
+    } catch (const ArgumentError& e) {
+        CHECK(std::string(e.what()).find("the processes' models differ") != std::string::npos);
+    }
+
     // A NaN on one process: every process sees the non-finite summed loss and stops alike.
     MatrixF with_nan = mine;
     if (failing) with_nan(0, 0) = std::nanf("");

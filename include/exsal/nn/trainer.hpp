@@ -450,19 +450,27 @@ inline double seconds_since(std::chrono::steady_clock::time_point t0) {
 }
 
 // The training and validation cells of every process of a data-parallel run, agreed in one sum;
-// throws on every process when any of them failed its own checks (`error`).
+// throws on every process when any of them failed its own checks (`error`) or the processes'
+// models differ in size.
 struct CellShares {
     CellShare train, validation;
 };
-inline CellShares agree_on_shares(ProcessGroup& group, Index train_cells, Index validation_cells,
+inline CellShares agree_on_shares(ProcessGroup& group, Index train_cells, Index validation_cells, Index parameters,
                                   const std::exception_ptr& error) {
     const auto p = static_cast<std::size_t>(group.size()), r = static_cast<std::size_t>(group.rank());
-    std::vector<std::int64_t> counts(2 * p + 1, 0); // training cells per process, validation cells, failures
+    // Per process: training cells, validation cells, parameters; then the failures.
+    std::vector<std::int64_t> counts(3 * p + 1, 0);
     counts[r] = train_cells;
     counts[p + r] = validation_cells;
-    counts[2 * p] = error ? 1 : 0;
+    counts[2 * p + r] = parameters;
+    counts[3 * p] = error ? 1 : 0;
     group.sum(counts.data(), static_cast<Index>(counts.size()));
-    throw_if_any_failed(counts[2 * p], error, group, "checking each process's cells");
+    throw_if_any_failed(counts[3 * p], error, group, "checking each process's cells");
+    for (std::size_t i = 1; i < p; ++i)
+        if (counts[2 * p + i] != counts[2 * p])
+            throw ArgumentError("exsal::train", "the processes' models differ: process 0 has " +
+                                                    std::to_string(counts[2 * p]) + " parameters, process " +
+                                                    std::to_string(i) + " " + std::to_string(counts[2 * p + i]));
     CellShares s;
     for (std::size_t i = 0; i < p; ++i) {
         if (i < r) {
@@ -520,7 +528,8 @@ TrainHistory train_on(Autoencoder<Scalar>& model, const TrainingCells<Scalar>& t
             error = std::current_exception();
         }
         const CellShares shares = agree_on_shares(*group, train_cells.cells(),
-                                                  validation_cells ? validation_cells->cells() : 0, error);
+                                                  validation_cells ? validation_cells->cells() : 0,
+                                                  model.parameters().size(), error);
         share = shares.train;
         validation_total = shares.validation.total;
         if (share.total < 1)
