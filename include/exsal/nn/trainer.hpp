@@ -378,9 +378,10 @@ private:
         m_sum(p) = error ? Scalar(0) : static_cast<Scalar>(reconstruction * weight);
         m_sum(p + 1) = error ? Scalar(1) : Scalar(0);
         m_group->sum(m_sum.data(), m_sum.size());
-        throw_if_any_failed(static_cast<std::int64_t>(m_sum(p + 1)), error, *m_group,
-                            "training stopped at epoch " + std::to_string(epoch + 1) + ", batch " +
-                                std::to_string(b + 1));
+        if (m_sum(p + 1) != Scalar(0)) // (the message is made only then: no allocation in a step)
+            throw_if_any_failed(static_cast<std::int64_t>(m_sum(p + 1)), error, *m_group,
+                                "training stopped at epoch " + std::to_string(epoch + 1) + ", batch " +
+                                    std::to_string(b + 1));
         g = m_sum.head(p);
         LossParts parts;
         parts.reconstruction = static_cast<double>(m_sum(p));
