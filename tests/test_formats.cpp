@@ -270,7 +270,7 @@ TEST_CASE("the pipeline gives the same representation.csv, bit for bit, from CSV
     CHECK(representation_of(dir, fixture("filtered_feature_bc_matrix.h5"), "tenx_h5", fixture("groups.csv")) == csv);
 }
 
-TEST_CASE("results.h5ad holds the cells, their groups and the representation; anndata reads it") {
+TEST_CASE("results.h5ad holds the cells, their groups, the representation and programme scores; anndata reads it") {
     exsal_test::TempDir dir("formats_results");
     representation_of(dir, fixture("anndata08_csr_f32.h5ad"), "run");
     const std::string path = (dir.dir / "run" / "results.h5ad").string();
@@ -281,6 +281,7 @@ TEST_CASE("results.h5ad holds the cells, their groups and the representation; an
     CHECK(shape[0] == 37);
     CHECK(shape[1] == 4);
     CHECK(root.open("obs").open("_index").read_strings() == reference().cells);
+    CHECK(root.open("obsm").open("exsal_programme_scores").attribute_string("encoding-type") == "dataframe");
     if (std::system("/usr/bin/python3 -c 'import anndata' >/dev/null 2>&1") != 0) {
         MESSAGE("skipped the anndata read-back: /usr/bin/python3 with anndata is not installed (Debian python3-anndata)");
         return;
@@ -294,7 +295,13 @@ TEST_CASE("results.h5ad holds the cells, their groups and the representation; an
                              "assert list(a.obs['group'].astype(str)) == list(r['group']), 'groups'\n"
                              "assert a.obsm['X_exsal'].dtype == np.float32\n"
                              "assert np.allclose(a.obsm['X_exsal'], r.iloc[:, 2:].to_numpy(), rtol=1e-6, atol=1e-7)\n"
-                             "assert a.uns['exsal']['parameters']['units'] == 4\n";
+                             "assert a.uns['exsal']['parameters']['units'] == 4\n"
+                             "s = a.obsm['exsal_programme_scores']\n"
+                             "assert isinstance(s, pd.DataFrame) and s.shape[0] == 37 and s.shape[1] > 0, type(s)\n"
+                             "assert list(s.index) == list(a.obs_names)\n"
+                             "none = (r['group'] == 'ungrouped').to_numpy()\n"
+                             "assert none.sum() == 2 and s[none].isna().all().all(), 'cells without a group have no score'\n"
+                             "assert np.isfinite(s[~none].to_numpy()).all(), 'grouped cells have scores'\n";
     const std::string cmd = "/usr/bin/python3 " + script + " " + path + " " + (dir.dir / "run" / "representation.csv").string();
     CHECK(std::system(cmd.c_str()) == 0);
 }

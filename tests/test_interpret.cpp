@@ -261,7 +261,8 @@ TEST_CASE("impact equals a brute-force oracle: lower median (even and odd sets),
     const MatrixD x = uniform_matrix(G, C, 42, 0.0, 2.0);
     const std::vector<std::string> genes = gene_names(G);
     std::vector<std::string> groups;
-    for (Index c = 0; c < C; ++c) groups.push_back(c % 3 == 0 ? "b" : (c % 3 == 1 ? "a" : "c"));
+    // Cells 4, 9, 14 and 19 have no group: in the impacts over all cells, in no group or rest.
+    for (Index c = 0; c < C; ++c) groups.push_back(c % 5 == 4 ? "" : (c % 3 == 0 ? "b" : (c % 3 == 1 ? "a" : "c")));
     // Sets with present and absent genes (MISSING*), a duplicate, even and odd sizes present.
     GeneSetCollection sets = {
         {"EVEN_4", "d1", {"G3", "G7", "MISSING1", "G11", "G20"}},
@@ -291,7 +292,7 @@ TEST_CASE("impact equals a brute-force oracle: lower median (even and odd sets),
         CHECK(r.genes_found == std::vector<Index>{4, 5, 6});
         CHECK(r.skipped_sets == std::vector<std::pair<std::string, Index>>{{"TOO_SMALL", 1}, {"ONE", 1}});
         CHECK(r.groups == std::vector<std::string>{"a", "b", "c"});
-        CHECK(r.group_sizes == std::vector<Index>{8, 8, 7});
+        CHECK(r.group_sizes == std::vector<Index>{6, 7, 6});
         CHECK(r.cells == C);
 
         const std::vector<std::vector<Index>> present = {{3, 7, 11, 20}, {0, 1, 2, 29, 15}, {4, 5, 6, 8, 9, 10}};
@@ -315,7 +316,8 @@ TEST_CASE("impact equals a brute-force oracle: lower median (even and odd sets),
         CHECK(relative_error(r.impact, oracle(all)) < 1e-12);
         for (std::size_t g = 0; g < r.groups.size(); ++g) {
             std::vector<Index> in, rest;
-            for (Index c = 0; c < C; ++c) (groups[static_cast<std::size_t>(c)] == r.groups[g] ? in : rest).push_back(c);
+            for (Index c = 0; c < C; ++c)
+                if (!groups[static_cast<std::size_t>(c)].empty()) (groups[static_cast<std::size_t>(c)] == r.groups[g] ? in : rest).push_back(c);
             CHECK(relative_error(r.impact_in_group[g], oracle(in)) < 1e-12);
             CHECK(relative_error(r.impact_in_rest[g], oracle(rest)) < 1e-12);
         }
@@ -751,6 +753,11 @@ TEST_CASE("unit activity: Cohen's d against a hand computation; pairs; zero SD g
     CHECK(error_of([&] { compare_unit_activity(r, g, "b", "zz"); }) == "exsal::compare_unit_activity: no cell has the group label 'zz'");
     CHECK(error_of([&] { compare_unit_activity(r, g, "b", "b"); }).find("itself") != std::string::npos);
     CHECK(error_of([&] { compare_unit_activity(r, {"a"}); }).find("1 group labels for 6 cells") != std::string::npos);
+    // cells without a group ("") are in no group and in no rest: group a against b alone
+    const auto partial = compare_unit_activity(r, {"b", "b", "a", "a", "", ""});
+    REQUIRE(partial.size() == 6u);
+    CHECK(partial[0].group == "a");
+    CHECK(partial[0].mean_in_rest == doctest::Approx(1.5)); // {1, 2}, not 11 and 12
     // a single group: the rest is empty, effect 0
     const auto single = compare_unit_activity(r, std::vector<std::string>(6, "x"));
     CHECK(single[0].effect_size == 0.0);

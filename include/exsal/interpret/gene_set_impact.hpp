@@ -84,7 +84,7 @@ struct ImpactOptions {
 struct GeneSetImpact {
     MatrixD impact;                       // sets x units, over all cells
     std::vector<MatrixD> impact_in_group; // per group: sets x units over its cells
-    std::vector<MatrixD> impact_in_rest;  // per group: sets x units over all other cells (NaN if none)
+    std::vector<MatrixD> impact_in_rest;  // per group: sets x units over the other grouped cells (NaN if none)
     MatrixD gene_saliency;                // genes x units, mean over cells of |saliency|
     MatrixD gene_saliency_signed;         // genes x units, mean over cells of the signed saliency
 };
@@ -263,12 +263,12 @@ void add_gene_sums(const ConstMatrixRef<Scalar>& block, Index U, MatrixD& abs_su
 // UsableGeneSets::rows) and per group (groups.of_cell empty = no groups). Throws ArgumentError
 // naming gene_set_impact on mismatched sizes or rows out of range.
 template <typename Scalar>
-GeneSetImpact gene_set_impact(const Autoencoder<Scalar>& model, const detail::InputRef<Scalar>& input,
+GeneSetImpact gene_set_impact(const Autoencoder<Scalar>& model, const CellBlockSource<Scalar>& input,
                               const std::vector<std::vector<Index>>& set_rows, const GroupLabels& groups,
                               const ImpactOptions& options = {}) {
     const char* where = "exsal::gene_set_impact";
-    detail::check_saliency_arguments(where, model.n_genes(), input.rows(), options.block_cells);
-    const Index G = model.n_genes(), U = model.units(), C = input.cols(), S = static_cast<Index>(set_rows.size());
+    detail::check_saliency_arguments(where, model.n_genes(), input.genes(), options.block_cells);
+    const Index G = model.n_genes(), U = model.units(), C = input.cells(), S = static_cast<Index>(set_rows.size());
     if (C < 1) throw ArgumentError(where, "no cells");
     const bool grouped = !groups.of_cell.empty();
     if (grouped && static_cast<Index>(groups.of_cell.size()) != C)
@@ -302,13 +302,14 @@ GeneSetImpact gene_set_impact(const Autoencoder<Scalar>& model, const detail::In
     total.group.assign(static_cast<std::size_t>(n_groups), MatrixD::Zero(S, U));
     Index done = 0;
 
-    auto visit = [&](int t, Index first, const ConstMatrixRef<Scalar>& block) {
+    auto visit = [&](int t, Index first, const ConstMatrixRef<Scalar>& block, const ConstMatrixRef<Scalar>&) {
         detail::ImpactPartial& p = partial[static_cast<std::size_t>(t)];
         MatrixD& a = cell_agg[static_cast<std::size_t>(t)];
         p.reset();
         const Index n = block.cols() / U;
         for (Index j = 0; j < n; ++j) {
-            MatrixD* group_sum = grouped ? &p.group[static_cast<std::size_t>(groups.of_cell[static_cast<std::size_t>(first + j)])] : nullptr;
+            const Index g = grouped ? groups.of_cell[static_cast<std::size_t>(first + j)] : -1;
+            MatrixD* group_sum = g >= 0 ? &p.group[static_cast<std::size_t>(g)] : nullptr; // -1: no group
             // the cell's sums first: its G x U saliency is then in cache for the sets' gathers
             const ConstMatrixRef<Scalar> cell = block.middleCols(j * U, U);
             detail::add_gene_sums<Scalar>(cell, U, p.abs_sum, p.signed_sum);
@@ -336,16 +337,25 @@ GeneSetImpact gene_set_impact(const Autoencoder<Scalar>& model, const detail::In
     r.impact = total.all / nc;
     r.gene_saliency = total.abs_sum / nc;
     r.gene_saliency_signed = total.signed_sum / nc;
+    const Index grouped_cells = groups.grouped(); // cells without a group are in no group's rest
     for (Index g = 0; g < n_groups; ++g) {
         const Index n_in = groups.sizes[static_cast<std::size_t>(g)];
         MatrixD rest = MatrixD::Zero(S, U); // sum over the other groups, in group order
         for (Index h = 0; h < n_groups; ++h)
             if (h != g) rest += total.group[static_cast<std::size_t>(h)];
         r.impact_in_group.push_back(total.group[static_cast<std::size_t>(g)] / static_cast<double>(n_in));
-        r.impact_in_rest.push_back(C - n_in > 0 ? MatrixD(rest / static_cast<double>(C - n_in))
+        r.impact_in_rest.push_back(grouped_cells - n_in > 0 ? MatrixD(rest / static_cast<double>(grouped_cells - n_in))
                                                 : MatrixD::Constant(S, U, std::numeric_limits<double>::quiet_NaN()));
     }
     return r;
+}
+
+// The same for a genes x cells input matrix.
+template <typename Scalar>
+GeneSetImpact gene_set_impact(const Autoencoder<Scalar>& model, const detail::InputRef<Scalar>& input,
+                              const std::vector<std::vector<Index>>& set_rows, const GroupLabels& groups,
+                              const ImpactOptions& options = {}) {
+    return gene_set_impact<Scalar>(model, DenseCellBlocks<Scalar>(input), set_rows, groups, options);
 }
 
 } // namespace exsal

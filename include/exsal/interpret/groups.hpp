@@ -15,6 +15,7 @@
 #include <algorithm>
 #include <cmath>
 #include <limits>
+#include <numeric>
 #include <string>
 #include <unordered_map>
 #include <vector>
@@ -23,25 +24,28 @@ namespace exsal {
 
 // Distinct labels and the group of every cell.
 struct GroupLabels {
-    std::vector<std::string> names; // distinct labels, sorted
-    std::vector<Index> of_cell;     // cells, index into names
+    std::vector<std::string> names; // distinct labels, sorted ("" is no label)
+    std::vector<Index> of_cell;     // cells, index into names; -1: the cell has no group
     std::vector<Index> sizes;       // names, cells per group
+    Index grouped() const { return std::accumulate(sizes.begin(), sizes.end(), Index(0)); }
 };
 
-// Groups of `cell_groups` (one label per cell; empty gives no groups).
+// Groups of `cell_groups` (one label per cell; empty gives no groups). A cell labelled "" belongs
+// to no group: it is in no group's statistics and in no group's "rest".
 inline GroupLabels group_labels(const std::vector<std::string>& cell_groups) {
     GroupLabels g;
     g.names = cell_groups;
     std::sort(g.names.begin(), g.names.end());
     g.names.erase(std::unique(g.names.begin(), g.names.end()), g.names.end());
+    if (!g.names.empty() && g.names.front().empty()) g.names.erase(g.names.begin());
     std::unordered_map<std::string, Index> index;
     for (std::size_t i = 0; i < g.names.size(); ++i) index.emplace(g.names[i], static_cast<Index>(i));
     g.sizes.assign(g.names.size(), 0);
     g.of_cell.reserve(cell_groups.size());
     for (const auto& label : cell_groups) {
-        const Index i = index.at(label);
+        const Index i = label.empty() ? -1 : index.at(label);
         g.of_cell.push_back(i);
-        ++g.sizes[static_cast<std::size_t>(i)];
+        if (i >= 0) ++g.sizes[static_cast<std::size_t>(i)];
     }
     return g;
 }
@@ -101,8 +105,8 @@ inline void check_activity_arguments(const char* where, const MatrixF& represent
 
 } // namespace detail
 
-// Each group (sorted labels) against all other cells, for every unit (units x cells
-// representation): group-major, units ascending. Throws ArgumentError when the label count
+// Each group (sorted labels) against all other grouped cells, for every unit (units x cells
+// representation): group-major, units ascending. Cells labelled "" are in no comparison. Throws ArgumentError when the label count
 // differs from the cell count or the representation is not finite.
 inline std::vector<UnitGroupStats> compare_unit_activity(const MatrixF& representation,
                                                          const std::vector<std::string>& cell_groups) {
@@ -113,7 +117,7 @@ inline std::vector<UnitGroupStats> compare_unit_activity(const MatrixF& represen
     for (std::size_t g = 0; g < labels.names.size(); ++g) {
         std::vector<Index> in, out;
         for (std::size_t c = 0; c < labels.of_cell.size(); ++c)
-            (labels.of_cell[c] == static_cast<Index>(g) ? in : out).push_back(static_cast<Index>(c));
+            if (labels.of_cell[c] >= 0) (labels.of_cell[c] == static_cast<Index>(g) ? in : out).push_back(static_cast<Index>(c));
         detail::cohens_d(representation, in, out, labels.names[g], result);
     }
     return result;

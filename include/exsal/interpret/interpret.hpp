@@ -65,7 +65,7 @@ inline void check_interpret_arguments(Index model_genes, Index rows, Index cols,
         throw ArgumentError(where, "permutations must be >= 1, got " + std::to_string(o.permutations));
     for (const auto& [a, b] : o.compare_pairs) {
         for (const std::string* g : {&a, &b})
-            if (std::find(cell_groups.begin(), cell_groups.end(), *g) == cell_groups.end())
+            if (g->empty() || std::find(cell_groups.begin(), cell_groups.end(), *g) == cell_groups.end())
                 throw ArgumentError(where, "compare pair " + a + ":" + b + ": no cell has the group label '" + *g + "'" +
                                                (cell_groups.empty() ? " (the cells have no group labels)" : ""));
         if (a == b) throw ArgumentError(where, "compare pair " + a + ":" + b + " names the same group twice");
@@ -105,17 +105,20 @@ inline void restrict_tests_to_units(Interpretation& in, const std::vector<bool>&
 }
 
 // Interprets the representation units of `model` on cells `input` (the network input, i.e.
-// transformed, genes x cells, rows named by `genes` in model order), with group labels
-// `cell_groups` (one per cell, or empty) and the gene sets `sets`. See the top of this header.
-// Throws ArgumentError naming exsal::interpret on mismatched sizes, duplicate gene names, unknown
-// groups in compare_pairs, non-finite input, bad options, or when no set has min_genes genes present.
+// transformed, genes x cells, rows named by `genes` in model order, handed out block by block),
+// with group labels `cell_groups` (one per cell, or empty; "" = no group) and the gene sets
+// `sets`. See the top of this header. Throws ArgumentError naming exsal::interpret on mismatched
+// sizes, duplicate gene names, unknown groups in compare_pairs, non-finite input, bad options, or
+// when no set has min_genes genes present.
 template <typename Scalar>
-Interpretation interpret(const Autoencoder<Scalar>& model, const detail::InputRef<Scalar>& input,
+Interpretation interpret(const Autoencoder<Scalar>& model, const CellBlockSource<Scalar>& input,
                          const std::vector<std::string>& genes, const std::vector<std::string>& cell_groups,
                          const GeneSetCollection& sets, const InterpretOptions& options) {
     const char* where = "exsal::interpret";
-    detail::check_interpret_arguments(model.n_genes(), input.rows(), input.cols(), genes, cell_groups, options);
-    if (!input.allFinite()) throw ArgumentError(where, "the input contains a non-finite value");
+    detail::check_interpret_arguments(model.n_genes(), input.genes(), input.cells(), genes, cell_groups, options);
+    // One pass over the input: its mean (the expression level of the null's bins) and its finiteness.
+    const VectorD mean = detail::input_mean(input);
+    if (!mean.allFinite()) throw ArgumentError(where, "the input contains a non-finite value");
 
     Interpretation out;
     UsableGeneSets usable = usable_gene_sets(sets, genes, options.min_genes);
@@ -147,10 +150,9 @@ Interpretation interpret(const Autoencoder<Scalar>& model, const detail::InputRe
     so.method = options.null_method;
     so.permutations = options.permutations;
     so.seed = options.seed;
-    const Index bins = std::max<Index>(1, std::min<Index>(options.expression_bins, input.rows() / 50));
+    const Index bins = std::max<Index>(1, std::min<Index>(options.expression_bins, input.genes() / 50));
     if (bins > 1) {
-        const VectorD level = options.expression_level.size() > 0 ? options.expression_level
-                                                                  : VectorD(input.template cast<double>().rowwise().mean());
+        const VectorD level = options.expression_level.size() > 0 ? options.expression_level : mean;
         so.strata = expression_strata(level, bins);
     }
     SetSignificance sig = gene_set_significance(gi.gene_saliency, usable.rows, so);
@@ -173,7 +175,7 @@ Interpretation interpret(const Autoencoder<Scalar>& model, const detail::InputRe
     out.group_sizes = labels.sizes;
     out.impact_in_group = std::move(gi.impact_in_group);
     out.impact_in_rest = std::move(gi.impact_in_rest);
-    out.cells = input.cols();
+    out.cells = input.cells();
     out.null_method = so.method;
     out.expression_bins = bins;
     for (const auto& [a, b] : options.compare_pairs) {
@@ -183,6 +185,14 @@ Interpretation interpret(const Autoencoder<Scalar>& model, const detail::InputRe
         out.pairs.push_back({a, b, out.impact_in_group[index(a)], out.impact_in_group[index(b)]});
     }
     return out;
+}
+
+// The same for a genes x cells input matrix.
+template <typename Scalar>
+Interpretation interpret(const Autoencoder<Scalar>& model, const detail::InputRef<Scalar>& input,
+                         const std::vector<std::string>& genes, const std::vector<std::string>& cell_groups,
+                         const GeneSetCollection& sets, const InterpretOptions& options) {
+    return interpret<Scalar>(model, DenseCellBlocks<Scalar>(input), genes, cell_groups, sets, options);
 }
 
 } // namespace exsal

@@ -49,9 +49,13 @@
 // the planted sets reach 20) out of every group's first ranks. The units that carry S are the
 // units with the largest positive w_u D(u, S).
 //
+// Cells without a group (label "") are in no comparison; "the rest" of a group is the other
+// grouped cells.
+//
 // Cost: B once, U x (genes in all sets) multiply-adds per cell on top of the gradients (one
-// backward pass per cell and unit, as the saliency); memory U x S x cells floats. Each comparison
-// then costs 2 U S n (permutations + 1) flops as matrix products (n: its cells).
+// backward pass per cell and unit, as the saliency), and per comparison 2 U S n (permutations + 1)
+// flops as matrix products (n: its cells), in the same pass. Memory: no per-cell attributions;
+// the labellings as bits, n (permutations + 1) / 8 bytes per comparison (see group_programmes).
 
 #include "exsal/core/error.hpp"
 #include "exsal/core/random.hpp"
@@ -152,6 +156,7 @@ struct GroupProgrammes {
 struct ProgrammeAnalysis {
     std::vector<GroupProgrammes> comparisons; // the groups (sorted labels) against the rest, then the pairs
     Index permutations = 0;
+    MatrixF cell_scores; // cells x sets: each cell's score under its own group's weights (see group_programmes)
 };
 
 namespace detail {
@@ -168,129 +173,180 @@ Eigen::SparseMatrix<Scalar, Eigen::RowMajor> set_mean_operator(const std::vector
     return m;
 }
 
-// T(S) of labellings of one comparison's cells, T(S) = sum over active units of w_u D(u, S):
-// w_u is the unit's Cohen's d between the cells labelled in and the rest, D(u, S) the in minus out
-// mean of the attributions B(c, u, S). attributions: (U S) x n, column c = B(c, ., .) with entry
-// u + U s; representation: U x n (double).
-class LabelStatistic {
-public:
-    LabelStatistic(const MatrixF& attributions, const MatrixD& representation, const std::vector<bool>& active, Index S,
-                   Index n_in)
-        : m_b(attributions), m_h(representation), m_h2(representation.array().square().matrix()), m_active(active),
-          m_total_b(attributions.cast<double>().rowwise().sum()), m_total_h(representation.rowwise().sum()),
-          m_total_h2(m_h2.rowwise().sum()), m_n(attributions.cols()), m_S(S), m_in(static_cast<double>(n_in)),
-          m_out(static_cast<double>(attributions.cols() - n_in)) {}
-
-    // T for a chunk of labellings (columns of `labels`, n x L with 1 = in): S x L. With
-    // `contribution` (U x S) and `w` (U), one labelling's per-unit terms w_u D(u, S) and weights.
-    MatrixD operator()(const MatrixF& labels, MatrixD* contribution = nullptr, VectorD* w_out = nullptr) const {
-        const Index L = labels.cols(), U = m_h.rows();
-        const MatrixD sum_b = (m_b * labels).cast<double>(); // (U S) x L, sum over in
-        const MatrixD ld = labels.cast<double>();
-        const MatrixD sum_h = m_h * ld, sum_h2 = m_h2 * ld; // U x L
-        MatrixD t(m_S, L);
-        for (Index l = 0; l < L; ++l) {
-            const VectorD w = weights(sum_h.col(l), sum_h2.col(l));
-            for (Index s = 0; s < m_S; ++s) {
-                double acc = 0.0;
-                for (Index u = 0; u < U; ++u) {
-                    const Index k = u + U * s;
-                    const double d = sum_b(k, l) / m_in - (m_total_b(k) - sum_b(k, l)) / m_out;
-                    acc += w(u) * d;
-                    if (contribution) (*contribution)(u, s) = w(u) * d;
-                }
-                t(s, l) = acc;
-            }
-            if (w_out) *w_out = w;
-        }
-        return t;
+// Cohen's d of each active unit between the cells labelled in and the others of a comparison,
+// from the in-sums of r and r^2 and the comparison's totals (0 for inactive units, and when the
+// pooled standard deviation is 0).
+inline void unit_weights(const Eigen::Ref<const VectorD>& sum_h, const Eigen::Ref<const VectorD>& sum_h2, const VectorD& total_h,
+                         const VectorD& total_h2, double n_in, double n_out, const std::vector<bool>& active,
+                         Eigen::Ref<VectorD> w) {
+    const double n = n_in + n_out;
+    for (Index u = 0; u < w.size(); ++u) {
+        w(u) = 0.0;
+        if (!active[static_cast<std::size_t>(u)]) continue;
+        const double m_i = sum_h(u) / n_in, m_o = (total_h(u) - sum_h(u)) / n_out;
+        const double ss = std::max(0.0, sum_h2(u) - n_in * m_i * m_i) + std::max(0.0, total_h2(u) - sum_h2(u) - n_out * m_o * m_o);
+        const double pooled = n > 2.0 ? std::sqrt(ss / (n - 2.0)) : 0.0;
+        w(u) = pooled > 0.0 ? (m_i - m_o) / pooled : 0.0;
     }
+}
 
-private:
-    // Cohen's d of each active unit between in and out, from the in-sums of h and h^2 (0 when inactive).
-    VectorD weights(const Eigen::Ref<const VectorD>& sum_h, const Eigen::Ref<const VectorD>& sum_h2) const {
-        const Index U = m_h.rows();
-        VectorD w = VectorD::Zero(U);
-        for (Index u = 0; u < U; ++u) {
-            if (!m_active[static_cast<std::size_t>(u)]) continue;
-            const double m_i = sum_h(u) / m_in, m_o = (m_total_h(u) - sum_h(u)) / m_out;
-            const double ss = std::max(0.0, sum_h2(u) - m_in * m_i * m_i) +
-                              std::max(0.0, m_total_h2(u) - sum_h2(u) - m_out * m_o * m_o);
-            const double pooled = m_n > 2 ? std::sqrt(ss / static_cast<double>(m_n - 2)) : 0.0;
-            w(u) = pooled > 0.0 ? (m_i - m_o) / pooled : 0.0;
-        }
-        return w;
-    }
-
-    const MatrixF& m_b;
-    const MatrixD& m_h;
-    MatrixD m_h2;
-    const std::vector<bool>& m_active;
-    VectorD m_total_b, m_total_h, m_total_h2;
-    Index m_n, m_S;
-    double m_in, m_out;
+// One comparison of group_programmes: group `group` against the other grouped cells, or the
+// pair `pair`; its permutations draw from derive_seed(seed, stream).
+struct Comparison {
+    std::size_t group = 0;
+    const std::pair<std::string, std::string>* pair = nullptr;
+    std::uint64_t stream = 0;
 };
 
-inline MatrixF label_column(const std::vector<char>& in) {
-    MatrixF m(static_cast<Index>(in.size()), 1);
-    for (Index c = 0; c < m.rows(); ++c) m(c, 0) = in[static_cast<std::size_t>(c)] ? 1.0f : 0.0f;
-    return m;
+// The groups against the rest (a group holding every grouped cell has nothing to compare with),
+// then the pairs; streams 1, 2, ... in that order, skipped groups included.
+inline std::vector<Comparison> list_comparisons(const GroupLabels& labels,
+                                                const std::vector<std::pair<std::string, std::string>>& pairs) {
+    const Index grouped = std::accumulate(labels.sizes.begin(), labels.sizes.end(), Index(0));
+    std::vector<Comparison> jobs;
+    std::uint64_t k = 0;
+    for (std::size_t g = 0; g < labels.names.size(); ++g) {
+        ++k;
+        if (labels.sizes[g] != grouped) jobs.push_back({g, nullptr, k});
+    }
+    for (const auto& p : pairs) jobs.push_back({0, &p, ++k});
+    return jobs;
 }
 
-// `permutations` label permutations (Fisher-Yates from Rng(seed), in chunks of 64 labellings, one
-// matrix product each, drawn in order): z-score and p-value of each set's observed score.
-inline void label_permutation_test(const LabelStatistic& statistic, const std::vector<char>& in, Index permutations,
-                                   std::uint64_t seed, GroupProgrammes& r) {
-    const Index n = static_cast<Index>(in.size()), S = r.score.size();
+// One comparison, prepared before the gradient pass: its cells, the observed labelling
+// (labelling 0) and the permuted ones (1 .. permutations; Fisher-Yates from Rng(seed), each
+// shuffling the previous one) as one bit per cell and labelling, and the unit weights w of every
+// labelling, which depend on the representation only.
+struct ComparisonPlan {
+    std::size_t group_a = 0, group_b = 0; // group indices (group_b: pairs only)
+    bool pair = false;
+    std::vector<Index> position;          // per interpreted cell: its index among the comparison's cells, -1: not in it
+    Index cells_in = 0, cells_out = 0;
+    Index labellings = 0;                 // permutations + 1
+    Index words = 0;                      // 64-bit words of `bits` per cell
+    std::vector<std::uint64_t> bits;      // cell i, labelling l: bit l % 64 of bits[i words + l / 64]
+    MatrixD weights;                      // U x labellings: w of each labelling
+    MatrixF weights_f;                    // the same in float, for the pass's products
+
+    bool in(Index i, Index l) const {
+        return (bits[static_cast<std::size_t>(i * words + l / 64)] >> (l % 64)) & std::uint64_t(1);
+    }
+};
+
+inline ComparisonPlan plan_comparison(const Comparison& job, const GroupLabels& labels, const MatrixD& rep,
+                                      const std::vector<bool>& active, Index permutations, std::uint64_t seed) {
+    const Index C = rep.cols(), U = rep.rows();
+    ComparisonPlan p;
+    p.pair = job.pair != nullptr;
+    const auto index = [&](const std::string& name) {
+        return static_cast<std::size_t>(std::lower_bound(labels.names.begin(), labels.names.end(), name) - labels.names.begin());
+    };
+    p.group_a = p.pair ? index(job.pair->first) : job.group;
+    p.group_b = p.pair ? index(job.pair->second) : 0;
+    p.position.assign(static_cast<std::size_t>(C), -1);
+    std::vector<Index> cells;
+    std::vector<char> in;
+    for (Index c = 0; c < C; ++c) {
+        const Index g = labels.of_cell[static_cast<std::size_t>(c)];
+        if (g < 0) continue; // no group: in no comparison
+        const bool a = static_cast<std::size_t>(g) == p.group_a;
+        if (p.pair && !a && static_cast<std::size_t>(g) != p.group_b) continue;
+        p.position[static_cast<std::size_t>(c)] = static_cast<Index>(cells.size());
+        cells.push_back(c);
+        in.push_back(a);
+    }
+    const Index n = static_cast<Index>(cells.size());
+    p.cells_in = static_cast<Index>(std::count(in.begin(), in.end(), 1));
+    p.cells_out = n - p.cells_in;
+    p.labellings = permutations + 1;
+    p.words = (p.labellings + 63) / 64;
+    p.bits.assign(static_cast<std::size_t>(n * p.words), 0);
+    MatrixD h(U, n);
+    for (Index i = 0; i < n; ++i) h.col(i) = rep.col(cells[static_cast<std::size_t>(i)]);
+    const MatrixD h2 = h.array().square().matrix();
+    const VectorD total_h = h.rowwise().sum(), total_h2 = h2.rowwise().sum();
+    p.weights.resize(U, p.labellings);
     Rng rng(seed);
-    std::vector<char> labels(in);
-    VectorD sum = VectorD::Zero(S), sum2 = VectorD::Zero(S);
-    std::vector<Index> exceed(static_cast<std::size_t>(S), 0);
+    std::vector<char> labels_now(in);
     const Index chunk = 64;
-    for (Index done = 0; done < permutations; done += chunk) {
-        const Index L = std::min(chunk, permutations - done);
-        MatrixF block(n, L);
-        for (Index l = 0; l < L; ++l) {
-            for (Index i = n - 1; i > 0; --i)
-                std::swap(labels[static_cast<std::size_t>(i)],
-                          labels[static_cast<std::size_t>(rng.below(static_cast<std::uint64_t>(i + 1)))]);
-            for (Index c = 0; c < n; ++c) block(c, l) = labels[static_cast<std::size_t>(c)] ? 1.0f : 0.0f;
+    MatrixD ld(n, std::min(chunk, p.labellings));
+    for (Index l0 = 0; l0 < p.labellings; l0 += chunk) {
+        const Index L = std::min(chunk, p.labellings - l0);
+        for (Index j = 0; j < L; ++j) {
+            const Index l = l0 + j;
+            if (l > 0)
+                for (Index i = n - 1; i > 0; --i)
+                    std::swap(labels_now[static_cast<std::size_t>(i)],
+                              labels_now[static_cast<std::size_t>(rng.below(static_cast<std::uint64_t>(i + 1)))]);
+            for (Index i = 0; i < n; ++i) {
+                const bool on = labels_now[static_cast<std::size_t>(i)] != 0;
+                ld(i, j) = on ? 1.0 : 0.0;
+                if (on) p.bits[static_cast<std::size_t>(i * p.words + l / 64)] |= std::uint64_t(1) << (l % 64);
+            }
         }
-        const MatrixD t = statistic(block);
-        for (Index s = 0; s < S; ++s)
-            for (Index l = 0; l < L; ++l) {
-                const double v = t(s, l);
-                sum(s) += v;
-                sum2(s) += v * v;
-                // A permutation ties the observed value up to the float rounding of the products.
-                if (v >= r.score(s) - 1e-6 * std::abs(r.score(s))) ++exceed[static_cast<std::size_t>(s)];
+        const MatrixD sum_h = h * ld.leftCols(L), sum_h2 = h2 * ld.leftCols(L);
+        for (Index j = 0; j < L; ++j)
+            unit_weights(sum_h.col(j), sum_h2.col(j), total_h, total_h2, static_cast<double>(p.cells_in),
+                         static_cast<double>(p.cells_out), active, p.weights.col(l0 + j));
+    }
+    p.weights_f = p.weights.cast<float>();
+    return p;
+}
+
+// Sums of the gradient pass, per thread for one block and, merged in cell order, for all cells.
+struct ProgrammeSums {
+    std::vector<MatrixD> labelled; // per comparison: S x labellings, sum over its cells c and units u of
+                                   // w_u(l) B(c, u, S) for the cells in under labelling l
+    std::vector<MatrixD> gene;     // per group: G x U sums of J_c(u, g) (x_cg - xbar_g)
+    std::vector<MatrixD> set;      // per group: S x U sums of B(c, u, S)
+    std::vector<VectorD> input;    // per group: S sums of the mean input over each set's genes
+    std::vector<bool> plan_touched, group_touched; // per thread: has a cell in the current block
+
+    void zero(std::size_t plans, std::size_t groups, Index S, Index G, Index U, const std::vector<ComparisonPlan>& p) {
+        labelled.resize(plans);
+        for (std::size_t k = 0; k < plans; ++k) labelled[k].setZero(S, p[k].labellings);
+        gene.assign(groups, MatrixD::Zero(G, U));
+        set.assign(groups, MatrixD::Zero(S, U));
+        input.assign(groups, VectorD::Zero(S));
+        plan_touched.assign(plans, false);
+        group_touched.assign(groups, false);
+    }
+    // Adds the touched parts of a thread's block sums. An untouched part would add +0 to totals that
+    // start at +0 and so are never -0: skipping it changes no bit.
+    void add(const ProgrammeSums& block) {
+        for (std::size_t k = 0; k < labelled.size(); ++k)
+            if (block.plan_touched[k]) labelled[k] += block.labelled[k];
+        for (std::size_t g = 0; g < gene.size(); ++g)
+            if (block.group_touched[g]) {
+                gene[g] += block.gene[g];
+                set[g] += block.set[g];
+                input[g] += block.input[g];
             }
     }
-    const double P = static_cast<double>(permutations);
-    r.z_score.resize(S);
-    r.p_value.resize(S);
-    for (Index s = 0; s < S; ++s) {
-        const double mean = sum(s) / P, var = std::max(0.0, sum2(s) / P - mean * mean);
-        r.z_score(s) = var > 0.0 ? (r.score(s) - mean) / std::sqrt(var) : 0.0;
-        r.p_value(s) = (1.0 + static_cast<double>(exceed[static_cast<std::size_t>(s)])) / (P + 1.0);
-    }
-    const std::vector<double> q = benjamini_hochberg(std::vector<double>(r.p_value.data(), r.p_value.data() + S));
-    r.q_value = Eigen::Map<const VectorD>(q.data(), S);
-}
+};
+
+// Per-thread scratch of the programmes' gradient pass.
+template <typename Scalar>
+struct ProgrammeScratch {
+    Matrix<Scalar> scaled;      // G x U: J_c(u, g) (x_cg - xbar_g) of one cell
+    Matrix<Scalar> reduced;     // S x U: its mean over each set's genes, B(c, ., .)
+    MatrixF attributions;       // S x (U block): B of the block's cells, cell j in columns j U .. j U + U - 1
+    MatrixF selected;           // the columns of one comparison's cells, when not all are in it
+    MatrixF labelled_weights;   // (U m) x labellings: w(l) for the m cells in under l, else 0
+    MatrixF product;            // S x labellings
+    std::vector<std::pair<Index, Index>> members; // (cell in the block, index in the comparison)
+    ProgrammeSums sums;
+};
 
 // Per set: the in minus out mean input (its sign is the direction) and the units that carry it
 // (largest positive contributions first, at most top_units).
-inline void directions_and_units(const MatrixD& set_input, const std::vector<char>& in, const MatrixD& contribution,
-                                 Index top_units, GroupProgrammes& r) {
-    const Index n = static_cast<Index>(in.size()), S = set_input.rows(), U = contribution.rows();
-    const double di = static_cast<double>(r.cells_in), dout = static_cast<double>(r.cells_out);
-    r.input_difference.resize(S);
+inline void directions_and_units(const VectorD& input_difference, const MatrixD& contribution, Index top_units,
+                                 GroupProgrammes& r) {
+    const Index S = input_difference.size(), U = contribution.rows();
+    r.input_difference = input_difference;
     r.direction.resize(static_cast<std::size_t>(S));
     r.units.resize(static_cast<std::size_t>(S));
     for (Index s = 0; s < S; ++s) {
-        double a = 0.0, b = 0.0;
-        for (Index c = 0; c < n; ++c) (in[static_cast<std::size_t>(c)] ? a : b) += set_input(s, c);
-        r.input_difference(s) = a / di - b / dout;
         r.direction[static_cast<std::size_t>(s)] =
             r.input_difference(s) > 0.0 ? ProgrammeDirection::higher : ProgrammeDirection::lower;
         std::vector<Index> units;
@@ -341,44 +397,6 @@ inline void rank_programmes(GroupProgrammes& r) {
     }
 }
 
-// The permutation test of one comparison. attributions, representation: see LabelStatistic;
-// set_input: S x n, mean input over each set's genes; in: n flags of the observed labelling;
-// gene_in, gene_out: see competitive_test; set_rows: the sets' gene rows.
-inline GroupProgrammes permutation_programmes(const MatrixF& attributions, const MatrixD& representation,
-                                              const MatrixD& set_input, const std::vector<char>& in,
-                                              const std::vector<bool>& active, const ProgrammeOptions& o,
-                                              std::uint64_t seed, const MatrixD& gene_in, const MatrixD& gene_out,
-                                              const std::vector<std::vector<Index>>& set_rows) {
-    const Index n = attributions.cols(), U = representation.rows(), S = set_input.rows();
-    GroupProgrammes r;
-    r.cells_in = static_cast<Index>(std::count(in.begin(), in.end(), 1));
-    r.cells_out = n - r.cells_in;
-    const LabelStatistic statistic(attributions, representation, active, S, r.cells_in);
-    MatrixD contribution(U, S);
-    VectorD observed_w;
-    r.score = statistic(label_column(in), &contribution, &observed_w).col(0);
-    label_permutation_test(statistic, in, o.permutations, seed, r);
-    directions_and_units(set_input, in, contribution, o.top_units, r);
-    competitive_test(gene_in, gene_out, observed_w, set_rows, r);
-    rank_programmes(r);
-    return r;
-}
-
-// Mean input over each set's genes, S x cells: mean_op * input in double, by blocks of cells, so
-// that no double copy of the whole genes x cells input is made (each column is the same sparse
-// row times column as in one product).
-template <typename Scalar>
-MatrixD set_mean_input(const std::vector<std::vector<Index>>& set_rows, const ConstMatrixRef<Scalar>& input) {
-    const Eigen::SparseMatrix<double, Eigen::RowMajor> mean_op = set_mean_operator<double>(set_rows, input.rows());
-    MatrixD out(mean_op.rows(), input.cols());
-    const Index block = 256;
-    for (Index c0 = 0; c0 < input.cols(); c0 += block) {
-        const Index n = std::min(block, input.cols() - c0);
-        out.middleCols(c0, n).noalias() = mean_op * input.middleCols(c0, n).template cast<double>();
-    }
-    return out;
-}
-
 // Per-thread scratch of set_attributions.
 template <typename Scalar>
 struct AttributionScratch {
@@ -427,7 +445,7 @@ MatrixF set_attributions(const Autoencoder<Scalar>& model, const detail::InputRe
     for (auto& w : scratch) w.reserve(G, U, S, sums ? n_groups : 0);
     if (sums) gene_sums->assign(static_cast<std::size_t>(n_groups), MatrixD::Zero(G, U));
     Index done = 0;
-    auto visit = [&](int t, Index first, const ConstMatrixRef<Scalar>& block) {
+    auto visit = [&](int t, Index first, const ConstMatrixRef<Scalar>& block, const ConstMatrixRef<Scalar>&) {
         detail::AttributionScratch<Scalar>& w = scratch[static_cast<std::size_t>(t)];
         std::fill(w.touched.begin(), w.touched.end(), false);
         for (Index j = 0; j < block.cols() / U; ++j) {
@@ -462,87 +480,107 @@ MatrixF set_attributions(const Autoencoder<Scalar>& model, const detail::InputRe
 
 namespace detail {
 
-// One comparison of group_programmes: group `group` against the rest, or the pair `pair`; its
-// permutations draw from derive_seed(seed, stream).
-struct Comparison {
-    std::size_t group = 0;
-    const std::pair<std::string, std::string>* pair = nullptr;
-    std::uint64_t stream = 0;
-};
-
-// The groups against the rest (a group holding every cell has nothing to compare with), then the
-// pairs; streams 1, 2, ... in that order, skipped groups included.
-inline std::vector<Comparison> list_comparisons(const GroupLabels& labels,
-                                                const std::vector<std::pair<std::string, std::string>>& pairs, Index cells) {
-    std::vector<Comparison> jobs;
-    std::uint64_t k = 0;
-    for (std::size_t g = 0; g < labels.names.size(); ++g) {
-        ++k;
-        if (labels.sizes[g] != cells) jobs.push_back({g, nullptr, k});
-    }
-    for (const auto& p : pairs) jobs.push_back({0, &p, ++k});
-    return jobs;
-}
-
-// The programmes of one comparison (see group_programmes).
-inline GroupProgrammes run_comparison(const Comparison& job, const GroupLabels& labels, const std::vector<std::string>& cell_groups,
-                                      const MatrixF& attributions, const MatrixD& rep, const MatrixD& set_input,
-                                      const std::vector<MatrixD>& gene_sums, const MatrixD& gene_total,
-                                      const UnitActivity& activity, const std::vector<std::vector<Index>>& set_rows,
-                                      const ProgrammeOptions& o) {
-    const Index C = attributions.cols(), U = rep.rows();
-    const std::uint64_t seed = derive_seed(o.seed, job.stream);
-    if (!job.pair) {
-        std::vector<char> in(static_cast<std::size_t>(C));
-        for (Index c = 0; c < C; ++c) in[static_cast<std::size_t>(c)] = labels.of_cell[static_cast<std::size_t>(c)] == static_cast<Index>(job.group);
-        const MatrixD& gene_in = gene_sums[job.group];
-        GroupProgrammes r = permutation_programmes(attributions, rep, set_input, in, activity.active, o, seed, gene_in,
-                                                   gene_total - gene_in, set_rows);
-        r.group = r.group_a = labels.names[job.group];
-        return r;
-    }
-    const std::string& x = job.pair->first;
-    const std::string& y = job.pair->second;
-    std::vector<Index> cells;
-    std::vector<char> in;
-    for (Index c = 0; c < C; ++c) {
-        const std::string& l = cell_groups[static_cast<std::size_t>(c)];
-        if (l == x || l == y) {
-            cells.push_back(c);
-            in.push_back(l == x);
+// The programmes of one comparison from the pass's totals (see group_programmes).
+inline GroupProgrammes finish_comparison(const ComparisonPlan& p, std::size_t k, const ProgrammeSums& total,
+                                         const GroupLabels& labels, const std::vector<std::vector<Index>>& set_rows,
+                                         Index top_units) {
+    const double di = static_cast<double>(p.cells_in), dout = static_cast<double>(p.cells_out);
+    const std::size_t a = p.group_a;
+    const MatrixD& in_b = total.set[a];
+    const VectorD& in_x = total.input[a];
+    const MatrixD& gene_in = total.gene[a];
+    MatrixD total_b, gene_out;
+    VectorD total_x;
+    if (p.pair) {
+        total_b = in_b + total.set[p.group_b];
+        total_x = in_x + total.input[p.group_b];
+        gene_out = total.gene[p.group_b];
+    } else { // every group, in group order
+        total_b = MatrixD::Zero(in_b.rows(), in_b.cols());
+        total_x = VectorD::Zero(in_x.size());
+        MatrixD gene_total = MatrixD::Zero(gene_in.rows(), gene_in.cols());
+        for (std::size_t g = 0; g < labels.names.size(); ++g) {
+            total_b += total.set[g];
+            total_x += total.input[g];
+            gene_total += total.gene[g];
         }
+        gene_out = gene_total - gene_in;
     }
-    MatrixF attr(attributions.rows(), static_cast<Index>(cells.size()));
-    MatrixD rep_sub(U, static_cast<Index>(cells.size())), input_sub(set_input.rows(), static_cast<Index>(cells.size()));
-    for (std::size_t i = 0; i < cells.size(); ++i) {
-        attr.col(static_cast<Index>(i)) = attributions.col(cells[i]);
-        rep_sub.col(static_cast<Index>(i)) = rep.col(cells[i]);
-        input_sub.col(static_cast<Index>(i)) = set_input.col(cells[i]);
+    GroupProgrammes r;
+    r.cells_in = p.cells_in;
+    r.cells_out = p.cells_out;
+    // T of every labelling: with A(S, l) the sum over its in cells of sum_u w_u(l) B(c, u, S),
+    //   T(S, l) = sum_u w_u(l) (in_sum / n_in - (total - in_sum) / n_out) = (1/n_in + 1/n_out) A - (total_b w(l)) / n_out
+    const MatrixD t = (1.0 / di + 1.0 / dout) * total.labelled[k] - (total_b * p.weights) / dout; // S x labellings
+    const Index S = t.rows(), P = p.labellings - 1;
+    r.score = t.col(0);
+    r.z_score.resize(S);
+    r.p_value.resize(S);
+    for (Index s = 0; s < S; ++s) {
+        double sum = 0.0, sum2 = 0.0;
+        Index exceed = 0;
+        for (Index l = 1; l <= P; ++l) {
+            const double v = t(s, l);
+            sum += v;
+            sum2 += v * v;
+            // A permutation ties the observed value up to the float rounding of the products.
+            if (v >= r.score(s) - 1e-6 * std::abs(r.score(s))) ++exceed;
+        }
+        const double mean = sum / static_cast<double>(P), var = std::max(0.0, sum2 / static_cast<double>(P) - mean * mean);
+        r.z_score(s) = var > 0.0 ? (r.score(s) - mean) / std::sqrt(var) : 0.0;
+        r.p_value(s) = (1.0 + static_cast<double>(exceed)) / (static_cast<double>(P) + 1.0);
     }
-    const auto index = [&](const std::string& name) {
-        return static_cast<std::size_t>(std::lower_bound(labels.names.begin(), labels.names.end(), name) - labels.names.begin());
-    };
-    GroupProgrammes r = permutation_programmes(attr, rep_sub, input_sub, in, activity.active, o, seed, gene_sums[index(x)],
-                                               gene_sums[index(y)], set_rows);
-    r.group = x + "_vs_" + y;
-    r.group_a = x;
-    r.group_b = y;
+    const std::vector<double> q = benjamini_hochberg(std::vector<double>(r.p_value.data(), r.p_value.data() + S));
+    r.q_value = Eigen::Map<const VectorD>(q.data(), S);
+    const VectorD w = p.weights.col(0);
+    const MatrixD d = (in_b / di - (total_b - in_b) / dout).transpose();    // U x S: D(u, S) observed
+    const MatrixD contribution = w.asDiagonal() * d;                         // U x S: w_u D(u, S)
+    directions_and_units(in_x / di - (total_x - in_x) / dout, contribution, top_units, r);
+    competitive_test(gene_in, gene_out, w, set_rows, r);
+    rank_programmes(r);
+    if (p.pair) {
+        r.group_a = labels.names[a];
+        r.group_b = labels.names[p.group_b];
+        r.group = r.group_a + "_vs_" + r.group_b;
+    } else {
+        r.group = r.group_a = labels.names[a];
+    }
     return r;
 }
 
 } // namespace detail
 
-// Group programmes of every group against the rest (sorted labels), then of each compare pair,
-// for cells with labels `cell_groups` (one per cell; empty: no comparisons). representation:
-// units x cells (the encoder's output for `input`); activity: unit_activity(representation).
-// Throws ArgumentError on mismatched sizes, unknown pair labels or permutations < 1.
+// Group programmes of every group against the other grouped cells (sorted labels), then of each
+// compare pair, for cells with labels `cell_groups` (one per cell; empty: no comparisons; a cell
+// labelled "" belongs to no group: it is in no comparison, but still in xbar). input: the network
+// input of the cells, block by block; representation: units x cells (the encoder's output for
+// `input`); activity: unit_activity(representation).
+//
+// One gradient pass over the cells holds no per-cell attributions: the unit weights w of every
+// labelling (observed and permuted) depend on the representation alone, so they are drawn first,
+// and the pass adds per comparison and labelling l the sum over its in cells of
+// sum_u w_u(l) B(c, u, S), as one product per block of cells and comparison (sets x (units x
+// cells) times (units x cells) x labellings, in float; block sums added in double in cell order,
+// so the result does not depend on the thread count). With it, the per-group sums of B, of the
+// sets' mean input and of the per-gene terms give T, D, the direction and the competitive test.
+// Memory: the labellings as bits (cells x labellings per comparison) and per thread a
+// (units x block_cells) x labellings float matrix, instead of units x sets x cells floats.
+//
+// cell_scores (cells x sets, float): a cell's sum_u w_u B(c, u, S) with the observed weights of
+// its own group's comparison against the rest: how far S's genes move the cell along the
+// direction in which the representation separates its group (the mean over a group's cells,
+// minus the mean over the other cells with the same weights, is T(S)). NaN for cells without a
+// group, or whose group has no comparison.
+// Throws ArgumentError on mismatched sizes, unknown pair labels, permutations < 1 or a
+// non-finite input.
 template <typename Scalar>
-ProgrammeAnalysis group_programmes(const Autoencoder<Scalar>& model, const detail::InputRef<Scalar>& input,
+ProgrammeAnalysis group_programmes(const Autoencoder<Scalar>& model, const CellBlockSource<Scalar>& input,
                                    const MatrixF& representation, const std::vector<std::vector<Index>>& set_rows,
                                    const std::vector<std::string>& cell_groups, const UnitActivity& activity,
                                    const ProgrammeOptions& o) {
     const char* where = "exsal::group_programmes";
-    const Index C = input.cols(), U = model.units();
+    detail::check_saliency_arguments(where, model.n_genes(), input.genes(), o.block_cells);
+    const Index C = input.cells(), U = model.units(), G = model.n_genes(), S = static_cast<Index>(set_rows.size());
     if (o.permutations < 1) throw ArgumentError(where, "permutations must be >= 1, got " + std::to_string(o.permutations));
     if (o.top_units < 0) throw ArgumentError(where, "top_units must be >= 0, got " + std::to_string(o.top_units));
     if (representation.rows() != U || representation.cols() != C)
@@ -552,43 +590,147 @@ ProgrammeAnalysis group_programmes(const Autoencoder<Scalar>& model, const detai
     if (static_cast<Index>(activity.active.size()) != U) throw ArgumentError(where, "the unit activity has another unit count");
     if (!cell_groups.empty() && static_cast<Index>(cell_groups.size()) != C)
         throw ArgumentError(where, std::to_string(cell_groups.size()) + " group labels for " + std::to_string(C) + " cells");
+    for (std::size_t s = 0; s < set_rows.size(); ++s) {
+        if (set_rows[s].empty()) throw ArgumentError(where, "set " + std::to_string(s) + " has no genes");
+        for (Index r : set_rows[s])
+            if (r < 0 || r >= G)
+                throw ArgumentError(where, "set " + std::to_string(s) + " holds row " + std::to_string(r) + ", outside 0.." +
+                                               std::to_string(G - 1));
+    }
     ProgrammeAnalysis a;
     a.permutations = o.permutations;
     if (cell_groups.empty()) return a;
     const GroupLabels labels = group_labels(cell_groups);
     for (const auto& [x, y] : o.compare_pairs)
         for (const std::string* g : {&x, &y})
-            if (!std::binary_search(labels.names.begin(), labels.names.end(), *g))
+            if (g->empty() || !std::binary_search(labels.names.begin(), labels.names.end(), *g))
                 throw ArgumentError(where, "compare pair " + x + ":" + y + ": no cell has the group label '" + *g + "'");
 
-    std::vector<MatrixD> gene_sums; // per group: G x U
-    const MatrixF attributions = set_attributions<Scalar>(model, input, set_rows, o.block_cells, o.on_progress, &labels.of_cell,
-                                                          static_cast<Index>(labels.names.size()), &gene_sums);
-    MatrixD gene_total = MatrixD::Zero(model.n_genes(), U);
-    for (const auto& m : gene_sums) gene_total += m;
-    const MatrixD set_input = detail::set_mean_input<Scalar>(set_rows, input);
+    // The labellings and their unit weights, every comparison on one thread, all in parallel
+    // (single-threaded products: the same bits for any thread count).
+    const std::vector<detail::Comparison> jobs = detail::list_comparisons(labels, o.compare_pairs);
     const MatrixD rep = representation.cast<double>();
-
-    // Every comparison on one thread, all of them in parallel: each one's label products are then
-    // single-threaded matrix products, whose blocking (and so rounding) does not depend on the
-    // thread count, and a core taken by another process no longer stalls them at the barriers of
-    // Eigen's parallel product.
-    const std::vector<detail::Comparison> jobs = detail::list_comparisons(labels, o.compare_pairs, C);
-    std::vector<GroupProgrammes> results(jobs.size());
-    std::exception_ptr error;
+    std::vector<detail::ComparisonPlan> plans(jobs.size());
+    {
+        std::exception_ptr error;
 #pragma omp parallel for schedule(dynamic, 1)
-    for (std::ptrdiff_t i = 0; i < static_cast<std::ptrdiff_t>(jobs.size()); ++i) {
-        try {
-            results[static_cast<std::size_t>(i)] = detail::run_comparison(jobs[static_cast<std::size_t>(i)], labels, cell_groups, attributions, rep,
-                                                                          set_input, gene_sums, gene_total, activity, set_rows, o);
-        } catch (...) {
+        for (std::ptrdiff_t i = 0; i < static_cast<std::ptrdiff_t>(jobs.size()); ++i) {
+            try {
+                const detail::Comparison& job = jobs[static_cast<std::size_t>(i)];
+                plans[static_cast<std::size_t>(i)] =
+                    detail::plan_comparison(job, labels, rep, activity.active, o.permutations, derive_seed(o.seed, job.stream));
+            } catch (...) {
 #pragma omp critical(exsal_programmes_error)
-            if (!error) error = std::current_exception();
+                if (!error) error = std::current_exception();
+            }
         }
+        if (error) std::rethrow_exception(error);
     }
-    if (error) std::rethrow_exception(error);
-    for (auto& r : results) a.comparisons.push_back(std::move(r));
+    // The comparison of each group against the rest, for the cell scores (-1: none).
+    std::vector<Index> own_plan(labels.names.size(), -1);
+    for (std::size_t k = 0; k < plans.size(); ++k)
+        if (!plans[k].pair) own_plan[plans[k].group_a] = static_cast<Index>(k);
+
+    const VectorD mean = detail::input_mean(input);
+    if (!mean.allFinite()) throw ArgumentError(where, "the input contains a non-finite value");
+    const Vector<Scalar> centre = mean.cast<Scalar>();
+    const Eigen::SparseMatrix<Scalar, Eigen::RowMajor> mean_op = detail::set_mean_operator<Scalar>(set_rows, G);
+    const Eigen::SparseMatrix<double, Eigen::RowMajor> mean_op_d = detail::set_mean_operator<double>(set_rows, G);
+    const std::size_t n_groups = labels.names.size(), n_plans = plans.size();
+    const Index block_cells = std::min(o.block_cells, C);
+    a.cell_scores = MatrixF::Constant(C, S, std::numeric_limits<float>::quiet_NaN());
+    std::vector<detail::ProgrammeScratch<Scalar>> scratch(static_cast<std::size_t>(threads()));
+    for (auto& w : scratch) {
+        w.scaled.resize(G, U);
+        w.reduced.resize(S, U);
+        w.attributions.resize(S, U * block_cells);
+        w.sums.zero(n_plans, n_groups, S, G, U, plans);
+    }
+    detail::ProgrammeSums total;
+    total.zero(n_plans, n_groups, S, G, U, plans);
+    Index done = 0;
+    auto visit = [&](int t, Index first, const ConstMatrixRef<Scalar>& saliency, const ConstMatrixRef<Scalar>& x) {
+        detail::ProgrammeScratch<Scalar>& w = scratch[static_cast<std::size_t>(t)];
+        detail::ProgrammeSums& sums = w.sums;
+        std::fill(sums.plan_touched.begin(), sums.plan_touched.end(), false);
+        std::fill(sums.group_touched.begin(), sums.group_touched.end(), false);
+        const Index n = saliency.cols() / U;
+        for (Index j = 0; j < n; ++j) {
+            const Index c = first + j;
+            w.scaled = saliency.middleCols(j * U, U).array().colwise() * (x.col(j) - centre).array(); // d r_u / d x_g (x_cg - xbar_g)
+            // Eigen's sparse product: GCC vectorises its sums in a way that depends on each set's
+            // size, so a hand-written loop would not give the same bits as set_attributions
+            w.reduced.noalias() = mean_op * w.scaled;
+            w.attributions.middleCols(j * U, U) = w.reduced.template cast<float>();
+            const Index g = labels.of_cell[static_cast<std::size_t>(c)];
+            if (g < 0) continue;
+            const auto gi = static_cast<std::size_t>(g);
+            if (!sums.group_touched[gi]) {
+                sums.gene[gi].setZero();
+                sums.set[gi].setZero();
+                sums.input[gi].setZero();
+                sums.group_touched[gi] = true;
+            }
+            sums.gene[gi] += w.scaled.template cast<double>();
+            sums.set[gi] += w.reduced.template cast<double>();
+            sums.input[gi] += mean_op_d * x.col(j).template cast<double>();
+            if (own_plan[gi] >= 0)
+                a.cell_scores.row(c) =
+                    (w.attributions.middleCols(j * U, U) * plans[static_cast<std::size_t>(own_plan[gi])].weights_f.col(0)).transpose();
+        }
+        for (std::size_t k = 0; k < n_plans; ++k) {
+            const detail::ComparisonPlan& p = plans[k];
+            w.members.clear();
+            for (Index j = 0; j < n; ++j) {
+                const Index i = p.position[static_cast<std::size_t>(first + j)];
+                if (i >= 0) w.members.emplace_back(j, i);
+            }
+            const Index m = static_cast<Index>(w.members.size());
+            if (m == 0) continue;
+            const Index L = p.labellings;
+            w.labelled_weights.resize(U * m, L);
+            for (Index l = 0; l < L; ++l)
+                for (Index r = 0; r < m; ++r) {
+                    auto dst = w.labelled_weights.block(r * U, l, U, 1);
+                    if (p.in(w.members[static_cast<std::size_t>(r)].second, l)) dst = p.weights_f.col(l);
+                    else dst.setZero();
+                }
+            if (m == n) {
+                w.product.noalias() = w.attributions.leftCols(U * n) * w.labelled_weights;
+            } else {
+                w.selected.resize(S, U * m);
+                for (Index r = 0; r < m; ++r)
+                    w.selected.middleCols(r * U, U) = w.attributions.middleCols(w.members[static_cast<std::size_t>(r)].first * U, U);
+                w.product.noalias() = w.selected * w.labelled_weights;
+            }
+            if (sums.plan_touched[k]) sums.labelled[k] += w.product.template cast<double>();
+            else sums.labelled[k] = w.product.template cast<double>();
+            sums.plan_touched[k] = true;
+        }
+    };
+    auto merge = [&](int t, Index, Index n) {
+        total.add(scratch[static_cast<std::size_t>(t)].sums);
+        done += n;
+        if (o.on_progress) o.on_progress(done, C);
+    };
+    SaliencyOptions so;
+    so.kind = SaliencyKind::vanilla;
+    so.block_cells = block_cells;
+    detail::saliency_blocks<Scalar>(model, input, so, visit, &merge);
+    scratch.clear();
+
+    for (std::size_t k = 0; k < n_plans; ++k)
+        a.comparisons.push_back(detail::finish_comparison(plans[k], k, total, labels, set_rows, o.top_units));
     return a;
+}
+
+// The same for a genes x cells input matrix.
+template <typename Scalar>
+ProgrammeAnalysis group_programmes(const Autoencoder<Scalar>& model, const detail::InputRef<Scalar>& input,
+                                   const MatrixF& representation, const std::vector<std::vector<Index>>& set_rows,
+                                   const std::vector<std::string>& cell_groups, const UnitActivity& activity,
+                                   const ProgrammeOptions& o) {
+    return group_programmes<Scalar>(model, DenseCellBlocks<Scalar>(input), representation, set_rows, cell_groups, activity, o);
 }
 
 // The consensus of several models' programmes (an ensemble trained from derived seeds), per

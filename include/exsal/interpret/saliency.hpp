@@ -52,6 +52,34 @@ struct SaliencyOptions {
     Index block_cells = 64; // cells per block; scratch per thread is G x (U * block_cells) scalars
 };
 
+// The network input of the cells to interpret, handed out block by block, so that it need not be
+// held as one genes x cells matrix: a dense matrix (DenseCellBlocks), or cells gathered from
+// sparse storage and transformed on demand (the pipeline's). block() is called by several
+// threads at once and must not change the source.
+template <typename Scalar>
+class CellBlockSource {
+public:
+    virtual ~CellBlockSource() = default;
+    virtual Index genes() const = 0;
+    virtual Index cells() const = 0;
+    // The input of cells first .. first + n - 1, genes x n: a view of the source's own storage,
+    // or `scratch` (the calling thread's) filled. Valid until the next call with that scratch.
+    virtual ConstMatrixRef<Scalar> block(Index first, Index n, Matrix<Scalar>& scratch) const = 0;
+};
+
+// A genes x cells matrix as a block source (views, no copies).
+template <typename Scalar>
+class DenseCellBlocks final : public CellBlockSource<Scalar> {
+public:
+    explicit DenseCellBlocks(const ConstMatrixRef<Scalar>& input) : m_input(input) {}
+    Index genes() const override { return m_input.rows(); }
+    Index cells() const override { return m_input.cols(); }
+    ConstMatrixRef<Scalar> block(Index first, Index n, Matrix<Scalar>&) const override { return m_input.middleCols(first, n); }
+
+private:
+    ConstMatrixRef<Scalar> m_input;
+};
+
 namespace detail {
 
 // T in a non-deduced context: functions templated on the model's Scalar take the input as
@@ -165,13 +193,14 @@ inline int thread_id() {
 #endif
 }
 
-// Shared driver: visitor(thread, first_cell, block) in parallel, merge(thread, first_cell, n) in
-// block order, one at a time. Exceptions thrown by either are caught and the first is rethrown
-// after the parallel region (remaining blocks are skipped).
+// Shared driver: visitor(thread, first_cell, saliency, input) in parallel, with `input` the block's
+// network input (genes x n), merge(thread, first_cell, n) in block order, one at a time.
+// Exceptions thrown by either (or by the source) are caught and the first is rethrown after the
+// parallel region (remaining blocks are skipped).
 template <typename Scalar, typename Visitor, typename Merge>
-void saliency_blocks(const Autoencoder<Scalar>& model, const ConstMatrixRef<Scalar>& input,
+void saliency_blocks(const Autoencoder<Scalar>& model, const CellBlockSource<Scalar>& source,
                      const SaliencyOptions& options, Visitor& visitor, Merge* merge) {
-    const Index C = input.cols();
+    const Index C = source.cells();
     if (C == 0) return;
     const Index block = std::min(options.block_cells, C);
     const Index n_blocks = (C + block - 1) / block;
@@ -181,6 +210,7 @@ void saliency_blocks(const Autoencoder<Scalar>& model, const ConstMatrixRef<Scal
 #pragma omp parallel num_threads(n_threads)
     {
         SaliencyWorkspace<Scalar> ws;
+        Matrix<Scalar> scratch;
         try {
             ws.reserve(model, block);
         } catch (...) {
@@ -194,7 +224,8 @@ void saliency_blocks(const Autoencoder<Scalar>& model, const ConstMatrixRef<Scal
             const Index c0 = b * block, n = std::min(block, C - c0);
             if (!failed) {
                 try {
-                    visitor(t, c0, ConstMatrixRef<Scalar>(ws.compute(model, input.middleCols(c0, n), options.kind)));
+                    const ConstMatrixRef<Scalar> x = source.block(c0, n, scratch);
+                    visitor(t, c0, ConstMatrixRef<Scalar>(ws.compute(model, x, options.kind)), x);
                 } catch (...) {
 #pragma omp critical(exsal_saliency_error)
                     if (!error) error = std::current_exception();
@@ -218,6 +249,48 @@ void saliency_blocks(const Autoencoder<Scalar>& model, const ConstMatrixRef<Scal
     if (error) std::rethrow_exception(error);
 }
 
+template <typename Scalar, typename Visitor, typename Merge>
+void saliency_blocks(const Autoencoder<Scalar>& model, const ConstMatrixRef<Scalar>& input, const SaliencyOptions& options,
+                     Visitor& visitor, Merge* merge) {
+    saliency_blocks<Scalar>(model, DenseCellBlocks<Scalar>(input), options, visitor, merge);
+}
+
+// Mean network input over the cells of `input` (genes), in double: blocks of 256 cells summed in
+// parallel and added in cell order (the same bits for any thread count).
+template <typename Scalar>
+VectorD input_mean(const CellBlockSource<Scalar>& input) {
+    const Index C = input.cells(), G = input.genes(), block = 256;
+    VectorD total = VectorD::Zero(G);
+    if (C == 0) return total;
+    const Index n_blocks = (C + block - 1) / block;
+    std::exception_ptr error;
+    std::atomic<bool> failed{false};
+#pragma omp parallel num_threads(static_cast<int>(std::min<Index>(threads(), n_blocks)))
+    {
+        Matrix<Scalar> scratch;
+        VectorD part(G);
+#pragma omp for ordered schedule(static, 1)
+        for (Index b = 0; b < n_blocks; ++b) {
+            const Index c0 = b * block, n = std::min(block, C - c0);
+            if (!failed) {
+                try {
+                    const ConstMatrixRef<Scalar> x = input.block(c0, n, scratch);
+                    part.setZero();
+                    for (Index j = 0; j < n; ++j) part += x.col(j).template cast<double>();
+                } catch (...) {
+#pragma omp critical(exsal_saliency_error)
+                    if (!error) error = std::current_exception();
+                    failed = true;
+                }
+            }
+#pragma omp ordered
+            if (!failed) total += part;
+        }
+    }
+    if (error) std::rethrow_exception(error);
+    return total / static_cast<double>(C);
+}
+
 struct NoMerge {
     void operator()(int, Index, Index) const {}
 };
@@ -237,7 +310,8 @@ template <typename Scalar, typename Visitor>
 void for_each_saliency_block(const Autoencoder<Scalar>& model, const detail::InputRef<Scalar>& input,
                              const SaliencyOptions& options, Visitor&& visitor) {
     detail::check_saliency_arguments("exsal::for_each_saliency_block", model.n_genes(), input.rows(), options.block_cells);
-    detail::saliency_blocks<Scalar>(model, input, options, visitor, static_cast<detail::NoMerge*>(nullptr));
+    auto visit = [&](int t, Index first, const ConstMatrixRef<Scalar>& block, const ConstMatrixRef<Scalar>&) { visitor(t, first, block); };
+    detail::saliency_blocks<Scalar>(model, input, options, visit, static_cast<detail::NoMerge*>(nullptr));
 }
 
 // The same with an in-order reduction step: after the visitor of a block has run,
@@ -248,7 +322,8 @@ template <typename Scalar, typename Visitor, typename Merge>
 void for_each_saliency_block(const Autoencoder<Scalar>& model, const detail::InputRef<Scalar>& input,
                              const SaliencyOptions& options, Visitor&& visitor, Merge&& merge) {
     detail::check_saliency_arguments("exsal::for_each_saliency_block", model.n_genes(), input.rows(), options.block_cells);
-    detail::saliency_blocks<Scalar>(model, input, options, visitor, &merge);
+    auto visit = [&](int t, Index first, const ConstMatrixRef<Scalar>& block, const ConstMatrixRef<Scalar>&) { visitor(t, first, block); };
+    detail::saliency_blocks<Scalar>(model, input, options, visit, &merge);
 }
 
 // Mean over cells of |saliency|: genes x units, accumulated in double (per block, then blocks
@@ -262,7 +337,7 @@ MatrixD mean_abs_saliency(const Autoencoder<Scalar>& model, const detail::InputR
     const Index G = model.n_genes(), U = model.units();
     std::vector<MatrixD> partial(static_cast<std::size_t>(threads()), MatrixD::Zero(G, U)); // per thread, G x U
     MatrixD total = MatrixD::Zero(G, U);
-    auto visit = [&](int t, Index, const ConstMatrixRef<Scalar>& block) {
+    auto visit = [&](int t, Index, const ConstMatrixRef<Scalar>& block, const ConstMatrixRef<Scalar>&) {
         MatrixD& p = partial[static_cast<std::size_t>(t)];
         p.setZero();
         const Index n = block.cols() / U;

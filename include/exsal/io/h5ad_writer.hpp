@@ -3,8 +3,8 @@
 
 // Writes an AnnData file (.h5ad) as anndata >= 0.8 encodes it, for results that scanpy users load
 // with anndata.read_h5ad: obs (cell ids and a categorical group column), var (gene names), obsm
-// (cells x k float32 embeddings, e.g. "X_exsal") and uns (a JSON object as nested dicts of scalars
-// and arrays). There is no X: the results describe cells, they are not an expression matrix.
+// (cells x k float32 embeddings, e.g. "X_exsal", and data frames of named float32 columns) and uns
+// (a JSON object as nested dicts of scalars and arrays). There is no X: the results describe cells, they are not an expression matrix.
 // Names are variable-length UTF-8 string arrays, which older readers read as plain strings too.
 
 #include "exsal/core/error.hpp"
@@ -28,6 +28,15 @@ struct AnnDataResults {
     // obsm entries: name -> cells x k values, row-major (a units x cells column-major Eigen
     // matrix has this layout).
     std::vector<std::pair<std::string, std::pair<const float*, Index>>> obsm;
+    // obsm data frames (pandas.DataFrame in anndata, indexed by the cells): one float32 column per
+    // name, `values` column-major cells x columns.size(). A '/' in a column name (HDF5's path
+    // separator) is written as '_'.
+    struct Frame {
+        std::string name;
+        std::vector<std::string> columns;
+        const float* values = nullptr;
+    };
+    std::vector<Frame> obsm_frames;
     JsonValue uns = JsonValue::object(); // written under uns/<uns_key>
     std::string uns_key = "exsal";
 };
@@ -126,6 +135,18 @@ inline void write_h5ad_results(const std::string& path, const AnnDataResults& r)
     for (const auto& [name, matrix] : r.obsm) {
         const std::vector<hsize_t> dims{static_cast<hsize_t>(r.cells.size()), static_cast<hsize_t>(matrix.second)};
         w::encoding(obsm.write<float>(name, dims, matrix.first), "array", "0.2.0");
+    }
+    for (const AnnDataResults::Frame& f : r.obsm_frames) {
+        const h5::Node df = obsm.create_group(f.name);
+        w::encoding(df, "dataframe", "0.2.0");
+        std::vector<std::string> columns = f.columns;
+        for (auto& name : columns) std::replace(name.begin(), name.end(), '/', '_');
+        df.set_attribute("_index", std::string("_index"));
+        df.set_attribute("column-order", columns);
+        w::string_array(df, "_index", r.cells);
+        const std::vector<hsize_t> dims{static_cast<hsize_t>(r.cells.size())};
+        for (std::size_t k = 0; k < columns.size(); ++k)
+            w::encoding(df.write<float>(columns[k], dims, f.values + k * r.cells.size()), "array", "0.2.0");
     }
     for (const char* empty : {"obsp", "varm", "varp", "layers"}) w::encoding(root.create_group(empty), "dict", "0.1.0");
     const h5::Node uns = root.create_group("uns");

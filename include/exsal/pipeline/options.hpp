@@ -264,7 +264,7 @@ inline void data_options(std::vector<PipelineOption>& t) {
         data)
         .setting = Setting::layer;
     add(text("--cell-groups", "FILE",
-             "CSV/TSV of cell id and group: the cells' group labels (cells it does not list form the group \"ungrouped\")", "none",
+             "CSV/TSV of cell id and group: the cells' group labels (cells it does not list are \"ungrouped\", in no comparison)", "none",
              [](auto& c) -> auto& { return c.cell_groups; }, true),
         data)
         .setting = Setting::cell_groups;

@@ -331,15 +331,23 @@ inline void run_ensemble(const PipelineConfig& c, const PipelineData& data, cons
 
 #if EXSAL_WITH_HDF5
 // results.h5ad: the cells (obs, with their group), the model's genes (var), the representation
-// (obsm/X_exsal, cells x units) and the run's parameters (uns/exsal), for scanpy:
-// sc.pp.neighbors(adata, use_rep="X_exsal").
+// (obsm/X_exsal, cells x units), the cells' programme scores (obsm/exsal_programme_scores, cells x
+// the usable gene sets: see group_programmes; NaN for cells not interpreted or without a group)
+// and the run's parameters (uns/exsal), for scanpy: sc.pp.neighbors(adata, use_rep="X_exsal").
 inline void write_results_h5ad(const PipelineConfig& c, const PipelineData& data, const Projection& projection,
-                               const FittedModel& fitted, Outputs& out) {
+                               const FittedModel& fitted, const PipelineResult& r, Outputs& out) {
     AnnDataResults a;
     a.cells = data.cells();
     a.groups = data.groups();
     a.genes = fitted.preprocessor.genes();
     a.obsm.push_back({"X_exsal", {projection.representation.data(), projection.representation.rows()}});
+    MatrixF scores; // all cells x sets
+    if (r.programmes.cell_scores.size() > 0) {
+        scores = MatrixF::Constant(data.n_cells(), r.programmes.cell_scores.cols(), std::numeric_limits<float>::quiet_NaN());
+        for (std::size_t j = 0; j < projection.interpreted.size(); ++j)
+            scores.row(projection.interpreted[j]) = r.programmes.cell_scores.row(static_cast<Index>(j));
+        a.obsm_frames.push_back({"exsal_programme_scores", r.interpretation.set_names, scores.data()});
+    }
     a.uns["version"] = EXSAL_VERSION_STRING;
     a.uns["source"] = data.source;
     a.uns["units"] = JsonValue::array_of(unit_labels(projection.representation.rows()));
@@ -723,7 +731,7 @@ inline PipelineResult run_pipeline(const PipelineConfig& c, const PipelineObserv
     const FiguresWritten figures = stages.run("write outputs", [&] {
         write_tables(data, projection, fitted, r, out);
 #if EXSAL_WITH_HDF5
-        write_results_h5ad(c, data, projection, fitted, out);
+        write_results_h5ad(c, data, projection, fitted, r, out);
 #endif
         FiguresWritten f = write_figures(c, data, projection, r, out);
         write_model_and_data(c, data, fitted, out);

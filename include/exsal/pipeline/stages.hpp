@@ -44,6 +44,7 @@
 #include <fstream>
 #include <functional>
 #include <limits>
+#include <memory>
 #include <optional>
 #include <sstream>
 #include <string>
@@ -149,8 +150,8 @@ inline void apply_cell_groups(const PipelineConfig& c, PipelineData& d) {
     if (missing == 0) return;
     for (auto& g : d.groups())
         if (g.empty()) g = ungrouped_label;
-    d.notes.push_back(std::to_string(missing) + " cells have no group label; they form the group '" +
-                      std::string(ungrouped_label) + "'");
+    d.notes.push_back(std::to_string(missing) + " cells have no group label ('" + std::string(ungrouped_label) +
+                      "' in the tables); they are in no group comparison");
 }
 
 } // namespace detail::pipeline_data
@@ -228,7 +229,9 @@ inline PipelineData load_pipeline_data(const PipelineConfig& c) {
 // Checks what needs the data: --compare labels exist. Throws ArgumentError("--compare", ...).
 inline void check_pipeline_data(const PipelineConfig& c, const PipelineData& d) {
     for (const auto& [a, b] : c.interpret.compare_pairs)
-        for (const std::string* g : {&a, &b})
+        for (const std::string* g : {&a, &b}) {
+            if (*g == ungrouped_label && std::find(d.groups().begin(), d.groups().end(), *g) != d.groups().end())
+                throw ArgumentError("--compare", a + ":" + b + ": '" + *g + "' are the cells without a group label; they are in no comparison");
             if (std::find(d.groups().begin(), d.groups().end(), *g) == d.groups().end()) {
                 const GroupLabels labels = group_labels(d.groups());
                 std::string known;
@@ -237,6 +240,7 @@ inline void check_pipeline_data(const PipelineConfig& c, const PipelineData& d) 
                                                      (known.empty() ? std::string(" (the cells have no group labels)")
                                                                     : " (groups: " + known + ")"));
             }
+        }
 }
 
 // What a stage is about to allocate, for check_memory.
@@ -413,11 +417,43 @@ inline FittedModel load_fitted_model(const std::string& path) {
     return FittedModel{std::move(loaded.model), std::move(p)};
 }
 
+// The network input of chosen cells of the data (model genes x cells), gathered (absent genes
+// are 0) and put through the stored input transform block by block, on demand: what projection
+// and interpretation read instead of a dense copy of the cells. Refers to the cells and the
+// preprocessor: valid while both live.
+template <class Expression>
+class TransformedCells final : public CellBlockSource<float> {
+public:
+    TransformedCells(const Preprocessor& pre, const Expression& cells, std::vector<Index> source_rows, std::vector<Index> columns)
+        : m_pre(&pre), m_ids(&cells.cells), m_gather(cells, std::move(source_rows)), m_columns(std::move(columns)) {}
+    Index genes() const override { return m_pre->n_genes(); }
+    Index cells() const override { return static_cast<Index>(m_columns.size()); }
+    ConstMatrixRef<float> block(Index first, Index n, MatrixF& scratch) const override {
+        if (scratch.rows() != genes() || scratch.cols() < n) scratch.resize(genes(), n);
+        auto out = scratch.leftCols(n);
+        const Index* columns = m_columns.data() + first;
+        m_gather.gather(columns, n, out);
+        detail::prep::check_block_transformable(out, columns, *m_ids, m_pre->genes(), m_pre->input_transform(),
+                                                "Preprocessor::transform");
+#pragma omp parallel for schedule(static) if (out.size() >= (Index(1) << 15))
+        for (Index j = 0; j < n; ++j) m_pre->transform_column(out.col(j).data(), out.col(j).data());
+        return out;
+    }
+
+private:
+    const Preprocessor* m_pre;
+    const std::vector<std::string>* m_ids;
+    CellGather<Expression> m_gather;
+    std::vector<Index> m_columns;
+};
+
 // Cells through the stored preprocessing and the encoder.
 struct Projection {
     MatrixF representation;                 // units x cells, all cells
     std::vector<Index> interpreted;         // the cells interpreted (ascending columns of the data)
-    MatrixF input;                          // model genes x interpreted cells, transformed: the network input
+    // The network input of the interpreted cells, gathered from the projected cells block by block
+    // when read (valid while those cells and the fitted model live).
+    std::shared_ptr<const CellBlockSource<float>> input;
     Index genes_missing = 0;                // model genes absent from the cells (zero-filled)
     Index genes_extra = 0;                  // genes of the cells the model does not use
     std::vector<std::string> missing_genes; // their symbols
@@ -441,7 +477,8 @@ inline std::vector<Index> interpretation_sample(Index cells, const std::vector<s
     std::vector<Index> all(static_cast<std::size_t>(cells));
     std::iota(all.begin(), all.end(), Index(0));
     if (n <= 0 || n >= cells) return all;
-    const GroupLabels labels = group_labels(groups.empty() ? std::vector<std::string>(static_cast<std::size_t>(cells)) : groups);
+    const GroupLabels labels =
+        group_labels(groups.empty() ? std::vector<std::string>(static_cast<std::size_t>(cells), "all") : groups);
     const std::size_t K = labels.names.size();
     std::vector<std::vector<Index>> members(K);
     for (Index c = 0; c < cells; ++c) members[static_cast<std::size_t>(labels.of_cell[static_cast<std::size_t>(c)])].push_back(c);
@@ -472,40 +509,28 @@ inline std::vector<Index> interpretation_sample(Index cells, const std::vector<s
 
 // Aligns `cells` to the model's genes (by upper-cased symbol; absent genes are 0), applies the
 // stored input transform and encodes, block by block so that only the representation of all cells
-// is kept; the network input is kept for the cells `interpreted` (ascending; all when empty).
+// is kept; the network input of the cells `interpreted` (ascending; all when empty) is read from
+// `cells` when interpretation asks for it, so `cells` must outlive the projection.
 // The training cells projected this way give exactly the representation the training run reports.
 template <class Expression>
 Projection project_cells(const FittedModel& f, const Expression& cells, std::vector<Index> interpreted = {}) {
     Preprocessor::GeneMatch match = f.preprocessor.match(cells);
-    const CellGather<Expression> gather(cells, match.source);
-    const Preprocessor& pre = f.preprocessor;
-    const std::vector<std::string>& genes = pre.genes();
-    const Index C = cells.n_cells(), G = pre.n_genes();
-    if (interpreted.empty()) {
-        interpreted.resize(static_cast<std::size_t>(C));
-        std::iota(interpreted.begin(), interpreted.end(), Index(0));
-    }
-    const auto transform_block = [&](Eigen::Ref<MatrixF> block, const Index* columns) {
-        detail::prep::check_block_transformable(block, columns, cells.cells, genes, pre.input_transform(),
-                                                "Preprocessor::transform");
-#pragma omp parallel for schedule(static) if (block.size() >= (Index(1) << 15))
-        for (Index j = 0; j < block.cols(); ++j) pre.transform_column(block.col(j).data(), block.col(j).data());
-    };
-    Projection p;
-    p.representation.resize(f.model.units(), C);
+    const Index C = cells.n_cells();
     std::vector<Index> all(static_cast<std::size_t>(C));
     std::iota(all.begin(), all.end(), Index(0));
-    constexpr Index block_cells = 4096;
-    MatrixF block(G, std::min(block_cells, C));
-    for (Index c0 = 0; c0 < C; c0 += block_cells) {
-        const Index n = std::min(block_cells, C - c0);
-        gather.gather(all.data() + c0, n, block);
-        transform_block(block.leftCols(n), all.data() + c0);
-        p.representation.middleCols(c0, n) = f.model.encode(block.leftCols(n));
+    if (interpreted.empty()) interpreted = all;
+    Projection p;
+    p.representation.resize(f.model.units(), C);
+    {
+        const TransformedCells<Expression> every(f.preprocessor, cells, match.source, std::move(all));
+        constexpr Index block_cells = 4096;
+        MatrixF scratch;
+        for (Index c0 = 0; c0 < C; c0 += block_cells) {
+            const Index n = std::min(block_cells, C - c0);
+            p.representation.middleCols(c0, n) = f.model.encode(every.block(c0, n, scratch));
+        }
     }
-    p.input.resize(G, static_cast<Index>(interpreted.size()));
-    gather.gather(interpreted.data(), static_cast<Index>(interpreted.size()), p.input);
-    transform_block(p.input, interpreted.data());
+    p.input = std::make_shared<TransformedCells<Expression>>(f.preprocessor, cells, std::move(match.source), interpreted);
     p.interpreted = std::move(interpreted);
     p.genes_missing = match.genes_missing;
     p.genes_extra = match.genes_extra;
@@ -519,12 +544,17 @@ inline InterpretOptions pipeline_interpret_options(const PipelineConfig& c) {
     return o;
 }
 
-// The group labels of the interpreted cells (none when the cells have none).
+// The group labels of the interpreted cells as the analyses take them (none when the cells have
+// none): cells without a group (ungrouped_label) get "", which puts them in no comparison and in
+// no group's rest.
 inline std::vector<std::string> interpreted_groups(const Projection& p, const std::vector<std::string>& groups) {
-    if (groups.empty() || p.all_interpreted()) return groups;
+    if (groups.empty()) return groups;
     std::vector<std::string> g;
     g.reserve(p.interpreted.size());
-    for (Index c : p.interpreted) g.push_back(groups[static_cast<std::size_t>(c)]);
+    for (Index c : p.interpreted) {
+        const std::string& label = groups[static_cast<std::size_t>(c)];
+        g.push_back(label == ungrouped_label ? std::string() : label);
+    }
     return g;
 }
 
@@ -536,8 +566,8 @@ inline Interpretation interpret_cells(const PipelineConfig& c, const FittedModel
     InterpretOptions o = pipeline_interpret_options(c);
     o.on_progress = on_progress;
     if (f.preprocessor.centre().size() > 0) // expression bins from the uncentred input
-        o.expression_level = p.input.cast<double>().rowwise().mean() + f.preprocessor.centre().cast<double>();
-    return interpret<float>(f.model, p.input, f.preprocessor.genes(), interpreted_groups(p, groups), sets, o);
+        o.expression_level = detail::input_mean(*p.input) + f.preprocessor.centre().cast<double>();
+    return interpret<float>(f.model, *p.input, f.preprocessor.genes(), interpreted_groups(p, groups), sets, o);
 }
 
 // What the interpretation says about one model's cells.
@@ -566,15 +596,18 @@ inline Explanation explain_cells(const PipelineConfig& c, const FittedModel& f, 
                                  const std::function<void(Index, Index)>& on_progress = {}) {
     {
         const double G = static_cast<double>(f.model.n_genes()), U = static_cast<double>(f.model.units()),
-                     C = static_cast<double>(p.input.cols()), T = static_cast<double>(std::max(1, threads()));
+                     C = static_cast<double>(p.input->cells()), T = static_cast<double>(std::max(1, threads()));
         double H = 0.0;
         const AutoencoderConfig& a = f.model.config(); // widest layer before the representation
         for (Index l = 0; l < a.representation; ++l) H = std::max(H, static_cast<double>(a.hidden[static_cast<std::size_t>(l)]));
         const double block = std::min(C, static_cast<double>(c.interpret.block_cells));
-        const double S = static_cast<double>(usable_gene_sets(sets, f.preprocessor.genes(), c.interpret.min_genes).rows.size());
+        const double labellings = static_cast<double>(c.programmes.permutations + 1);
+        const double comparisons =
+            static_cast<double>(group_labels(interpreted_groups(p, groups)).names.size() + c.interpret.compare_pairs.size());
         check_memory(c, "interpretation",
                      {{"saliency blocks (threads x genes x units x 64 cells)", "--units", T * 4.0 * (G + 2.0 * H) * U * block},
-                      {"programme attributions (units x gene sets x cells)", "--units", 4.0 * U * S * C}});
+                      {"programme labellings (comparisons x cells x permutations bits)", "--label-permutations",
+                       comparisons * C * labellings / 8.0 + T * 4.0 * U * block * labellings}});
     }
     Explanation e;
     e.interpretation = interpret_cells(c, f, p, groups, sets, on_progress);
@@ -595,7 +628,7 @@ inline Explanation explain_cells(const PipelineConfig& c, const FittedModel& f, 
     ProgrammeOptions o = pipeline_programme_options(c);
     o.on_progress = on_progress;
     const UsableGeneSets usable = usable_gene_sets(sets, f.preprocessor.genes(), c.interpret.min_genes);
-    e.programmes = group_programmes<float>(f.model, p.input, representation, usable.rows, cell_groups, e.activity, o);
+    e.programmes = group_programmes<float>(f.model, *p.input, representation, usable.rows, cell_groups, e.activity, o);
     return e;
 }
 
