@@ -297,7 +297,8 @@ inline ComparisonPlan plan_comparison(const Comparison& job, const GroupLabels& 
 struct ProgrammeSums {
     std::vector<MatrixD> labelled; // per comparison: S x labellings, sum over its cells c and units u of
                                    // w_u(l) B(c, u, S) for the cells in under labelling l
-    std::vector<MatrixD> gene;     // per group: G x U sums of J_c(u, g) (x_cg - xbar_g)
+    std::vector<VectorD> gene_in, gene_out; // per comparison: G sums over its in (out) cells under the
+                                            // observed labelling of sum_u w_u J_c(u, g) (x_cg - xbar_g)
     std::vector<MatrixD> set;      // per group: S x U sums of B(c, u, S)
     std::vector<VectorD> input;    // per group: S sums of the mean input over each set's genes
     std::vector<bool> plan_touched, group_touched; // per thread: has a cell in the current block
@@ -305,7 +306,8 @@ struct ProgrammeSums {
     void zero(std::size_t plans, std::size_t groups, Index S, Index G, Index U, const std::vector<ComparisonPlan>& p) {
         labelled.resize(plans);
         for (std::size_t k = 0; k < plans; ++k) labelled[k].setZero(S, p[k].labellings);
-        gene.assign(groups, MatrixD::Zero(G, U));
+        gene_in.assign(plans, VectorD::Zero(G));
+        gene_out.assign(plans, VectorD::Zero(G));
         set.assign(groups, MatrixD::Zero(S, U));
         input.assign(groups, VectorD::Zero(S));
         plan_touched.assign(plans, false);
@@ -315,10 +317,13 @@ struct ProgrammeSums {
     // start at +0 and so are never -0: skipping it changes no bit.
     void add(const ProgrammeSums& block) {
         for (std::size_t k = 0; k < labelled.size(); ++k)
-            if (block.plan_touched[k]) labelled[k] += block.labelled[k];
-        for (std::size_t g = 0; g < gene.size(); ++g)
+            if (block.plan_touched[k]) {
+                labelled[k] += block.labelled[k];
+                gene_in[k] += block.gene_in[k];
+                gene_out[k] += block.gene_out[k];
+            }
+        for (std::size_t g = 0; g < set.size(); ++g)
             if (block.group_touched[g]) {
-                gene[g] += block.gene[g];
                 set[g] += block.set[g];
                 input[g] += block.input[g];
             }
@@ -334,6 +339,7 @@ struct ProgrammeScratch {
     MatrixF selected;           // the columns of one comparison's cells, when not all are in it
     MatrixF labelled_weights;   // (U m) x labellings: w(l) for the m cells in under l, else 0
     MatrixF product;            // S x labellings
+    VectorF per_gene;           // G: sum_u w_u J_c(u, g) (x_cg - xbar_g) of one cell
     std::vector<std::pair<Index, Index>> members; // (cell in the block, index in the comparison)
     ProgrammeSums sums;
 };
@@ -359,13 +365,9 @@ inline void directions_and_units(const VectorD& input_difference, const MatrixD&
 }
 
 // Competitive test: T against random sets of the same size from the model's genes, by the mean
-// and variance of the per-gene t_g (sampling without replacement). gene_in, gene_out: G x U sums
-// over the in and out cells of J_c(u, g) (x_cg - xbar_g); w: the observed unit weights.
-inline void competitive_test(const MatrixD& gene_in, const MatrixD& gene_out, const VectorD& w,
-                             const std::vector<std::vector<Index>>& set_rows, GroupProgrammes& r) {
-    const double di = static_cast<double>(r.cells_in), dout = static_cast<double>(r.cells_out);
+// and variance of the per-gene t_g (sampling without replacement). t_gene: G, per-gene t_g.
+inline void competitive_test(const VectorD& t_gene, const std::vector<std::vector<Index>>& set_rows, GroupProgrammes& r) {
     const Index S = r.score.size();
-    const VectorD t_gene = (gene_in / di - gene_out / dout) * w; // G, per-gene t_g
     const Index G = t_gene.size();
     const double m = t_gene.mean(), var = (t_gene.array() - m).square().mean();
     r.competitive_z.resize(S);
@@ -488,23 +490,18 @@ inline GroupProgrammes finish_comparison(const ComparisonPlan& p, std::size_t k,
     const std::size_t a = p.group_a;
     const MatrixD& in_b = total.set[a];
     const VectorD& in_x = total.input[a];
-    const MatrixD& gene_in = total.gene[a];
-    MatrixD total_b, gene_out;
+    MatrixD total_b;
     VectorD total_x;
     if (p.pair) {
         total_b = in_b + total.set[p.group_b];
         total_x = in_x + total.input[p.group_b];
-        gene_out = total.gene[p.group_b];
     } else { // every group, in group order
         total_b = MatrixD::Zero(in_b.rows(), in_b.cols());
         total_x = VectorD::Zero(in_x.size());
-        MatrixD gene_total = MatrixD::Zero(gene_in.rows(), gene_in.cols());
         for (std::size_t g = 0; g < labels.names.size(); ++g) {
             total_b += total.set[g];
             total_x += total.input[g];
-            gene_total += total.gene[g];
         }
-        gene_out = gene_total - gene_in;
     }
     GroupProgrammes r;
     r.cells_in = p.cells_in;
@@ -536,7 +533,7 @@ inline GroupProgrammes finish_comparison(const ComparisonPlan& p, std::size_t k,
     const MatrixD d = (in_b / di - (total_b - in_b) / dout).transpose();    // U x S: D(u, S) observed
     const MatrixD contribution = w.asDiagonal() * d;                         // U x S: w_u D(u, S)
     directions_and_units(in_x / di - (total_x - in_x) / dout, contribution, top_units, r);
-    competitive_test(gene_in, gene_out, w, set_rows, r);
+    competitive_test(total.gene_in[k] / di - total.gene_out[k] / dout, set_rows, r);
     rank_programmes(r);
     if (p.pair) {
         r.group_a = labels.names[a];
@@ -666,17 +663,30 @@ ProgrammeAnalysis group_programmes(const Autoencoder<Scalar>& model, const CellB
             if (g < 0) continue;
             const auto gi = static_cast<std::size_t>(g);
             if (!sums.group_touched[gi]) {
-                sums.gene[gi].setZero();
                 sums.set[gi].setZero();
                 sums.input[gi].setZero();
                 sums.group_touched[gi] = true;
             }
-            sums.gene[gi] += w.scaled.template cast<double>();
             sums.set[gi] += w.reduced.template cast<double>();
             sums.input[gi] += mean_op_d * x.col(j).template cast<double>();
             if (own_plan[gi] >= 0)
                 a.cell_scores.row(c) =
                     (w.attributions.middleCols(j * U, U) * plans[static_cast<std::size_t>(own_plan[gi])].weights_f.col(0)).transpose();
+            // Per comparison of the cell: the per-gene terms of the competitive test, under the
+            // observed labelling (G floats per comparison instead of G x U sums per group).
+            for (std::size_t k = 0; k < n_plans; ++k) {
+                const detail::ComparisonPlan& p = plans[k];
+                const Index i = p.position[static_cast<std::size_t>(c)];
+                if (i < 0) continue;
+                if (!sums.plan_touched[k]) {
+                    sums.labelled[k].setZero();
+                    sums.gene_in[k].setZero();
+                    sums.gene_out[k].setZero();
+                    sums.plan_touched[k] = true;
+                }
+                w.per_gene.noalias() = w.scaled.template cast<float>() * p.weights_f.col(0);
+                (p.in(i, 0) ? sums.gene_in[k] : sums.gene_out[k]) += w.per_gene.template cast<double>();
+            }
         }
         for (std::size_t k = 0; k < n_plans; ++k) {
             const detail::ComparisonPlan& p = plans[k];
@@ -703,9 +713,7 @@ ProgrammeAnalysis group_programmes(const Autoencoder<Scalar>& model, const CellB
                     w.selected.middleCols(r * U, U) = w.attributions.middleCols(w.members[static_cast<std::size_t>(r)].first * U, U);
                 w.product.noalias() = w.selected * w.labelled_weights;
             }
-            if (sums.plan_touched[k]) sums.labelled[k] += w.product.template cast<double>();
-            else sums.labelled[k] = w.product.template cast<double>();
-            sums.plan_touched[k] = true;
+            sums.labelled[k] += w.product.template cast<double>();
         }
     };
     auto merge = [&](int t, Index, Index n) {

@@ -538,6 +538,14 @@ Projection project_cells(const FittedModel& f, const Expression& cells, std::vec
     return p;
 }
 
+// Cells per saliency block: the configured count, fewer for wide models, so that a thread's block
+// of saliency (genes x units x cells floats) stays within 32 MiB (20,000 cells x 4,400 genes x 64
+// units: 29 cells, 36 MB per thread instead of 72); at least 8.
+inline Index saliency_block_cells(const Autoencoder<float>& model, Index configured) {
+    const Index per_cell = std::max<Index>(1, Index(4) * model.n_genes() * model.units());
+    return std::min(configured, std::max<Index>(8, (Index(32) << 20) / per_cell));
+}
+
 inline InterpretOptions pipeline_interpret_options(const PipelineConfig& c) {
     InterpretOptions o = c.interpret;
     o.seed = pipeline_seed(c, PipelineSeed::null);
@@ -565,6 +573,7 @@ inline Interpretation interpret_cells(const PipelineConfig& c, const FittedModel
                                       const std::function<void(Index, Index)>& on_progress = {}) {
     InterpretOptions o = pipeline_interpret_options(c);
     o.on_progress = on_progress;
+    o.block_cells = saliency_block_cells(f.model, o.block_cells);
     if (f.preprocessor.centre().size() > 0) // expression bins from the uncentred input
         o.expression_level = detail::input_mean(*p.input) + f.preprocessor.centre().cast<double>();
     return interpret<float>(f.model, *p.input, f.preprocessor.genes(), interpreted_groups(p, groups), sets, o);
@@ -600,7 +609,7 @@ inline Explanation explain_cells(const PipelineConfig& c, const FittedModel& f, 
         double H = 0.0;
         const AutoencoderConfig& a = f.model.config(); // widest layer before the representation
         for (Index l = 0; l < a.representation; ++l) H = std::max(H, static_cast<double>(a.hidden[static_cast<std::size_t>(l)]));
-        const double block = std::min(C, static_cast<double>(c.interpret.block_cells));
+        const double block = std::min(C, static_cast<double>(saliency_block_cells(f.model, c.interpret.block_cells)));
         const double labellings = static_cast<double>(c.programmes.permutations + 1);
         const double comparisons =
             static_cast<double>(group_labels(interpreted_groups(p, groups)).names.size() + c.interpret.compare_pairs.size());
@@ -627,6 +636,7 @@ inline Explanation explain_cells(const PipelineConfig& c, const FittedModel& f, 
         if (!e.activity.active[static_cast<std::size_t>(s.unit)]) s.effect_size = std::numeric_limits<double>::quiet_NaN();
     ProgrammeOptions o = pipeline_programme_options(c);
     o.on_progress = on_progress;
+    o.block_cells = saliency_block_cells(f.model, o.block_cells);
     const UsableGeneSets usable = usable_gene_sets(sets, f.preprocessor.genes(), c.interpret.min_genes);
     e.programmes = group_programmes<float>(f.model, *p.input, representation, usable.rows, cell_groups, e.activity, o);
     return e;
