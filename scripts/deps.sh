@@ -21,5 +21,9 @@ ensure_packages() {
 # What building exsal and its tests and examples needs.
 EXSAL_BUILD_PACKAGES=(g++ cmake make libeigen3-dev doctest-dev libfccp-dev libcli11-dev zlib1g-dev libhdf5-dev libxml2-utils)
 
+# What some tests use when present (they skip with a message otherwise): anndata reads results.h5ad
+# back as scanpy users do.
+EXSAL_TEST_PACKAGES=(python3-anndata)
+
 # What the optional MPI build (-DEXSAL_MPI=ON: data-parallel training, tests/mpi) needs in addition.
 EXSAL_MPI_PACKAGES=(openmpi-bin libopenmpi-dev)

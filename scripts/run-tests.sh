@@ -21,6 +21,7 @@ for arg in "$@"; do
 done
 
 ensure_packages "${EXSAL_BUILD_PACKAGES[@]}"
+((mpi)) || ensure_packages "${EXSAL_TEST_PACKAGES[@]}"
 jobs=$(nproc)
 if ((mpi)); then
   ensure_packages "${EXSAL_MPI_PACKAGES[@]}"
