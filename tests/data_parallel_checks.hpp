@@ -93,6 +93,38 @@ inline ParallelRun parallel_train(ProcessGroup* group, const MatrixF& train_data
     return run;
 }
 
+// A ProcessGroup that counts the calls it passes on.
+class CountingGroup final : public ProcessGroup {
+public:
+    explicit CountingGroup(ProcessGroup& group) : m_group(group) {}
+    int rank() const override { return m_group.rank(); }
+    int size() const override { return m_group.size(); }
+    void sum(float* data, Index n) override {
+        ++sums;
+        m_group.sum(data, n);
+    }
+    void sum(double* data, Index n) override {
+        ++sums;
+        m_group.sum(data, n);
+    }
+    void sum(std::int64_t* data, Index n) override {
+        ++sums;
+        m_group.sum(data, n);
+    }
+    void broadcast(float* data, Index n, int root) override {
+        ++broadcasts;
+        m_group.broadcast(data, n, root);
+    }
+    void broadcast(double* data, Index n, int root) override {
+        ++broadcasts;
+        m_group.broadcast(data, n, root);
+    }
+    long sums = 0, broadcasts = 0;
+
+private:
+    ProcessGroup& m_group;
+};
+
 inline double max_abs_difference(const Vector<float>& a, const Vector<float>& b) {
     return static_cast<double>((a - b).cwiseAbs().maxCoeff());
 }
@@ -161,8 +193,15 @@ inline void check_loss_curves_and_repeats(ProcessGroup& group) {
     o.patience = 0; // all 20 epochs
     const ParallelRun one = parallel_train(nullptr, data, {0, data.cols()}, validation, {0, validation.cols()}, o);
     const ParallelRun many = parallel_train(&group, data, share, validation, validation_share, o);
-    const ParallelRun again = parallel_train(&group, data, share, validation, validation_share, o);
+    CountingGroup counted(group);
+    const ParallelRun again = parallel_train(&counted, data, share, validation, validation_share, o);
     CHECK(many.history.epochs_run == 20);
+    // One sum per step, one per validation, one of the cell counts first; one broadcast (the weights).
+    const long validations = static_cast<long>(std::count_if(many.history.validation_loss.begin(),
+                                                             many.history.validation_loss.end(),
+                                                             [](double v) { return !std::isnan(v); }));
+    CHECK(counted.sums == many.history.batches + validations + 1);
+    CHECK(counted.broadcasts == 1);
     double worst = 0.0, worst_validation = 0.0;
     for (std::size_t e = 0; e < one.history.train_loss.size() && e < many.history.train_loss.size(); ++e) {
         worst = std::max(worst, std::abs(many.history.train_loss[e] / one.history.train_loss[e] - 1.0));

@@ -6,9 +6,11 @@
 // same sizes (collective calls). exsal/mpi/communicator.hpp implements it over an MPI
 // communicator; this header needs no MPI.
 
+#include "exsal/core/error.hpp"
 #include "exsal/core/types.hpp"
 
 #include <cstdint>
+#include <string>
 
 namespace exsal {
 
@@ -39,6 +41,10 @@ struct CellRange {
 // Process `rank`'s share of `total` cells split as evenly as possible among `size` processes in
 // rank order: the ranges a data-parallel train() expects.
 inline CellRange even_share(std::int64_t total, int rank, int size) {
+    if (size < 1 || rank < 0 || rank >= size || total < 0)
+        throw ArgumentError("exsal::even_share", "needs 0 <= rank < size and total >= 0, got rank " +
+                                                     std::to_string(rank) + ", size " + std::to_string(size) +
+                                                     ", total " + std::to_string(total));
     const std::int64_t first = total * rank / size, next = total * (rank + 1) / size;
     return {first, next - first};
 }
