@@ -26,6 +26,7 @@
 
 #include "bench_common.hpp"
 
+#include "exsal/core/cpu.hpp"
 #include "exsal/core/threads.hpp"
 #include "exsal/nn/nn.hpp"
 
@@ -308,6 +309,7 @@ int run(Config c) {
         .add_text("mode", c.mode)
         .add_text("scalar", sizeof(Scalar) == 4 ? "float" : "double")
         .add_text("simd", exsal_bench::simd_name())
+        .add_text("matrix_products", exsal::gemm_backend())
         .add("threads", exsal::threads())
         .add("cells", c.cells)
         .add("genes", c.genes)

@@ -19,7 +19,8 @@ ensure_packages() {
 }
 
 # What building exsal and its tests and examples needs.
-EXSAL_BUILD_PACKAGES=(g++ cmake make libeigen3-dev doctest-dev libfccp-dev libcli11-dev zlib1g-dev libhdf5-dev libxml2-utils)
+EXSAL_BUILD_PACKAGES=(g++ cmake make libeigen3-dev doctest-dev libfccp-dev libcli11-dev zlib1g-dev libhdf5-dev libxml2-utils
+                      libopenblas-openmp-dev)
 
 # What some tests use when present (they skip with a message otherwise): anndata reads results.h5ad
 # back as scanpy users do.

@@ -28,7 +28,7 @@ done
 
 ensure_packages "${EXSAL_BUILD_PACKAGES[@]}" clang libclang-rt-14-dev libomp-dev
 dir=build-fuzz
-CC=clang CXX=clang++ cmake -S . -B "$dir" -DCMAKE_BUILD_TYPE=RelWithDebInfo -DEXSAL_FUZZ=ON \
+CC=clang CXX=clang++ cmake -S . -B "$dir" -DCMAKE_BUILD_TYPE=RelWithDebInfo -DEXSAL_FUZZ=ON -DEXSAL_BLAS=OFF \
   -DEXSAL_BUILD_TESTS=OFF -DEXSAL_BUILD_EXAMPLES=OFF -DEXSAL_BUILD_BENCHMARKS=OFF >/dev/null
 cmake --build "$dir" -j "$(nproc)" --target "${targets[@]}"
 

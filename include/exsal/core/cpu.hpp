@@ -28,6 +28,16 @@ inline std::vector<std::string> unused_cpu_features() {
     return unused;
 }
 
+// Who runs the dense matrix products: Eigen's own kernels, or a BLAS library through Eigen's
+// EIGEN_USE_BLAS (CMake: -DEXSAL_BLAS=ON links Debian's OpenBLAS into exsal's own programs).
+inline const char* gemm_backend() {
+#ifdef EIGEN_USE_BLAS
+    return "BLAS (EIGEN_USE_BLAS)";
+#else
+    return "Eigen";
+#endif
+}
+
 } // namespace exsal
 
 #endif // EXSAL_CORE_CPU_HPP

@@ -443,6 +443,7 @@ inline JsonValue versions_json() {
 #endif
     v["simd"] = Eigen::SimdInstructionSetsInUse();           // what this binary was compiled for
     v["cpu_features_unused"] = JsonValue::array_of(unused_cpu_features()); // what this CPU has beyond that
+    v["matrix_products"] = gemm_backend();                   // Eigen's kernels or BLAS (-DEXSAL_BLAS=ON)
     return v;
 }
 
