@@ -28,10 +28,20 @@ inline std::vector<std::string> unused_cpu_features() {
     return unused;
 }
 
+#if EXSAL_WITH_OPENBLAS
+extern "C" char* openblas_get_config(void); // OpenBLAS's own: version and build options
+extern "C" int openblas_get_parallel(void); // 0 sequential, 1 pthreads, 2 OpenMP
+#endif
+
 // Who runs the dense matrix products: Eigen's own kernels, or a BLAS library through Eigen's
-// EIGEN_USE_BLAS (CMake: -DEXSAL_BLAS=ON links Debian's OpenBLAS into exsal's own programs).
-inline const char* gemm_backend() {
-#ifdef EIGEN_USE_BLAS
+// EIGEN_USE_BLAS (CMake: -DEXSAL_BLAS=ON links Debian's OpenBLAS into exsal's own programs), with
+// OpenBLAS's version and threading as the library loaded at run time says.
+inline std::string gemm_backend() {
+#if EXSAL_WITH_OPENBLAS
+    const int parallel = openblas_get_parallel();
+    return std::string("OpenBLAS (") + openblas_get_config() + "; threads: " +
+           (parallel == 2 ? "OpenMP" : parallel == 1 ? "pthreads" : "none") + ")";
+#elif defined(EIGEN_USE_BLAS)
     return "BLAS (EIGEN_USE_BLAS)";
 #else
     return "Eigen";
