@@ -2,7 +2,8 @@
 # Installs what is missing, configures, builds and runs the whole test suite with CTest.
 #   scripts/run-tests.sh              Release build in build/
 #   scripts/run-tests.sh --sanitize   AddressSanitizer + UBSan build in build-sanitize/ (-Og -g1), every test
-#                                     but the slow real-data training and the packaging tests
+#                                     but the slow real-data training, the packaging tests and the
+#                                     umbrella-header compile check
 #   scripts/run-tests.sh --mpi        MPI build in build-mpi/ (-DEXSAL_MPI=ON, installs Open MPI): only
 #                                     the MPI tests (label mpi: data-parallel training on 2 ranks)
 set -euo pipefail
@@ -42,11 +43,13 @@ else
   dir=build
   cmake -S . -B "$dir" -DCMAKE_BUILD_TYPE=Release >/dev/null
 fi
-cmake --build "$dir" -j "$jobs"
 if ((sanitize)); then
   # The minutes-long real-data training runs once, in the Release build; the packaging tests
-  # build separate projects without sanitisers.
-  ctest --test-dir "$dir" --output-on-failure -j "$jobs" -LE 'slow|packaging'
+  # build separate projects without sanitisers; the umbrella test checks what headers compile to.
+  # Only what the rest needs is built (the tests and the program they run).
+  cmake --build "$dir" -j "$jobs" --target exsal_sanitize_tests
+  ctest --test-dir "$dir" --output-on-failure -j "$jobs" -LE 'slow|packaging|compile'
 else
+  cmake --build "$dir" -j "$jobs"
   ctest --test-dir "$dir" --output-on-failure -j "$jobs"
 fi
