@@ -30,7 +30,11 @@ ensure_packages "${EXSAL_BUILD_PACKAGES[@]}" clang libclang-rt-14-dev libomp-dev
 dir=build-fuzz
 CC=clang CXX=clang++ cmake -S . -B "$dir" -DCMAKE_BUILD_TYPE=RelWithDebInfo -DEXSAL_FUZZ=ON -DEXSAL_BLAS=OFF \
   -DEXSAL_BUILD_TESTS=OFF -DEXSAL_BUILD_EXAMPLES=OFF -DEXSAL_BUILD_BENCHMARKS=OFF >/dev/null
-cmake --build "$dir" -j "$(nproc)" --target "${targets[@]}"
+if [[ "${targets[*]}" == "${all[*]}" ]]; then
+  cmake --build "$dir" -j "$(nproc)" --target exsal_fuzz_targets # side by side
+else
+  cmake --build "$dir" -j "$(nproc)" --target "${targets[@]}"
+fi
 
 mkdir -p "$dir/artifacts"
 export ASAN_OPTIONS=${ASAN_OPTIONS:-detect_leaks=1} UBSAN_OPTIONS=${UBSAN_OPTIONS:-print_stacktrace=1:halt_on_error=1}

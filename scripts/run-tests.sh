@@ -29,7 +29,7 @@ if ((mpi)); then
   dir=build-mpi
   cmake -S . -B "$dir" -DCMAKE_BUILD_TYPE=Release -DEXSAL_MPI=ON -DEXSAL_BUILD_EXAMPLES=OFF \
         -DEXSAL_BUILD_BENCHMARKS=OFF >/dev/null
-  cmake --build "$dir" -j "$jobs" --target test_mpi mpi_abort_check
+  cmake --build "$dir" -j "$jobs" --target exsal_mpi_tests
   ctest --test-dir "$dir" --output-on-failure -L '^mpi$'
   exit 0
 fi
