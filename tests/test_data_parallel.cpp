@@ -3,6 +3,7 @@
 // does), so the checks of data_parallel_checks.hpp also run in builds without MPI and under the
 // sanitisers. tests/mpi/test_mpi.cpp runs the same checks over MPI ranks.
 #include "data_parallel_checks.hpp"
+#include "interpret_parallel_checks.hpp"
 
 #include "exsal/core/threads.hpp"
 
@@ -132,4 +133,44 @@ TEST_CASE("data-parallel training: a process with no cells, or with few") {
 
 TEST_CASE("data-parallel training: an error on one process ends every process") {
     on_threads(2, exsal_test::check_failures);
+}
+
+TEST_CASE("data-parallel interpretation in one process equals interpret() without a group, bit for bit") {
+    const auto problem = exsal_test::interpret_problem();
+    const Interpretation one = interpret<float>(problem.model, problem.input, problem.genes, problem.labels, problem.sets,
+                                                problem.options);
+    SharedCalls shared(1);
+    ThreadGroup group(shared, 0);
+    const Interpretation grouped = exsal_test::interpret_share(problem, group, {0, problem.input.cols()});
+    CHECK(exsal_test::same_bits(exsal_test::flat(grouped), exsal_test::flat(one)));
+    CHECK(grouped.groups == one.groups);
+    CHECK(grouped.group_sizes == one.group_sizes);
+}
+
+TEST_CASE("data-parallel interpretation on 2 and 3 threads as processes equals one process over all cells") {
+    for (int size : {2, 3}) {
+        on_threads(size, [](ProcessGroup& g) { exsal_test::check_interpretation(g); });
+        on_threads(size, exsal_test::check_interpretation_uneven);
+    }
+}
+
+TEST_CASE("data-parallel interpretation: an error or a mismatch on one process ends every process") {
+    on_threads(2, exsal_test::check_interpretation_failures);
+    on_threads(3, exsal_test::check_interpretation_failures);
+}
+
+TEST_CASE("ProcessGroup helpers: all_gather of strings, the default max") {
+    on_threads(3, [](ProcessGroup& g) {
+        std::vector<std::string> mine;
+        for (int i = 0; i < g.rank(); ++i) mine.push_back(std::string(static_cast<std::size_t>(i), 'x') + std::to_string(g.rank()));
+        const auto all = all_gather(g, mine);
+        REQUIRE(all.size() == 3);
+        CHECK(all[0].empty());
+        CHECK(all[1] == std::vector<std::string>{"1"});
+        CHECK(all[2] == std::vector<std::string>{"2", "x2"});
+        double m[2] = {static_cast<double>(g.rank()), -static_cast<double>(g.rank())};
+        g.max(m, 2);
+        CHECK(m[0] == 2.0);
+        CHECK(m[1] == 0.0);
+    });
 }

@@ -1,8 +1,10 @@
 // Data-parallel training over MPI ranks (run by CTest as mpiexec -n 2): the communicator's sums,
 // broadcasts and errors, then the checks of data_parallel_checks.hpp against the one-process run
-// (first step, 20-epoch loss curves, repeats, uneven shares, early stopping, failures).
+// (first step, 20-epoch loss curves, repeats, uneven shares, early stopping, failures), and the
+// checks of interpret_parallel_checks.hpp (interpretation of each rank's cells).
 #define DOCTEST_CONFIG_IMPLEMENT
 #include "data_parallel_checks.hpp"
+#include "interpret_parallel_checks.hpp"
 
 #include "exsal/core/threads.hpp"
 #include "exsal/mpi/mpi.hpp"
@@ -59,6 +61,26 @@ TEST_CASE("MPI: early stopping decides alike on every rank") { exsal_test::check
 TEST_CASE("MPI: a rank with no cells, or with few") { exsal_test::check_uneven_shares(*world); }
 
 TEST_CASE("MPI: an error on one rank ends train() on every rank") { exsal_test::check_failures(*world); }
+
+TEST_CASE("MPI: interpretation of each rank's cells equals one process over all cells") {
+    exsal_test::check_interpretation(*world);
+    exsal_test::check_interpretation_uneven(*world);
+}
+
+TEST_CASE("MPI: an error or a mismatch on one rank ends interpret() on every rank") {
+    exsal_test::check_interpretation_failures(*world);
+}
+
+TEST_CASE("MPI: maximum and string gathering across ranks") {
+    mpi::Communicator& comm = *world;
+    double m[2] = {static_cast<double>(comm.rank()), -static_cast<double>(comm.rank())};
+    comm.max(m, 2);
+    CHECK(m[0] == comm.size() - 1);
+    CHECK(m[1] == 0.0);
+    const auto all = all_gather(comm, {"rank " + std::to_string(comm.rank())});
+    REQUIRE(static_cast<int>(all.size()) == comm.size());
+    for (int r = 0; r < comm.size(); ++r) CHECK(all[static_cast<std::size_t>(r)] == std::vector<std::string>{"rank " + std::to_string(r)});
+}
 
 int main(int argc, char** argv) {
     mpi::Environment environment(argc, argv);

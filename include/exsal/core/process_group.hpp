@@ -9,8 +9,12 @@
 #include "exsal/core/error.hpp"
 #include "exsal/core/types.hpp"
 
+#include <algorithm>
 #include <cstdint>
+#include <exception>
+#include <limits>
 #include <string>
+#include <vector>
 
 namespace exsal {
 
@@ -30,7 +34,90 @@ public:
     // data[0..n) := process root's data[0..n), on every process.
     virtual void broadcast(float* data, Index n, int root) = 0;
     virtual void broadcast(double* data, Index n, int root) = 0;
+    // data[0..n) := its elementwise maximum over all processes, on every process. This default
+    // gathers every process's buffer through sum() (size() x n values on each process); an
+    // implementation with a reduction of its own (MPI_MAX) overrides it.
+    virtual void max(double* data, Index n) {
+        const int p = size();
+        std::vector<double> all(static_cast<std::size_t>(n) * static_cast<std::size_t>(p), 0.0);
+        std::copy(data, data + n, all.begin() + static_cast<std::ptrdiff_t>(n) * rank());
+        sum(all.data(), static_cast<Index>(all.size()));
+        for (Index i = 0; i < n; ++i) {
+            double m = -std::numeric_limits<double>::infinity();
+            for (int r = 0; r < p; ++r) m = std::max(m, all[static_cast<std::size_t>(r) * static_cast<std::size_t>(n) + static_cast<std::size_t>(i)]);
+            data[i] = m;
+        }
+    }
 };
+
+// Every process's `local` strings, on every process (outer index: rank). Collective; for small
+// lists such as group labels (each byte travels as one 8-byte integer of a sum).
+inline std::vector<std::vector<std::string>> all_gather(ProcessGroup& group, const std::vector<std::string>& local) {
+    const std::size_t p = static_cast<std::size_t>(group.size()), me = static_cast<std::size_t>(group.rank());
+    std::string bytes; // each string, then a 0 byte
+    for (const auto& s : local) {
+        bytes += s;
+        bytes.push_back('\0');
+    }
+    std::vector<std::int64_t> lengths(p, 0), counts(p, 0);
+    lengths.insert(lengths.end(), counts.begin(), counts.end()); // [bytes per rank, strings per rank]
+    lengths[me] = static_cast<std::int64_t>(bytes.size());
+    lengths[p + me] = static_cast<std::int64_t>(local.size());
+    group.sum(lengths.data(), static_cast<Index>(lengths.size()));
+    std::int64_t total = 0, offset = 0;
+    for (std::size_t r = 0; r < p; ++r) {
+        if (r == me) offset = total;
+        total += lengths[r];
+    }
+    std::vector<std::int64_t> all(static_cast<std::size_t>(total), 0);
+    for (std::size_t i = 0; i < bytes.size(); ++i)
+        all[static_cast<std::size_t>(offset) + i] = static_cast<unsigned char>(bytes[i]);
+    group.sum(all.data(), static_cast<Index>(all.size()));
+    std::vector<std::vector<std::string>> out(p);
+    std::size_t at = 0;
+    for (std::size_t r = 0; r < p; ++r) {
+        for (std::int64_t k = 0; k < lengths[p + r]; ++k) {
+            std::string s;
+            while (all[at] != 0) s.push_back(static_cast<char>(all[at++]));
+            ++at;
+            out[r].push_back(std::move(s));
+        }
+    }
+    return out;
+}
+
+// Throws, on every process alike, when any process failed: the failing processes rethrow their
+// own `error`, the others an Error saying that `failures` processes failed in `what`. Collective
+// (one sum) when `failures` is not given; give it when it was already summed with other data.
+inline void rethrow_if_any_failed(ProcessGroup& group, const std::exception_ptr& error, const std::string& what,
+                                  std::int64_t failures = -1) {
+    if (failures < 0) {
+        failures = error ? 1 : 0;
+        group.sum(&failures, 1);
+    }
+    if (failures == 0) return;
+    if (error) std::rethrow_exception(error);
+    throw Error(what + ": " + std::to_string(failures) + " of " + std::to_string(group.size()) +
+                " processes failed (each reports its own error); process " + std::to_string(group.rank()) +
+                " stops with them");
+}
+
+// Runs `work` on every process of `group` (on this one alone when group is null) and throws on
+// every process alike when it threw on any (see rethrow_if_any_failed); collective with a group.
+template <class F>
+void on_every_process(ProcessGroup* group, const std::string& what, F&& work) {
+    if (!group) {
+        work();
+        return;
+    }
+    std::exception_ptr error;
+    try {
+        work();
+    } catch (...) {
+        error = std::current_exception();
+    }
+    rethrow_if_any_failed(*group, error, what);
+}
 
 // A range of consecutive cells (rows of a file, columns of a matrix).
 struct CellRange {

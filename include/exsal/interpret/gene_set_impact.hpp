@@ -79,6 +79,10 @@ struct ImpactOptions {
     ImpactAggregator aggregator = ImpactAggregator::median;
     Index block_cells = 64;                                   // cells per saliency block
     std::function<void(Index done, Index total)> on_progress; // optional, cells done, in order, one call at a time
+    // Data-parallel: the input holds this process's cells only, and the sums over the cells are
+    // added across the processes (one sum), so every process gets the impacts over all of them.
+    // groups then comes from group_labels(labels, processes). Null: one process.
+    ProcessGroup* processes = nullptr;
 };
 
 struct GeneSetImpact {
@@ -257,6 +261,31 @@ void add_gene_sums(const ConstMatrixRef<Scalar>& block, Index U, MatrixD& abs_su
         }
 }
 
+// Adds the pass's totals and cell counts (cells) of every process, and throws on every process
+// when the pass failed on any (one sum).
+inline void sum_impacts(ProcessGroup& processes, const std::exception_ptr& error, ImpactPartial& total, Index& cells) {
+    std::vector<MatrixD*> parts = {&total.abs_sum, &total.signed_sum, &total.all};
+    for (auto& g : total.group) parts.push_back(&g);
+    Index n = 2;
+    for (const MatrixD* m : parts) n += m->size();
+    VectorD buffer(n);
+    Index at = 0;
+    for (const MatrixD* m : parts) {
+        buffer.segment(at, m->size()) = Eigen::Map<const VectorD>(m->data(), m->size());
+        at += m->size();
+    }
+    buffer(at) = static_cast<double>(cells);
+    buffer(at + 1) = error ? 1.0 : 0.0;
+    processes.sum(buffer.data(), n);
+    rethrow_if_any_failed(processes, error, "exsal::gene_set_impact", static_cast<std::int64_t>(buffer(at + 1)));
+    at = 0;
+    for (MatrixD* m : parts) {
+        Eigen::Map<VectorD>(m->data(), m->size()) = buffer.segment(at, m->size());
+        at += m->size();
+    }
+    cells = static_cast<Index>(buffer(at));
+}
+
 } // namespace detail
 
 // Streams saliency over all cells and aggregates it per set (rows of the genes present, e.g.
@@ -267,73 +296,86 @@ GeneSetImpact gene_set_impact(const Autoencoder<Scalar>& model, const CellBlockS
                               const std::vector<std::vector<Index>>& set_rows, const GroupLabels& groups,
                               const ImpactOptions& options = {}) {
     const char* where = "exsal::gene_set_impact";
-    detail::check_saliency_arguments(where, model.n_genes(), input.genes(), options.block_cells);
     const Index G = model.n_genes(), U = model.units(), C = input.cells(), S = static_cast<Index>(set_rows.size());
-    if (C < 1) throw ArgumentError(where, "no cells");
-    const bool grouped = !groups.of_cell.empty();
-    if (grouped && static_cast<Index>(groups.of_cell.size()) != C)
-        throw ArgumentError(where, std::to_string(groups.of_cell.size()) + " group labels for " + std::to_string(C) + " cells");
-    const Index n_groups = grouped ? static_cast<Index>(groups.names.size()) : 0;
-    Index largest = 1;
-    for (std::size_t s = 0; s < set_rows.size(); ++s) {
-        if (set_rows[s].empty()) throw ArgumentError(where, "set " + std::to_string(s) + " has no genes");
-        largest = std::max(largest, static_cast<Index>(set_rows[s].size()));
-        for (Index r : set_rows[s])
-            if (r < 0 || r >= G)
-                throw ArgumentError(where, "set " + std::to_string(s) + " holds row " + std::to_string(r) +
-                                               ", outside 0.." + std::to_string(G - 1));
-    }
-
-    const std::size_t T = static_cast<std::size_t>(threads());
-    std::vector<detail::ImpactPartial> partial(T);
-    std::vector<detail::AggregateScratch<Scalar>> scratch(T);
-    std::vector<MatrixD> cell_agg(T, MatrixD(S, U)); // per thread: one cell's aggregates
-    for (std::size_t t = 0; t < T; ++t) {
-        partial[t].abs_sum.resize(G, U);
-        partial[t].signed_sum.resize(G, U);
-        partial[t].all.resize(S, U);
-        partial[t].group.assign(static_cast<std::size_t>(n_groups), MatrixD(S, U));
-        scratch[t].reserve(largest);
-    }
+    // Grouped when there are groups (names, on every process alike) or labels (cells labelled "" only).
+    const bool grouped = !groups.names.empty() || !groups.of_cell.empty();
+    const Index n_groups = static_cast<Index>(groups.names.size());
     detail::ImpactPartial total;
     total.abs_sum = MatrixD::Zero(G, U);
     total.signed_sum = MatrixD::Zero(G, U);
     total.all = MatrixD::Zero(S, U);
     total.group.assign(static_cast<std::size_t>(n_groups), MatrixD::Zero(S, U));
-    Index done = 0;
-
-    auto visit = [&](int t, Index first, const ConstMatrixRef<Scalar>& block, const ConstMatrixRef<Scalar>&) {
-        detail::ImpactPartial& p = partial[static_cast<std::size_t>(t)];
-        MatrixD& a = cell_agg[static_cast<std::size_t>(t)];
-        p.reset();
-        const Index n = block.cols() / U;
-        for (Index j = 0; j < n; ++j) {
-            const Index g = grouped ? groups.of_cell[static_cast<std::size_t>(first + j)] : -1;
-            MatrixD* group_sum = g >= 0 ? &p.group[static_cast<std::size_t>(g)] : nullptr; // -1: no group
-            // the cell's sums first: its G x U saliency is then in cache for the sets' gathers
-            const ConstMatrixRef<Scalar> cell = block.middleCols(j * U, U);
-            detail::add_gene_sums<Scalar>(cell, U, p.abs_sum, p.signed_sum);
-            detail::set_aggregates<Scalar>(cell, set_rows, options.aggregator, scratch[static_cast<std::size_t>(t)], a); // agg over S of |saliency|
-            p.all += a;
-            if (group_sum) *group_sum += a;
+    std::exception_ptr error; // with processes: agreed on after the pass, so that no process waits alone
+    try {
+        detail::check_saliency_arguments(where, G, input.genes(), options.block_cells);
+        if (C < 1 && !options.processes) throw ArgumentError(where, "no cells");
+        if (grouped && static_cast<Index>(groups.of_cell.size()) != C)
+            throw ArgumentError(where, std::to_string(groups.of_cell.size()) + " group labels for " + std::to_string(C) + " cells");
+        Index largest = 1;
+        for (std::size_t s = 0; s < set_rows.size(); ++s) {
+            if (set_rows[s].empty()) throw ArgumentError(where, "set " + std::to_string(s) + " has no genes");
+            largest = std::max(largest, static_cast<Index>(set_rows[s].size()));
+            for (Index r : set_rows[s])
+                if (r < 0 || r >= G)
+                    throw ArgumentError(where, "set " + std::to_string(s) + " holds row " + std::to_string(r) +
+                                                   ", outside 0.." + std::to_string(G - 1));
         }
-    };
-    auto merge = [&](int t, Index, Index n) {
-        const detail::ImpactPartial& p = partial[static_cast<std::size_t>(t)];
-        total.abs_sum += p.abs_sum;
-        total.signed_sum += p.signed_sum;
-        total.all += p.all;
-        for (Index g = 0; g < n_groups; ++g) total.group[static_cast<std::size_t>(g)] += p.group[static_cast<std::size_t>(g)];
-        done += n;
-        if (options.on_progress) options.on_progress(done, C);
-    };
-    SaliencyOptions so;
-    so.kind = options.saliency;
-    so.block_cells = options.block_cells;
-    detail::saliency_blocks<Scalar>(model, input, so, visit, &merge);
+        for (Index g : groups.of_cell)
+            if (g >= n_groups) throw ArgumentError(where, "a cell's group " + std::to_string(g) + " is not one of the " +
+                                                              std::to_string(n_groups) + " groups");
+
+        const std::size_t T = static_cast<std::size_t>(threads());
+        std::vector<detail::ImpactPartial> partial(T);
+        std::vector<detail::AggregateScratch<Scalar>> scratch(T);
+        std::vector<MatrixD> cell_agg(T, MatrixD(S, U)); // per thread: one cell's aggregates
+        for (std::size_t t = 0; t < T; ++t) {
+            partial[t].abs_sum.resize(G, U);
+            partial[t].signed_sum.resize(G, U);
+            partial[t].all.resize(S, U);
+            partial[t].group.assign(static_cast<std::size_t>(n_groups), MatrixD(S, U));
+            scratch[t].reserve(largest);
+        }
+        Index done = 0;
+
+        auto visit = [&](int t, Index first, const ConstMatrixRef<Scalar>& block, const ConstMatrixRef<Scalar>&) {
+            detail::ImpactPartial& p = partial[static_cast<std::size_t>(t)];
+            MatrixD& a = cell_agg[static_cast<std::size_t>(t)];
+            p.reset();
+            const Index n = block.cols() / U;
+            for (Index j = 0; j < n; ++j) {
+                const Index g = grouped ? groups.of_cell[static_cast<std::size_t>(first + j)] : -1;
+                MatrixD* group_sum = g >= 0 ? &p.group[static_cast<std::size_t>(g)] : nullptr; // -1: no group
+                // the cell's sums first: its G x U saliency is then in cache for the sets' gathers
+                const ConstMatrixRef<Scalar> cell = block.middleCols(j * U, U);
+                detail::add_gene_sums<Scalar>(cell, U, p.abs_sum, p.signed_sum);
+                detail::set_aggregates<Scalar>(cell, set_rows, options.aggregator, scratch[static_cast<std::size_t>(t)], a); // agg over S of |saliency|
+                p.all += a;
+                if (group_sum) *group_sum += a;
+            }
+        };
+        auto merge = [&](int t, Index, Index n) {
+            const detail::ImpactPartial& p = partial[static_cast<std::size_t>(t)];
+            total.abs_sum += p.abs_sum;
+            total.signed_sum += p.signed_sum;
+            total.all += p.all;
+            for (Index g = 0; g < n_groups; ++g) total.group[static_cast<std::size_t>(g)] += p.group[static_cast<std::size_t>(g)];
+            done += n;
+            if (options.on_progress) options.on_progress(done, C);
+        };
+        SaliencyOptions so;
+        so.kind = options.saliency;
+        so.block_cells = options.block_cells;
+        detail::saliency_blocks<Scalar>(model, input, so, visit, &merge);
+    } catch (...) {
+        if (!options.processes) throw;
+        error = std::current_exception();
+    }
+    Index cells = C; // over all processes
+    if (options.processes) detail::sum_impacts(*options.processes, error, total, cells);
+    if (cells < 1) throw ArgumentError(where, "no cells on any of the " + std::to_string(options.processes->size()) + " processes");
 
     GeneSetImpact r;
-    const double nc = static_cast<double>(C);
+    const double nc = static_cast<double>(cells);
     r.impact = total.all / nc;
     r.gene_saliency = total.abs_sum / nc;
     r.gene_saliency_signed = total.signed_sum / nc;

@@ -10,6 +10,7 @@
 //     reference printed rest - group; exsal uses the opposite sign throughout.
 
 #include "exsal/core/error.hpp"
+#include "exsal/core/process_group.hpp"
 #include "exsal/core/types.hpp"
 
 #include <algorithm>
@@ -47,6 +48,29 @@ inline GroupLabels group_labels(const std::vector<std::string>& cell_groups) {
         g.of_cell.push_back(i);
         if (i >= 0) ++g.sizes[static_cast<std::size_t>(i)];
     }
+    return g;
+}
+
+// The same over the cells of all processes of a data-parallel run (collective): `cell_groups`
+// labels this process's cells; names are the distinct labels of every process's cells, sorted,
+// sizes count the cells of every process, and of_cell indexes this process's cells. Every
+// process gets the same names and sizes, so per-group sums can be added across processes.
+inline GroupLabels group_labels(const std::vector<std::string>& cell_groups, ProcessGroup& processes) {
+    GroupLabels local = group_labels(cell_groups);
+    GroupLabels g;
+    for (auto& names : all_gather(processes, local.names)) g.names.insert(g.names.end(), names.begin(), names.end());
+    std::sort(g.names.begin(), g.names.end());
+    g.names.erase(std::unique(g.names.begin(), g.names.end()), g.names.end());
+    std::vector<std::int64_t> sizes(g.names.size(), 0);
+    std::vector<Index> to_global(local.names.size());
+    for (std::size_t i = 0; i < local.names.size(); ++i) {
+        to_global[i] = static_cast<Index>(std::lower_bound(g.names.begin(), g.names.end(), local.names[i]) - g.names.begin());
+        sizes[static_cast<std::size_t>(to_global[i])] = local.sizes[i];
+    }
+    processes.sum(sizes.data(), static_cast<Index>(sizes.size()));
+    g.sizes.assign(sizes.begin(), sizes.end());
+    g.of_cell.reserve(local.of_cell.size());
+    for (Index i : local.of_cell) g.of_cell.push_back(i < 0 ? -1 : to_global[static_cast<std::size_t>(i)]);
     return g;
 }
 

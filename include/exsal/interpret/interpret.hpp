@@ -34,6 +34,10 @@ namespace exsal {
 
 namespace detail {
 
+inline void check_compare_pairs(const std::vector<std::pair<std::string, std::string>>& pairs,
+                                const std::vector<std::string>& labels, bool no_labels);
+
+// The checks of interpret's arguments that each process makes on its own.
 inline void check_interpret_arguments(Index model_genes, Index rows, Index cols, const std::vector<std::string>& genes,
                                       const std::vector<std::string>& cell_groups, const InterpretOptions& o) {
     const char* where = "exsal::interpret";
@@ -41,7 +45,7 @@ inline void check_interpret_arguments(Index model_genes, Index rows, Index cols,
         throw ArgumentError(where, "input has " + std::to_string(rows) + " genes (rows), the model " + std::to_string(model_genes));
     if (static_cast<Index>(genes.size()) != rows)
         throw ArgumentError(where, std::to_string(genes.size()) + " gene names for " + std::to_string(rows) + " input rows");
-    if (cols < 1) throw ArgumentError(where, "no cells to interpret");
+    if (cols < 1 && !o.processes) throw ArgumentError(where, "no cells to interpret"); // several processes: checked on all of them
     if (!cell_groups.empty() && static_cast<Index>(cell_groups.size()) != cols)
         throw ArgumentError(where, std::to_string(cell_groups.size()) + " group labels for " + std::to_string(cols) +
                                        " cells (give one label per cell, or none)");
@@ -63,13 +67,49 @@ inline void check_interpret_arguments(Index model_genes, Index rows, Index cols,
         throw ArgumentError(where, "the exact null needs the median aggregator; use NullMethod::monte_carlo for the mean");
     if (o.null_method == NullMethod::monte_carlo && o.permutations < 1)
         throw ArgumentError(where, "permutations must be >= 1, got " + std::to_string(o.permutations));
-    for (const auto& [a, b] : o.compare_pairs) {
+    if (!o.processes) check_compare_pairs(o.compare_pairs, cell_groups, cell_groups.empty());
+}
+
+// Throws ArgumentError unless both groups of every pair are labels of some cell (`labels`: the
+// cells' labels, or the distinct labels of all processes' cells).
+inline void check_compare_pairs(const std::vector<std::pair<std::string, std::string>>& pairs,
+                                const std::vector<std::string>& labels, bool no_labels) {
+    const char* where = "exsal::interpret";
+    const auto& cell_groups = labels;
+    for (const auto& [a, b] : pairs) {
         for (const std::string* g : {&a, &b})
             if (g->empty() || std::find(cell_groups.begin(), cell_groups.end(), *g) == cell_groups.end())
                 throw ArgumentError(where, "compare pair " + a + ":" + b + ": no cell has the group label '" + *g + "'" +
-                                               (cell_groups.empty() ? " (the cells have no group labels)" : ""));
+                                               (no_labels ? " (the cells have no group labels)" : ""));
         if (a == b) throw ArgumentError(where, "compare pair " + a + ":" + b + " names the same group twice");
     }
+}
+
+// What interpret() checks across the processes of a data-parallel run (collective): the same
+// genes and model everywhere, cells labelled on every process or on none, and at least one cell.
+// Returns the number of cells of all processes.
+template <typename Scalar>
+Index check_processes_agree(ProcessGroup& processes, const Autoencoder<Scalar>& model, const std::vector<std::string>& genes,
+                            Index cells, bool labelled) {
+    const char* where = "exsal::interpret";
+    std::uint64_t h = 1469598103934665603ull; // FNV-1a over the gene names and the parameters' bytes
+    const auto add = [&h](const void* data, std::size_t n) {
+        for (std::size_t i = 0; i < n; ++i) h = (h ^ static_cast<const unsigned char*>(data)[i]) * 1099511628211ull;
+    };
+    for (const auto& g : genes) add(g.data(), g.size() + 1);
+    add(model.parameters().data(), sizeof(Scalar) * static_cast<std::size_t>(model.parameters().size()));
+    const auto fingerprints = all_gather(processes, {std::to_string(h)});
+    for (std::size_t r = 1; r < fingerprints.size(); ++r)
+        if (fingerprints[r] != fingerprints[0])
+            throw ArgumentError(where, "process " + std::to_string(r) + " has other genes or another model than process 0; "
+                                       "every process must interpret the same model on the same genes");
+    std::int64_t counts[3] = {cells, cells > 0 && !labelled ? 1 : 0, labelled ? 1 : 0};
+    processes.sum(counts, 3);
+    if (counts[1] > 0 && counts[2] > 0)
+        throw ArgumentError(where, std::to_string(counts[2]) + " processes label their cells and " + std::to_string(counts[1]) +
+                                       " do not; give every process its cells' group labels, or none");
+    if (counts[0] < 1) throw ArgumentError(where, "no cells to interpret on any of the " + std::to_string(processes.size()) + " processes");
+    return static_cast<Index>(counts[0]);
 }
 
 // +1 / -1 per set and unit: the sign of the lower median over the set's genes of the mean signed
@@ -115,9 +155,21 @@ Interpretation interpret(const Autoencoder<Scalar>& model, const CellBlockSource
                          const std::vector<std::string>& genes, const std::vector<std::string>& cell_groups,
                          const GeneSetCollection& sets, const InterpretOptions& options) {
     const char* where = "exsal::interpret";
-    detail::check_interpret_arguments(model.n_genes(), input.genes(), input.cells(), genes, cell_groups, options);
+    ProcessGroup* processes = options.processes;
+    on_every_process(processes, where, [&] {
+        detail::check_interpret_arguments(model.n_genes(), input.genes(), input.cells(), genes, cell_groups, options);
+    });
+    Index cells = input.cells(); // of all processes
+    GroupLabels labels;
+    if (processes) {
+        cells = detail::check_processes_agree(*processes, model, genes, input.cells(), !cell_groups.empty());
+        labels = group_labels(cell_groups, *processes);
+        detail::check_compare_pairs(options.compare_pairs, labels.names, labels.names.empty());
+    } else {
+        labels = group_labels(cell_groups);
+    }
     // One pass over the input: its mean (the expression level of the null's bins) and its finiteness.
-    const VectorD mean = detail::input_mean(input);
+    const VectorD mean = detail::input_mean(input, processes);
     if (!mean.allFinite()) throw ArgumentError(where, "the input contains a non-finite value");
 
     Interpretation out;
@@ -134,7 +186,6 @@ Interpretation interpret(const Autoencoder<Scalar>& model, const CellBlockSource
                                        std::to_string(options.min_genes) + " of its genes among the " +
                                        std::to_string(genes.size()) + " genes of the data (best: " + best + ")");
     }
-    const GroupLabels labels = group_labels(cell_groups);
 
     // One streaming pass: impacts (all, per group) and per-gene saliency means.
     ImpactOptions io;
@@ -142,6 +193,7 @@ Interpretation interpret(const Autoencoder<Scalar>& model, const CellBlockSource
     io.aggregator = options.aggregator;
     io.block_cells = options.block_cells;
     io.on_progress = options.on_progress;
+    io.processes = processes;
     GeneSetImpact gi = gene_set_impact<Scalar>(model, input, usable.rows, labels, io);
 
     // Significance of each set for each unit against random size-matched sets of the genes present.
@@ -175,7 +227,7 @@ Interpretation interpret(const Autoencoder<Scalar>& model, const CellBlockSource
     out.group_sizes = labels.sizes;
     out.impact_in_group = std::move(gi.impact_in_group);
     out.impact_in_rest = std::move(gi.impact_in_rest);
-    out.cells = input.cells();
+    out.cells = cells;
     out.null_method = so.method;
     out.expression_bins = bins;
     for (const auto& [a, b] : options.compare_pairs) {

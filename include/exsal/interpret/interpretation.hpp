@@ -4,6 +4,7 @@
 // The options and the result of interpret() (see interpret.hpp), in their own header so that
 // annotate.hpp and the pipeline can use them without the computation.
 
+#include "exsal/core/process_group.hpp"
 #include "exsal/core/types.hpp"
 #include "exsal/interpret/saliency.hpp"
 #include "exsal/interpret/statistics.hpp"
@@ -38,6 +39,12 @@ struct InterpretOptions {
     // A centred input has mean ~0 for every gene, so a caller that centres passes the mean of the
     // uncentred input (the pipeline: mean input + the Preprocessor's centre).
     VectorD expression_level;
+    // Data-parallel interpretation: the input and cell_groups hold this process's cells only (a
+    // share of all cells, e.g. exsal::even_share), every process calls interpret() with the same
+    // model, genes, sets and options, and every process gets the interpretation of all cells:
+    // the per-cell sums are added across the processes (exsal/core/process_group.hpp). Null:
+    // one process.
+    ProcessGroup* processes = nullptr;
 };
 
 // Impacts of one named pair of groups (impact_a - impact_b = a minus b).

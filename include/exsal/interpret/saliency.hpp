@@ -20,6 +20,7 @@
 // Everything is computed in the model's Scalar (float in production).
 
 #include "exsal/core/error.hpp"
+#include "exsal/core/process_group.hpp"
 #include "exsal/core/threads.hpp"
 #include "exsal/core/types.hpp"
 #include "exsal/nn/autoencoder.hpp"
@@ -255,10 +256,10 @@ void saliency_blocks(const Autoencoder<Scalar>& model, const ConstMatrixRef<Scal
     saliency_blocks<Scalar>(model, DenseCellBlocks<Scalar>(input), options, visitor, merge);
 }
 
-// Mean network input over the cells of `input` (genes), in double: blocks of 256 cells summed in
-// parallel and added in cell order (the same bits for any thread count).
+// Sum of the network input over the cells of `input` (genes), in double: blocks of 256 cells
+// summed in parallel and added in cell order (the same bits for any thread count).
 template <typename Scalar>
-VectorD input_mean(const CellBlockSource<Scalar>& input) {
+VectorD input_sum(const CellBlockSource<Scalar>& input) {
     const Index C = input.cells(), G = input.genes(), block = 256;
     VectorD total = VectorD::Zero(G);
     if (C == 0) return total;
@@ -288,7 +289,31 @@ VectorD input_mean(const CellBlockSource<Scalar>& input) {
         }
     }
     if (error) std::rethrow_exception(error);
-    return total / static_cast<double>(C);
+    return total;
+}
+
+// Mean network input over the cells of `input` (genes; zero without cells), or with `processes`
+// over the cells of every process (collective: a failure to read on one process throws on all).
+template <typename Scalar>
+VectorD input_mean(const CellBlockSource<Scalar>& input, ProcessGroup* processes = nullptr) {
+    const Index G = input.genes();
+    if (!processes) {
+        const VectorD total = input_sum(input);
+        return input.cells() > 0 ? VectorD(total / static_cast<double>(input.cells())) : total;
+    }
+    VectorD buffer = VectorD::Zero(G + 2); // sums, cells, failures
+    std::exception_ptr error;
+    try {
+        buffer.head(G) = input_sum(input);
+    } catch (...) {
+        error = std::current_exception();
+        buffer.head(G).setZero();
+    }
+    buffer(G) = static_cast<double>(input.cells());
+    buffer(G + 1) = error ? 1.0 : 0.0;
+    processes->sum(buffer.data(), buffer.size());
+    rethrow_if_any_failed(*processes, error, "exsal::interpret: reading the cells", static_cast<std::int64_t>(buffer(G + 1)));
+    return buffer(G) > 0.0 ? VectorD(buffer.head(G) / buffer(G)) : VectorD(buffer.head(G));
 }
 
 struct NoMerge {

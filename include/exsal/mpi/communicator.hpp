@@ -50,6 +50,7 @@ public:
     void sum(float* data, Index n) override { allreduce(data, n, MPI_FLOAT); }
     void sum(double* data, Index n) override { allreduce(data, n, MPI_DOUBLE); }
     void sum(std::int64_t* data, Index n) override { allreduce(data, n, MPI_INT64_T); }
+    void max(double* data, Index n) override { allreduce(data, n, MPI_DOUBLE, MPI_MAX); }
     void broadcast(float* data, Index n, int root) override { bcast(data, n, MPI_FLOAT, root); }
     void broadcast(double* data, Index n, int root) override { bcast(data, n, MPI_DOUBLE, root); }
     void barrier() { EXSAL_MPI_CHECK(MPI_Barrier(m_comm)); }
@@ -73,10 +74,10 @@ private:
     // MPI counts are int: longer buffers go in pieces of at most INT_MAX elements (every process
     // cuts them alike, so the calls match).
     template <typename T>
-    void allreduce(T* data, Index n, MPI_Datatype type) {
+    void allreduce(T* data, Index n, MPI_Datatype type, MPI_Op op = MPI_SUM) {
         for (Index done = 0; done < n;) {
             const int len = static_cast<int>(std::min<Index>(n - done, INT_MAX));
-            EXSAL_MPI_CHECK(MPI_Allreduce(MPI_IN_PLACE, data + done, len, type, MPI_SUM, m_comm));
+            EXSAL_MPI_CHECK(MPI_Allreduce(MPI_IN_PLACE, data + done, len, type, op, m_comm));
             done += len;
         }
     }

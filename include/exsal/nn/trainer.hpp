@@ -276,15 +276,11 @@ struct CellShare {
     std::int64_t total = 0; // cells of all processes
 };
 
-// Throws, on every process alike, when any process failed (failures = how many): the failing
-// processes rethrow their own error (`error`), the others say that another process failed.
-inline void throw_if_any_failed(std::int64_t failures, const std::exception_ptr& error, const ProcessGroup& group,
+// Throws, on every process alike, when any process failed (failures = how many, already summed):
+// see rethrow_if_any_failed.
+inline void throw_if_any_failed(std::int64_t failures, const std::exception_ptr& error, ProcessGroup& group,
                                 const std::string& what) {
-    if (failures == 0) return;
-    if (error) std::rethrow_exception(error);
-    throw Error("exsal::train: " + what + ": " + std::to_string(failures) + " of " + std::to_string(group.size()) +
-                " processes failed (each reports its own error); process " + std::to_string(group.rank()) +
-                " stops with them");
+    if (failures != 0) rethrow_if_any_failed(group, error, "exsal::train: " + what, failures);
 }
 
 // One epoch after another of mini-batch steps: the cells in a new random order each epoch,
