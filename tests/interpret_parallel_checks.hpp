@@ -22,6 +22,7 @@
 
 #include "data_parallel_checks.hpp"
 #include "exsal/interpret/interpret.hpp"
+#include "exsal/interpret/programmes.hpp"
 
 #include <string>
 #include <vector>
@@ -73,6 +74,7 @@ inline void check_close(const MatrixD& a, const MatrixD& b, double relative, con
     INFO(std::string(what));
     REQUIRE(a.rows() == b.rows());
     REQUIRE(a.cols() == b.cols());
+    if (a.size() == 0) return;
     CHECK(a.array().isNaN().matrix() == b.array().isNaN().matrix());
     const double scale = std::max(1e-300, a.array().isNaN().select(0.0, a.array().abs()).maxCoeff());
     const double diff = (a.array().isNaN()).select(0.0, (a - b).array().abs()).maxCoeff();
@@ -134,6 +136,60 @@ inline void check_interpretation_uneven(ProcessGroup& group) {
         share.first += offset;
     }
     check_interpretation(group, share);
+}
+
+inline void check_close_vector(const VectorD& a, const VectorD& b, double relative, const char* what) {
+    check_close(MatrixD(a), MatrixD(b), relative, what);
+}
+
+// Group programmes of the processes' shares equal those of one process over all cells: the same
+// labellings, T, z, p and q to float rounding (T sums float products over blocks of cells: 1e-5
+// of the largest), the same directions and ranks; each process's cell scores are its rows of the
+// one-process scores.
+inline void check_programmes(ProcessGroup& group, CellRange share) {
+    const InterpretProblem problem = interpret_problem();
+    const MatrixF representation = problem.model.encode(problem.input);
+    const UnitActivity activity = unit_activity(representation);
+    const UsableGeneSets usable = usable_gene_sets(problem.sets, problem.genes, 5);
+    ProgrammeOptions o;
+    o.permutations = 99;
+    o.block_cells = 16;
+    o.compare_pairs = problem.options.compare_pairs;
+    const ProgrammeAnalysis one =
+        group_programmes<float>(problem.model, problem.input, representation, usable.rows, problem.labels, activity, o);
+    o.processes = &group;
+    o.first_cell = share.first;
+    const ProgrammeAnalysis many = group_programmes<float>(problem.model, problem.input.middleCols(share.first, share.count),
+                                                           representation, usable.rows, problem.labels, activity, o);
+    REQUIRE(many.comparisons.size() == one.comparisons.size());
+    REQUIRE(one.comparisons.size() == 4); // A, B, C against the rest, A against C
+    std::vector<double> mine;
+    for (std::size_t k = 0; k < one.comparisons.size(); ++k) {
+        const GroupProgrammes &m = many.comparisons[k], &x = one.comparisons[k];
+        INFO(x.group);
+        CHECK(m.group == x.group);
+        CHECK(m.cells_in == x.cells_in);
+        CHECK(m.cells_out == x.cells_out);
+        check_close_vector(m.score, x.score, 1e-5, "T");
+        check_close_vector(m.z_score, x.z_score, 1e-5, "z");
+        check_close_vector(m.p_value, x.p_value, 1e-12, "p");
+        check_close_vector(m.q_value, x.q_value, 1e-12, "q");
+        check_close_vector(m.competitive_z, x.competitive_z, 1e-5, "competitive z");
+        check_close_vector(m.input_difference, x.input_difference, 1e-9, "input difference");
+        CHECK(m.direction == x.direction);
+        CHECK(m.rank == x.rank);
+        CHECK(m.units == x.units);
+        mine.insert(mine.end(), m.score.data(), m.score.data() + m.score.size());
+        mine.insert(mine.end(), m.p_value.data(), m.p_value.data() + m.p_value.size());
+    }
+    REQUIRE(many.cell_scores.rows() == share.count);
+    const MatrixF expected = one.cell_scores.middleRows(share.first, share.count);
+    check_close(MatrixD(many.cell_scores.cast<double>()), MatrixD(expected.cast<double>()), 1e-5, "cell scores");
+    CHECK(same_on_every_process(group, mine));
+}
+
+inline void check_programmes(ProcessGroup& group) {
+    check_programmes(group, even_share(interpret_problem().input.cols(), group.rank(), group.size()));
 }
 
 // Errors on one process end interpret() on every process: its own error there, a note that

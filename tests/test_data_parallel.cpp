@@ -154,6 +154,14 @@ TEST_CASE("data-parallel interpretation on 2 and 3 threads as processes equals o
     }
 }
 
+TEST_CASE("data-parallel group programmes on 2 and 3 threads as processes equal one process over all cells") {
+    for (int size : {2, 3}) on_threads(size, [](ProcessGroup& g) { exsal_test::check_programmes(g); });
+    on_threads(2, [](ProcessGroup& g) { // one process without cells
+        const Index C = exsal_test::interpret_problem().input.cols();
+        exsal_test::check_programmes(g, g.rank() == 0 ? CellRange{0, C} : CellRange{C, 0});
+    });
+}
+
 TEST_CASE("data-parallel interpretation: an error or a mismatch on one process ends every process") {
     on_threads(2, exsal_test::check_interpretation_failures);
     on_threads(3, exsal_test::check_interpretation_failures);

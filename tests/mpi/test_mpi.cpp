@@ -67,6 +67,10 @@ TEST_CASE("MPI: interpretation of each rank's cells equals one process over all 
     exsal_test::check_interpretation_uneven(*world);
 }
 
+TEST_CASE("MPI: group programmes of each rank's cells equal one process over all cells") {
+    exsal_test::check_programmes(*world);
+}
+
 TEST_CASE("MPI: an error or a mismatch on one rank ends interpret() on every rank") {
     exsal_test::check_interpretation_failures(*world);
 }

@@ -132,6 +132,14 @@ struct ProgrammeOptions {
     Index top_units = 3;        // units listed as carrying a set
     std::vector<std::pair<std::string, std::string>> compare_pairs; // A:B comparisons after the group-vs-rest ones
     std::function<void(Index done, Index total)> on_progress;        // optional: cells of the gradient pass
+    // Data-parallel: `input` holds this process's cells only, cells first_cell .. first_cell +
+    // input.cells() - 1 of all cells in order, while the representation and the group labels are
+    // those of all cells, the same on every process (they are small: units and one label per
+    // cell). Every process draws the same labellings, passes over its own cells, and the pass's
+    // sums are added across the processes (one sum), so every process gets the programmes of all
+    // cells; cell_scores holds this process's cells. Null: one process.
+    ProcessGroup* processes = nullptr;
+    Index first_cell = 0;
 };
 
 enum class ProgrammeDirection { higher, lower };
@@ -329,6 +337,39 @@ struct ProgrammeSums {
             }
     }
 };
+
+// Adds the pass's totals of every process, and throws on every process when the pass failed on
+// any (one sum).
+inline void sum_programmes(ProcessGroup& processes, const std::exception_ptr& error, ProgrammeSums& total) {
+    std::vector<double*> data;
+    std::vector<Index> sizes;
+    const auto add = [&](auto& m) {
+        data.push_back(m.data());
+        sizes.push_back(m.size());
+    };
+    for (auto& m : total.labelled) add(m);
+    for (auto& v : total.gene_in) add(v);
+    for (auto& v : total.gene_out) add(v);
+    for (auto& m : total.set) add(m);
+    for (auto& v : total.input) add(v);
+    Index n = 1;
+    for (Index k : sizes) n += k;
+    std::vector<double> buffer(static_cast<std::size_t>(n));
+    std::size_t at = 0;
+    for (std::size_t i = 0; i < data.size(); ++i) {
+        std::copy(data[i], data[i] + sizes[i], buffer.begin() + static_cast<std::ptrdiff_t>(at));
+        at += static_cast<std::size_t>(sizes[i]);
+    }
+    buffer[at] = error ? 1.0 : 0.0;
+    processes.sum(buffer.data(), n);
+    rethrow_if_any_failed(processes, error, "exsal::group_programmes", static_cast<std::int64_t>(buffer[at]));
+    at = 0;
+    for (std::size_t i = 0; i < data.size(); ++i) {
+        const auto from = buffer.begin() + static_cast<std::ptrdiff_t>(at);
+        std::copy(from, from + sizes[i], data[i]);
+        at += static_cast<std::size_t>(sizes[i]);
+    }
+}
 
 // Per-thread scratch of the programmes' gradient pass.
 template <typename Scalar>
@@ -576,24 +617,40 @@ ProgrammeAnalysis group_programmes(const Autoencoder<Scalar>& model, const CellB
                                    const std::vector<std::string>& cell_groups, const UnitActivity& activity,
                                    const ProgrammeOptions& o) {
     const char* where = "exsal::group_programmes";
-    detail::check_saliency_arguments(where, model.n_genes(), input.genes(), o.block_cells);
+    ProcessGroup* processes = o.processes;
     const Index C = input.cells(), U = model.units(), G = model.n_genes(), S = static_cast<Index>(set_rows.size());
-    if (o.permutations < 1) throw ArgumentError(where, "permutations must be >= 1, got " + std::to_string(o.permutations));
-    if (o.top_units < 0) throw ArgumentError(where, "top_units must be >= 0, got " + std::to_string(o.top_units));
-    if (representation.rows() != U || representation.cols() != C)
-        throw ArgumentError(where, "the representation is " + std::to_string(representation.rows()) + " x " +
-                                       std::to_string(representation.cols()) + ", expected units x cells = " +
-                                       std::to_string(U) + " x " + std::to_string(C));
-    if (static_cast<Index>(activity.active.size()) != U) throw ArgumentError(where, "the unit activity has another unit count");
-    if (!cell_groups.empty() && static_cast<Index>(cell_groups.size()) != C)
-        throw ArgumentError(where, std::to_string(cell_groups.size()) + " group labels for " + std::to_string(C) + " cells");
-    for (std::size_t s = 0; s < set_rows.size(); ++s) {
-        if (set_rows[s].empty()) throw ArgumentError(where, "set " + std::to_string(s) + " has no genes");
-        for (Index r : set_rows[s])
-            if (r < 0 || r >= G)
-                throw ArgumentError(where, "set " + std::to_string(s) + " holds row " + std::to_string(r) + ", outside 0.." +
-                                               std::to_string(G - 1));
+    const Index first = processes ? o.first_cell : 0; // this process's first cell among all cells
+    if (processes) { // every process must describe the same cells, or the sums below would not match
+        const auto shapes = all_gather(*processes, {std::to_string(representation.rows()) + " x " + std::to_string(representation.cols()) +
+                                                    ", " + std::to_string(cell_groups.size()) + " labels"});
+        for (std::size_t r = 1; r < shapes.size(); ++r)
+            if (shapes[r] != shapes[0])
+                throw ArgumentError(where, "process " + std::to_string(r) + " passes a representation of " + shapes[r][0] +
+                                               ", process 0 " + shapes[0][0] + "; every process passes those of all cells");
     }
+    on_every_process(processes, where, [&] {
+        detail::check_saliency_arguments(where, model.n_genes(), input.genes(), o.block_cells);
+        if (o.permutations < 1) throw ArgumentError(where, "permutations must be >= 1, got " + std::to_string(o.permutations));
+        if (o.top_units < 0) throw ArgumentError(where, "top_units must be >= 0, got " + std::to_string(o.top_units));
+        if (processes && (first < 0 || first + C > representation.cols()))
+            throw ArgumentError(where, "this process's cells " + std::to_string(first) + " .. " + std::to_string(first + C - 1) +
+                                           " are not among the representation's " + std::to_string(representation.cols()) + " cells");
+        const Index all = processes ? representation.cols() : C;
+        if (representation.rows() != U || representation.cols() != all)
+            throw ArgumentError(where, "the representation is " + std::to_string(representation.rows()) + " x " +
+                                           std::to_string(representation.cols()) + ", expected units x cells = " +
+                                           std::to_string(U) + " x " + std::to_string(all));
+        if (static_cast<Index>(activity.active.size()) != U) throw ArgumentError(where, "the unit activity has another unit count");
+        if (!cell_groups.empty() && static_cast<Index>(cell_groups.size()) != all)
+            throw ArgumentError(where, std::to_string(cell_groups.size()) + " group labels for " + std::to_string(all) + " cells");
+        for (std::size_t s = 0; s < set_rows.size(); ++s) {
+            if (set_rows[s].empty()) throw ArgumentError(where, "set " + std::to_string(s) + " has no genes");
+            for (Index r : set_rows[s])
+                if (r < 0 || r >= G)
+                    throw ArgumentError(where, "set " + std::to_string(s) + " holds row " + std::to_string(r) + ", outside 0.." +
+                                                   std::to_string(G - 1));
+        }
+    });
     ProgrammeAnalysis a;
     a.permutations = o.permutations;
     if (cell_groups.empty()) return a;
@@ -628,13 +685,13 @@ ProgrammeAnalysis group_programmes(const Autoencoder<Scalar>& model, const CellB
     for (std::size_t k = 0; k < plans.size(); ++k)
         if (!plans[k].pair) own_plan[plans[k].group_a] = static_cast<Index>(k);
 
-    const VectorD mean = detail::input_mean(input);
+    const VectorD mean = detail::input_mean(input, processes); // over all cells
     if (!mean.allFinite()) throw ArgumentError(where, "the input contains a non-finite value");
     const Vector<Scalar> centre = mean.cast<Scalar>();
     const Eigen::SparseMatrix<Scalar, Eigen::RowMajor> mean_op = detail::set_mean_operator<Scalar>(set_rows, G);
     const Eigen::SparseMatrix<double, Eigen::RowMajor> mean_op_d = detail::set_mean_operator<double>(set_rows, G);
     const std::size_t n_groups = labels.names.size(), n_plans = plans.size();
-    const Index block_cells = std::min(o.block_cells, C);
+    const Index block_cells = std::max<Index>(1, std::min(o.block_cells, C));
     a.cell_scores = MatrixF::Constant(C, S, std::numeric_limits<float>::quiet_NaN());
     std::vector<detail::ProgrammeScratch<Scalar>> scratch(static_cast<std::size_t>(threads()));
     for (auto& w : scratch) {
@@ -646,14 +703,14 @@ ProgrammeAnalysis group_programmes(const Autoencoder<Scalar>& model, const CellB
     detail::ProgrammeSums total;
     total.zero(n_plans, n_groups, S, G, U, plans);
     Index done = 0;
-    auto visit = [&](int t, Index first, const ConstMatrixRef<Scalar>& saliency, const ConstMatrixRef<Scalar>& x) {
+    auto visit = [&](int t, Index block_first, const ConstMatrixRef<Scalar>& saliency, const ConstMatrixRef<Scalar>& x) {
         detail::ProgrammeScratch<Scalar>& w = scratch[static_cast<std::size_t>(t)];
         detail::ProgrammeSums& sums = w.sums;
         std::fill(sums.plan_touched.begin(), sums.plan_touched.end(), false);
         std::fill(sums.group_touched.begin(), sums.group_touched.end(), false);
         const Index n = saliency.cols() / U;
         for (Index j = 0; j < n; ++j) {
-            const Index c = first + j;
+            const Index local = block_first + j, c = first + local; // c: among all cells
             w.scaled = saliency.middleCols(j * U, U).array().colwise() * (x.col(j) - centre).array(); // d r_u / d x_g (x_cg - xbar_g)
             // Eigen's sparse product: GCC vectorises its sums in a way that depends on each set's
             // size, so a hand-written loop would not give the same bits as set_attributions
@@ -670,7 +727,7 @@ ProgrammeAnalysis group_programmes(const Autoencoder<Scalar>& model, const CellB
             sums.set[gi] += w.reduced.template cast<double>();
             sums.input[gi] += mean_op_d * x.col(j).template cast<double>();
             if (own_plan[gi] >= 0)
-                a.cell_scores.row(c) =
+                a.cell_scores.row(local) =
                     (w.attributions.middleCols(j * U, U) * plans[static_cast<std::size_t>(own_plan[gi])].weights_f.col(0)).transpose();
             // Per comparison of the cell: the per-gene terms of the competitive test, under the
             // observed labelling (G floats per comparison instead of G x U sums per group).
@@ -692,7 +749,7 @@ ProgrammeAnalysis group_programmes(const Autoencoder<Scalar>& model, const CellB
             const detail::ComparisonPlan& p = plans[k];
             w.members.clear();
             for (Index j = 0; j < n; ++j) {
-                const Index i = p.position[static_cast<std::size_t>(first + j)];
+                const Index i = p.position[static_cast<std::size_t>(first + block_first + j)];
                 if (i >= 0) w.members.emplace_back(j, i);
             }
             const Index m = static_cast<Index>(w.members.size());
@@ -724,7 +781,17 @@ ProgrammeAnalysis group_programmes(const Autoencoder<Scalar>& model, const CellB
     SaliencyOptions so;
     so.kind = SaliencyKind::vanilla;
     so.block_cells = block_cells;
-    detail::saliency_blocks<Scalar>(model, input, so, visit, &merge);
+    if (!processes) {
+        detail::saliency_blocks<Scalar>(model, input, so, visit, &merge);
+    } else {
+        std::exception_ptr error;
+        try {
+            detail::saliency_blocks<Scalar>(model, input, so, visit, &merge);
+        } catch (...) {
+            error = std::current_exception();
+        }
+        detail::sum_programmes(*processes, error, total);
+    }
     scratch.clear();
 
     for (std::size_t k = 0; k < n_plans; ++k)
