@@ -15,6 +15,9 @@
 
 #include "exsal/core/cpu.hpp"
 #include "exsal/pipeline/run.hpp"
+#if EXSAL_WITH_MPI
+#include "exsal/mpi/mpi.hpp"
+#endif
 
 #include <CLI/CLI.hpp>
 
@@ -24,6 +27,7 @@
 #include <cstdio>
 #include <exception>
 #include <iostream>
+#include <ostream>
 #include <new>
 #include <pthread.h>
 #include <string>
@@ -163,7 +167,9 @@ struct CommandLine {
 // The command line is made from the option table (exsal/pipeline/options.hpp): every option's
 // text is bound here and handed to the table's parser, so names, help, defaults and checks live
 // in one place.
-CommandLine parse_command_line(int argc, char** argv) {
+// Messages (errors, --help) go to `err` and `out`: those of the first process only in a
+// data-parallel run, whose processes all parse the same command line.
+CommandLine parse_command_line(int argc, char** argv, std::ostream& err, std::ostream& out) {
     CommandLine cl;
     exsal::PipelineConfig& c = cl.config;
     c.threads = static_cast<int>(std::max(1u, std::thread::hardware_concurrency()));
@@ -199,10 +205,10 @@ CommandLine parse_command_line(int argc, char** argv) {
         app.parse(argc, argv);
     } catch (const CLI::ParseError& e) {
         if (e.get_exit_code() == static_cast<int>(CLI::ExitCodes::Success)) {
-            cl.exit_code = app.exit(e); // --help
+            cl.exit_code = app.exit(e, out, err); // --help
             return cl;
         }
-        std::cerr << program_name << ": error: " << e.what() << "\nRun '" << program_name << " --help' for the options.\n";
+        err << program_name << ": error: " << e.what() << "\nRun '" << program_name << " --help' for the options.\n";
         cl.exit_code = 2;
         return cl;
     }
@@ -224,7 +230,7 @@ CommandLine parse_command_line(int argc, char** argv) {
                                                               "architecture, preprocessing and genes)");
         exsal::validate_config(c);
     } catch (const exsal::Error& e) {
-        std::cerr << program_name << ": error: " << e.what() << "\n";
+        err << program_name << ": error: " << e.what() << "\n";
         cl.exit_code = 2;
     }
     return cl;
@@ -351,47 +357,77 @@ void wait_if_terminating() {
 
 int main(int argc, char** argv) {
     const sigset_t termination = block_termination_signals();
-    CommandLine cl = parse_command_line(argc, argv);
+#if EXSAL_WITH_MPI
+    // Under mpirun (or srun) every process runs the pipeline together (run_pipeline's processes);
+    // started alone it is one process as without MPI.
+    exsal::mpi::Environment environment(argc, argv);
+    exsal::mpi::Communicator world;
+    exsal::ProcessGroup* const processes = world.size() > 1 ? &world : nullptr;
+    const int rank = world.rank();
+#else
+    exsal::ProcessGroup* const processes = nullptr;
+    const int rank = 0;
+#endif
+    std::ostream silent(nullptr); // the processes after the first print nothing but their own errors
+    CommandLine cl = parse_command_line(argc, argv, rank == 0 ? std::cerr : silent, rank == 0 ? std::cout : silent);
     if (cl.exit_code >= 0) return cl.exit_code;
     const exsal::PipelineConfig& c = cl.config;
     watch_termination_signals(termination);
-    Progress progress(c.quiet, ::isatty(STDERR_FILENO) != 0);
+    Progress progress(c.quiet || rank != 0, ::isatty(STDERR_FILENO) != 0);
     if (const std::vector<std::string> unused = exsal::unused_cpu_features(); !unused.empty()) {
         std::string list;
         for (const std::string& f : unused) list += (list.empty() ? "" : "/") + f;
         progress.note("built without " + list + ", which this CPU has; rebuild with -DEXSAL_NATIVE=ON for about twice "
                       "the training speed");
     }
+    // Prints the error (own: this process's, not another's failure) and returns the exit code.
+    const auto fail = [&](const std::string& message, bool own) {
+        progress.end_bar();
+        wait_if_terminating();
+#if EXSAL_WITH_MPI
+        if (processes) {
+            // Outside an agreement on failures the other processes may be waiting for this one: end them all.
+            if (processes->last_failures() == 0) world.abort("error: " + message);
+            if (rank == 0) {
+                std::cerr << program_name << ": error: " << message << "\n";
+            } else if (own && processes->last_failures() < processes->size()) { // the first process does not have it
+                std::cerr << program_name << ": error (process " << rank << " of " << processes->size() << "): " << message << "\n";
+            }
+            return 1;
+        }
+#endif
+        (void)own;
+        std::cerr << program_name << ": error: " << message << "\n";
+        return 1;
+    };
     try {
         exsal::PipelineObserver observer;
-        observer.on_stage = [&](const std::string& s) { progress.stage(s); };
-        observer.on_epoch = [&](const exsal::EpochInfo& e) { progress.epoch(e); };
-        observer.on_batch = [&](const exsal::BatchInfo& b) { progress.batch(b); };
-        observer.on_cells = [&](exsal::Index done, exsal::Index total) { progress.cells(done, total); };
-        observer.on_note = [&](const std::string& m) { progress.note(m); };
+        if (rank == 0) {
+            observer.on_stage = [&](const std::string& s) { progress.stage(s); };
+            observer.on_epoch = [&](const exsal::EpochInfo& e) { progress.epoch(e); };
+            observer.on_batch = [&](const exsal::BatchInfo& b) { progress.batch(b); };
+            observer.on_cells = [&](exsal::Index done, exsal::Index total) { progress.cells(done, total); };
+            observer.on_note = [&](const std::string& m) { progress.note(m); };
+        }
         exsal::JsonValue program = exsal::JsonValue::object();
         program["name"] = program_name;
         program["cli11"] = CLI11_VERSION;
         std::vector<std::string> args(argv + 1, argv + argc);
         program["arguments"] = exsal::JsonValue::array_of(args);
-        const exsal::PipelineResult result = exsal::run_pipeline(c, observer, program);
+        const exsal::PipelineResult result = exsal::run_pipeline(c, observer, program, processes);
         progress.end_bar();
         wait_if_terminating();
-        if (!c.quiet) print_summary(c, result);
+        if (!c.quiet && rank == 0) print_summary(c, result);
         return 0;
+    } catch (const exsal::OtherProcessFailed& e) {
+        return fail(e.what(), false);
     } catch (const exsal::Error& e) {
-        progress.end_bar();
-        wait_if_terminating();
-        std::cerr << program_name << ": error: " << e.what() << "\n";
+        return fail(e.what(), true);
     } catch (const std::bad_alloc&) {
-        progress.end_bar();
-        wait_if_terminating();
-        std::cerr << program_name << ": error: out of memory; lower --units, --hidden or --batch, or give the run a "
-                                     "machine with more memory (nothing was written)\n";
+        return fail("out of memory; lower --units, --hidden or --batch, or give the run a machine with more memory "
+                    "(nothing was written)",
+                    true);
     } catch (const std::exception& e) {
-        progress.end_bar();
-        wait_if_terminating();
-        std::cerr << program_name << ": error: " << e.what() << "\n";
+        return fail(e.what(), true);
     }
-    return 1;
 }

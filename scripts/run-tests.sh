@@ -27,7 +27,7 @@ jobs=$(nproc)
 if ((mpi)); then
   ensure_packages "${EXSAL_MPI_PACKAGES[@]}"
   dir=build-mpi
-  cmake -S . -B "$dir" -DCMAKE_BUILD_TYPE=Release -DEXSAL_MPI=ON -DEXSAL_BUILD_EXAMPLES=OFF \
+  cmake -S . -B "$dir" -DCMAKE_BUILD_TYPE=Release -DEXSAL_MPI=ON \
         -DEXSAL_BUILD_BENCHMARKS=OFF >/dev/null
   cmake --build "$dir" -j "$jobs" --target exsal_mpi_tests
   ctest --test-dir "$dir" --output-on-failure -L '^mpi$'

@@ -18,9 +18,23 @@
 
 namespace exsal {
 
+// Thrown on the processes that did not fail themselves when another process of a data-parallel
+// step failed (see rethrow_if_any_failed): the failing process reports its own error.
+class OtherProcessFailed : public Error {
+public:
+    using Error::Error;
+};
+
 class ProcessGroup {
 public:
     virtual ~ProcessGroup() = default;
+
+    // How many processes failed at the last agreement on failures (rethrow_if_any_failed) of this
+    // group: 0 when it found none. A program that catches an error can tell by it whether every
+    // process stops with it (> 0: the others are told, and every process with it) or the error
+    // came outside an agreement (0: the other processes may wait for this one; end them all).
+    std::int64_t last_failures() const noexcept { return m_last_failures; }
+    void set_last_failures(std::int64_t n) noexcept { m_last_failures = n; }
 
     virtual int rank() const = 0; // 0-based, below size()
     virtual int size() const = 0; // processes in the group
@@ -48,6 +62,9 @@ public:
             data[i] = m;
         }
     }
+
+private:
+    std::int64_t m_last_failures = 0;
 };
 
 // Every process's `local` strings, on every process (outer index: rank). Collective; for small
@@ -95,9 +112,10 @@ inline void rethrow_if_any_failed(ProcessGroup& group, const std::exception_ptr&
         failures = error ? 1 : 0;
         group.sum(&failures, 1);
     }
+    group.set_last_failures(failures);
     if (failures == 0) return;
     if (error) std::rethrow_exception(error);
-    throw Error(what + ": " + std::to_string(failures) + " of " + std::to_string(group.size()) +
+    throw OtherProcessFailed(what + ": " + std::to_string(failures) + " of " + std::to_string(group.size()) +
                 " processes failed (each reports its own error); process " + std::to_string(group.rank()) +
                 " stops with them");
 }

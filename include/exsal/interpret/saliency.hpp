@@ -68,6 +68,27 @@ public:
     virtual ConstMatrixRef<Scalar> block(Index first, Index n, Matrix<Scalar>& scratch) const = 0;
 };
 
+// Cells first .. first + count - 1 of another source (which must outlive it): a process's share
+// of the cells in a data-parallel interpretation.
+template <typename Scalar>
+class CellRangeBlocks final : public CellBlockSource<Scalar> {
+public:
+    CellRangeBlocks(const CellBlockSource<Scalar>& cells, Index first, Index count) : m_cells(cells), m_first(first), m_count(count) {
+        if (first < 0 || count < 0 || first + count > cells.cells())
+            throw ArgumentError("exsal::CellRangeBlocks", "cells " + std::to_string(first) + " .. " + std::to_string(first + count - 1) +
+                                                              " are not among the source's " + std::to_string(cells.cells()));
+    }
+    Index genes() const override { return m_cells.genes(); }
+    Index cells() const override { return m_count; }
+    ConstMatrixRef<Scalar> block(Index first, Index n, Matrix<Scalar>& scratch) const override {
+        return m_cells.block(m_first + first, n, scratch);
+    }
+
+private:
+    const CellBlockSource<Scalar>& m_cells;
+    Index m_first, m_count;
+};
+
 // A genes x cells matrix as a block source (views, no copies).
 template <typename Scalar>
 class DenseCellBlocks final : public CellBlockSource<Scalar> {

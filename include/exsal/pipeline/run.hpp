@@ -39,6 +39,7 @@
 #include <fstream>
 #include <iterator>
 #include <limits>
+#include <optional>
 #include <set>
 #include <string>
 #include <utility>
@@ -263,18 +264,20 @@ private:
 };
 
 // The files written into the output folder, in order.
+// Without a folder (the processes of a data-parallel run other than the first) nothing is written.
 class Outputs {
 public:
-    explicit Outputs(OutputFolder& folder) : m_folder(folder) {}
+    explicit Outputs(OutputFolder* folder) : m_folder(folder) {}
+    bool writing() const noexcept { return m_folder != nullptr; }
     std::string file(const std::string& name) {
+        if (!m_folder) throw Error("exsal pipeline: only the first process writes the outputs (" + name + ")");
         m_written.push_back(name);
-        return m_folder.file(name);
+        return m_folder->file(name);
     }
     const std::vector<std::string>& written() const noexcept { return m_written; }
-    OutputFolder& folder() noexcept { return m_folder; }
 
 private:
-    OutputFolder& m_folder;
+    OutputFolder* m_folder;
     std::vector<std::string> m_written;
 };
 
@@ -306,21 +309,27 @@ inline std::vector<PlantedRecovery> planted_recovery(const Interpretation& in, c
 // Models 2 .. K of an ensemble: each trained, explained and tabled under models/model_<k>/; the
 // consensus of all K models' programmes goes into r.consensus.
 inline void run_ensemble(const PipelineConfig& c, const PipelineData& data, const std::vector<Index>& sample,
-                         PipelineResult& r, Outputs& out, Stages& stages) {
+                         PipelineResult& r, Outputs& out, Stages& stages, ProcessGroup* processes) {
     std::vector<ProgrammeAnalysis> models{r.programmes};
     for (Index k = 2; k <= c.ensemble; ++k)
         stages.run("ensemble model " + std::to_string(k) + " of " + std::to_string(c.ensemble), [&] {
             const PipelineConfig ck = ensemble_member_config(c, k);
             const TrainedModel t = data.visit(
                 [&](const auto& m) { return fit_pipeline_model(ck, m, data.gene_sets, stages.observer().on_epoch,
-                                                                stages.observer().on_batch); });
-            const Projection pk = data.visit([&](const auto& m) { return project_cells(t.fitted, m, sample); });
+                                                                stages.observer().on_batch, processes); });
+            Projection pk;
+            on_every_process(processes, "projecting the cells", [&] {
+                pk = data.visit([&](const auto& m) { return project_cells(t.fitted, m, sample); });
+            });
             Explanation e = explain_cells(ck, t.fitted, pk, data.groups(), data.gene_sets,
-                                          stages.observer().on_cells);
+                                          stages.observer().on_cells, processes);
             const std::string dir = "models/model_" + std::to_string(k) + "/";
-            units_table(e.activity, e.interpretation).write(out.file(dir + output::units));
-            unit_gene_sets_table(e.interpretation).write(out.file(dir + output::unit_gene_sets));
-            group_programmes_table(e.programmes, e.interpretation.set_names).write(out.file(dir + output::group_programmes));
+            on_every_process(processes, "writing the outputs", [&] {
+                if (!out.writing()) return;
+                units_table(e.activity, e.interpretation).write(out.file(dir + output::units));
+                unit_gene_sets_table(e.interpretation).write(out.file(dir + output::unit_gene_sets));
+                group_programmes_table(e.programmes, e.interpretation.set_names).write(out.file(dir + output::group_programmes));
+            });
             r.ensemble.push_back({k, ck.seed, t.history.epochs_run,
                                   t.history.orthogonality_error.empty() ? 0.0 : t.history.orthogonality_error.back(),
                                   e.activity.n_active()});
@@ -605,6 +614,7 @@ struct RunRecord {
     const FittedModel& fitted;
     const Projection& projection;
     const FiguresWritten& figures;
+    int processes = 1; // of a data-parallel run (each with `threads` threads)
 };
 
 inline JsonValue run_json(const RunRecord& x, const std::vector<std::string>& outputs) {
@@ -616,7 +626,8 @@ inline JsonValue run_json(const RunRecord& x, const std::vector<std::string>& ou
     run["parameters"] = parameters_json(c);
     run["seed"] = c.seed;
     run["derived_seeds"] = seeds_json(c);
-    run["threads"] = threads();
+    run["threads"] = threads();     // per process
+    run["processes"] = x.processes; // data-parallel processes (MPI ranks)
     run["data"] = data_json(x.data, x.result, x.trained, x.projection);
     run["gene_sets"] = gene_sets_json(c, x.data, x.result, x.fitted);
     run["model"] = model_json(x.fitted);
@@ -651,32 +662,49 @@ inline void note_interpretation(const PipelineConfig& c, const PipelineData& dat
 
 // Runs the pipeline. Invalid settings throw ArgumentError naming the option before any work;
 // failures later throw (FileError, ArgumentError, NumericError) and leave --out as it was.
+//
+// With `processes` (a data-parallel run, e.g. MPI ranks, every process calling run_pipeline with
+// the same configuration): every process reads or simulates all cells and prepares them alike,
+// trains on its share of the training cells (exsal::train over the group: one sum of the
+// gradients per step), projects every cell, and takes its share of the interpreted cells through
+// the interpretation's two gradient passes, whose sums are added across the processes. The first
+// process alone writes the outputs (the same files as one process; run.json records the process
+// count), and commits the folder only when every process got there. An error on one process ends
+// the run on every process at the next agreement (ProcessGroup::last_failures() > 0 there): the
+// failing one throws its own error, the others OtherProcessFailed, and --out is left as it was.
 inline PipelineResult run_pipeline(const PipelineConfig& c, const PipelineObserver& observer = {},
-                                   const JsonValue& program = JsonValue()) {
+                                   const JsonValue& program = JsonValue(), ProcessGroup* processes = nullptr) {
     using namespace detail;
     const auto t_start = std::chrono::steady_clock::now();
-    validate_config(c);
-    set_threads(c.threads);
-    OutputFolder folder = [&] {
+    const bool writer = !processes || processes->rank() == 0;
+    std::optional<OutputFolder> folder;
+    on_every_process(processes, "checking the settings", [&] {
+        validate_config(c);
+        set_threads(c.threads);
+        if (!writer) return;
         try {
-            return OutputFolder::open(c.out, c.force);
+            folder.emplace(OutputFolder::open(c.out, c.force));
         } catch (const ArgumentError& e) {
             rethrow_for_command_line(e, c, c.out);
         }
-    }();
-    check_inputs_not_overwritten(c, folder, fixed_output_names(c));
+        check_inputs_not_overwritten(c, *folder, fixed_output_names(c));
+    });
     Stages stages(observer);
-    Outputs out(folder);
+    Outputs out(folder ? &*folder : nullptr);
     PipelineResult r;
 
     // The model file first (projection): cheap, and a bad file fails before large data are read.
     std::unique_ptr<FittedModel> loaded;
     if (c.projecting())
-        loaded = stages.run("load model", [&] { return std::make_unique<FittedModel>(load_fitted_model(c.model_in)); });
-    const PipelineData data = stages.run(c.builtin_data() ? "simulate data" : "read data", [&] {
-        PipelineData d = load_pipeline_data(c);
-        check_pipeline_data(c, d);
-        return d;
+        stages.run("load model", [&] {
+            on_every_process(processes, "loading the model", [&] { loaded = std::make_unique<FittedModel>(load_fitted_model(c.model_in)); });
+        });
+    PipelineData data;
+    stages.run(c.builtin_data() ? "simulate data" : "read data", [&] {
+        on_every_process(processes, "reading the data", [&] {
+            data = load_pipeline_data(c);
+            check_pipeline_data(c, data);
+        });
     });
     for (const std::string& n : data.notes) stages.note(n);
     r.cells = data.n_cells();
@@ -688,7 +716,7 @@ inline PipelineResult run_pipeline(const PipelineConfig& c, const PipelineObserv
         trained = stages.run("train", [&] {
             return data.visit([&](const auto& m) {
                 return std::make_unique<TrainedModel>(fit_pipeline_model(c, m, data.gene_sets, observer.on_epoch,
-                                                                                  observer.on_batch));
+                                                                         observer.on_batch, processes));
             });
         });
         r.trained = true;
@@ -706,12 +734,15 @@ inline PipelineResult run_pipeline(const PipelineConfig& c, const PipelineObserv
     if (static_cast<Index>(sample.size()) < data.n_cells())
         stages.note("interpreting " + std::to_string(sample.size()) + " of the " + std::to_string(data.n_cells()) +
                     " cells, sampled per group (--interpret-cells " + std::to_string(c.interpret_cells) + ")");
-    const Projection projection = stages.run("project", [&] {
-        try {
-            return data.visit([&](const auto& m) { return project_cells(fitted, m, sample); });
-        } catch (const Error& e) {
-            rethrow_for_command_line(e, c, data.source);
-        }
+    Projection projection;
+    stages.run("project", [&] {
+        on_every_process(processes, "projecting the cells", [&] {
+            try {
+                projection = data.visit([&](const auto& m) { return project_cells(fitted, m, sample); });
+            } catch (const Error& e) {
+                rethrow_for_command_line(e, c, data.source);
+            }
+        });
     });
     if (projection.genes_missing > 0)
         stages.note(std::to_string(projection.genes_missing) + " of the model's " + std::to_string(r.genes_model) +
@@ -719,7 +750,7 @@ inline PipelineResult run_pipeline(const PipelineConfig& c, const PipelineObserv
                     detail::prep::first_few(projection.missing_genes) + ")");
 
     stages.run("interpret", [&] {
-        Explanation e = explain_cells(c, fitted, projection, data.groups(), data.gene_sets, observer.on_cells);
+        Explanation e = explain_cells(c, fitted, projection, data.groups(), data.gene_sets, observer.on_cells, processes);
         r.interpretation = std::move(e.interpretation);
         r.activity = std::move(e.activity);
         r.group_stats = std::move(e.group_stats);
@@ -727,32 +758,38 @@ inline PipelineResult run_pipeline(const PipelineConfig& c, const PipelineObserv
     });
     note_interpretation(c, data, r, stages);
     r.planted = planted_recovery(r.interpretation, data, projection);
-    if (c.ensemble > 1) run_ensemble(c, data, sample, r, out, stages); // the same cells interpreted
+    if (c.ensemble > 1) run_ensemble(c, data, sample, r, out, stages, processes); // the same cells interpreted
 
-    const FiguresWritten figures = stages.run("write outputs", [&] {
-        write_tables(data, projection, fitted, r, out);
+    // The outputs, by the first process only; committed when every process got here.
+    FiguresWritten figures;
+    stages.run("write outputs", [&] {
+        on_every_process(processes, "writing the outputs", [&] {
+            if (!writer) return;
+            write_tables(data, projection, fitted, r, out);
 #if EXSAL_WITH_HDF5
-        write_results_h5ad(c, data, projection, fitted, r, out);
+            write_results_h5ad(c, data, projection, fitted, r, out);
 #endif
-        FiguresWritten f = write_figures(c, data, projection, r, out);
-        write_model_and_data(c, data, fitted, out);
-        check_inputs_not_overwritten(c, folder, out.written());
-        return f;
+            figures = write_figures(c, data, projection, r, out);
+            write_model_and_data(c, data, fitted, out);
+            check_inputs_not_overwritten(c, *folder, out.written());
+        });
     });
-
-    // run.json, last.
-    JsonValue run = run_json({c, program, data, r, trained.get(), fitted, projection, figures}, out.written());
-    stages.timings().emplace_back("total", std::chrono::duration<double>(std::chrono::steady_clock::now() - t_start).count());
-    JsonValue timings = JsonValue::object();
-    for (const auto& [name, seconds] : stages.timings()) timings[name] = seconds;
-    run["outputs"].push_back(output::run);
-    run["timings_seconds"] = std::move(timings);
-    write_json(folder.file(output::run), run);
-
-    folder.commit();
-    r.out = folder.target();
+    // run.json, last; then the folder takes the place of --out.
+    on_every_process(processes, "writing the outputs", [&] {
+        if (!writer) return;
+        JsonValue run = run_json({c, program, data, r, trained.get(), fitted, projection, figures, processes ? processes->size() : 1},
+                                 out.written());
+        stages.timings().emplace_back("total", std::chrono::duration<double>(std::chrono::steady_clock::now() - t_start).count());
+        JsonValue timings = JsonValue::object();
+        for (const auto& [name, seconds] : stages.timings()) timings[name] = seconds;
+        run["outputs"].push_back(output::run);
+        run["timings_seconds"] = std::move(timings);
+        write_json(folder->file(output::run), run);
+        folder->commit();
+    });
+    if (writer) r.out = folder->target();
     r.files = out.written();
-    r.files.push_back(output::run);
+    if (writer) r.files.push_back(output::run);
     r.timings = std::move(stages.timings());
     return r;
 }

@@ -352,22 +352,28 @@ inline TrainOptions pipeline_train_options(const PipelineConfig& c) {
 
 // Preprocesses `data` with the reference steps and trains the autoencoder on it. on_epoch (may
 // be empty) sees every epoch.
+//
+// With `processes` (data-parallel training, every process holding all cells): every process
+// prepares the cells alike, trains on its share of the training and validation cells (consecutive
+// ranges, exsal::even_share) and ends with the same model (see exsal::train).
 template <class Expression>
 TrainedModel fit_pipeline_model(const PipelineConfig& c, const Expression& data, const GeneSetCollection& sets,
                                 const std::function<void(const EpochInfo&)>& on_epoch = {},
-                                const std::function<void(const BatchInfo&)>& on_batch = {}) {
+                                const std::function<void(const BatchInfo&)>& on_batch = {},
+                                ProcessGroup* processes = nullptr) {
     PreprocessOptions po = c.preprocess;
     po.seed = pipeline_seed(c, PipelineSeed::split);
     po.gene_sets_label = c.gene_sets.empty() ? std::string("built-in simulated gene sets") : c.gene_sets;
     PreparedCells prepared;
-    try {
-        prepared = detail::prep::prepare_cells(data, &sets, po);
-    } catch (const Error& e) {
-        rethrow_for_command_line(e, c, c.builtin_data() ? std::string("built-in data") : c.expression);
-    }
-
     const std::string source = c.builtin_data() ? std::string("built-in data") : c.expression;
-    check_targets_fit_loss(c, data, prepared, source);
+    on_every_process(processes, "preparing the cells", [&] {
+        try {
+            prepared = detail::prep::prepare_cells(data, &sets, po);
+        } catch (const Error& e) {
+            rethrow_for_command_line(e, c, source);
+        }
+        check_targets_fit_loss(c, data, prepared, source);
+    });
     const Index n_genes = static_cast<Index>(prepared.rows.size());
     {
         const double G = static_cast<double>(n_genes), H = static_cast<double>(c.hidden),
@@ -392,10 +398,17 @@ TrainedModel fit_pipeline_model(const PipelineConfig& c, const Expression& data,
     o.early_stopping = t.early_stopping;
     // Batches are gathered from the data as they are needed: no genes x cells copy of the
     // training cells (the data may be sparse).
+    if (processes) { // this process's share of each
+        for (std::vector<Index>* columns : {&prepared.split.train, &prepared.split.validation}) {
+            const CellRange share = even_share(static_cast<std::int64_t>(columns->size()), processes->rank(), processes->size());
+            *columns = std::vector<Index>(columns->begin() + share.first, columns->begin() + share.first + share.count);
+        }
+    }
     const GatheredCells<Expression> train_cells(data, prepared.rows, std::move(prepared.split.train), t.fitted.preprocessor);
     const GatheredCells<Expression> validation_cells(data, prepared.rows, std::move(prepared.split.validation),
                                                      t.fitted.preprocessor);
-    t.history = train<float>(model, train_cells, &validation_cells, o);
+    t.history = processes ? train<float>(model, train_cells, &validation_cells, o, *processes)
+                          : train<float>(model, train_cells, &validation_cells, o);
     return t;
 }
 
@@ -568,15 +581,25 @@ inline std::vector<std::string> interpreted_groups(const Projection& p, const st
 
 // Interprets the projected cells chosen for it (p.interpreted) with their group labels (`groups`:
 // one per projected cell, or none).
+// With `processes`, each process interprets its share of the interpreted cells (consecutive
+// ranges, exsal::even_share) and every process gets the interpretation of all of them.
 inline Interpretation interpret_cells(const PipelineConfig& c, const FittedModel& f, const Projection& p,
                                       const std::vector<std::string>& groups, const GeneSetCollection& sets,
-                                      const std::function<void(Index, Index)>& on_progress = {}) {
+                                      const std::function<void(Index, Index)>& on_progress = {},
+                                      ProcessGroup* processes = nullptr) {
     InterpretOptions o = pipeline_interpret_options(c);
     o.on_progress = on_progress;
     o.block_cells = saliency_block_cells(f.model, o.block_cells);
+    o.processes = processes;
+    const CellRange share = processes ? even_share(p.input->cells(), processes->rank(), processes->size())
+                                      : CellRange{0, p.input->cells()};
+    const CellRangeBlocks<float> input(*p.input, share.first, share.count);
     if (f.preprocessor.centre().size() > 0) // expression bins from the uncentred input
-        o.expression_level = detail::input_mean(*p.input) + f.preprocessor.centre().cast<double>();
-    return interpret<float>(f.model, *p.input, f.preprocessor.genes(), interpreted_groups(p, groups), sets, o);
+        o.expression_level = detail::input_mean(input, processes) + f.preprocessor.centre().cast<double>();
+    std::vector<std::string> labels = interpreted_groups(p, groups);
+    if (!labels.empty())
+        labels = std::vector<std::string>(labels.begin() + share.first, labels.begin() + share.first + share.count);
+    return interpret<float>(f.model, input, f.preprocessor.genes(), labels, sets, o);
 }
 
 // What the interpretation says about one model's cells.
@@ -591,6 +614,9 @@ struct Explanation {
 inline std::vector<UnitGroupStats> compare_groups(const PipelineConfig& c, const MatrixF& representation,
                                                   const std::vector<std::string>& groups);
 
+inline void explain_units(const PipelineConfig& c, const FittedModel& f, const MatrixF& representation,
+                          const std::vector<std::string>& cell_groups, Explanation& e);
+
 inline ProgrammeOptions pipeline_programme_options(const PipelineConfig& c) {
     ProgrammeOptions o = c.programmes;
     o.seed = pipeline_seed(c, PipelineSeed::programmes);
@@ -600,10 +626,15 @@ inline ProgrammeOptions pipeline_programme_options(const PipelineConfig& c) {
 
 // interpret_cells, then the unit activity (inactive units leave the tests and get no effect
 // sizes) and the group programmes. on_progress sees the cells of each of the two gradient passes.
+//
+// With `processes` (every process holding all cells and the same projection), each process takes
+// its share of the interpreted cells through both gradient passes, and every process gets the
+// explanation of all of them (programme cell scores included).
 inline Explanation explain_cells(const PipelineConfig& c, const FittedModel& f, const Projection& p,
                                  const std::vector<std::string>& groups, const GeneSetCollection& sets,
-                                 const std::function<void(Index, Index)>& on_progress = {}) {
-    {
+                                 const std::function<void(Index, Index)>& on_progress = {},
+                                 ProcessGroup* processes = nullptr) {
+    on_every_process(processes, "checking memory", [&] {
         const double G = static_cast<double>(f.model.n_genes()), U = static_cast<double>(f.model.units()),
                      C = static_cast<double>(p.input->cells()), T = static_cast<double>(std::max(1, threads()));
         double H = 0.0;
@@ -617,11 +648,38 @@ inline Explanation explain_cells(const PipelineConfig& c, const FittedModel& f, 
                      {{"saliency blocks (threads x genes x units x 64 cells)", "--units", T * 4.0 * (G + 2.0 * H) * U * block},
                       {"programme labellings (comparisons x cells x permutations bits)", "--label-permutations",
                        comparisons * C * labellings / 8.0 + T * 4.0 * U * block * labellings}});
-    }
+    });
     Explanation e;
-    e.interpretation = interpret_cells(c, f, p, groups, sets, on_progress);
+    e.interpretation = interpret_cells(c, f, p, groups, sets, on_progress, processes);
     const MatrixF representation = p.interpreted_representation();
     const std::vector<std::string> cell_groups = interpreted_groups(p, groups);
+    on_every_process(processes, "comparing the groups", [&] { explain_units(c, f, representation, cell_groups, e); });
+    ProgrammeOptions o = pipeline_programme_options(c);
+    o.on_progress = on_progress;
+    o.block_cells = saliency_block_cells(f.model, o.block_cells);
+    const UsableGeneSets usable = usable_gene_sets(sets, f.preprocessor.genes(), c.interpret.min_genes);
+    if (!processes) {
+        e.programmes = group_programmes<float>(f.model, *p.input, representation, usable.rows, cell_groups, e.activity, o);
+        return e;
+    }
+    const CellRange share = even_share(p.input->cells(), processes->rank(), processes->size());
+    o.processes = processes;
+    o.first_cell = share.first;
+    e.programmes = group_programmes<float>(f.model, CellRangeBlocks<float>(*p.input, share.first, share.count),
+                                           representation, usable.rows, cell_groups, e.activity, o);
+    // The cell scores of every process's cells, on every process (the others' rows are 0 here).
+    MatrixF scores = MatrixF::Zero(p.input->cells(), e.programmes.cell_scores.cols());
+    if (scores.size() > 0) {
+        scores.middleRows(share.first, share.count) = e.programmes.cell_scores;
+        processes->sum(scores.data(), scores.size());
+    }
+    e.programmes.cell_scores = std::move(scores);
+    return e;
+}
+
+// The units' activity, the tests restricted to the active units and the groups' effect sizes.
+inline void explain_units(const PipelineConfig& c, const FittedModel& f, const MatrixF& representation,
+                          const std::vector<std::string>& cell_groups, Explanation& e) {
     e.activity = unit_activity(representation, c.activity_floor);
     if (e.activity.n_active() == 0) {
         std::ostringstream msg; // nothing to explain: every unit is constant over the cells
@@ -634,12 +692,6 @@ inline Explanation explain_cells(const PipelineConfig& c, const FittedModel& f, 
     e.group_stats = compare_groups(c, representation, cell_groups);
     for (auto& s : e.group_stats)
         if (!e.activity.active[static_cast<std::size_t>(s.unit)]) s.effect_size = std::numeric_limits<double>::quiet_NaN();
-    ProgrammeOptions o = pipeline_programme_options(c);
-    o.on_progress = on_progress;
-    o.block_cells = saliency_block_cells(f.model, o.block_cells);
-    const UsableGeneSets usable = usable_gene_sets(sets, f.preprocessor.genes(), c.interpret.min_genes);
-    e.programmes = group_programmes<float>(f.model, *p.input, representation, usable.rows, cell_groups, e.activity, o);
-    return e;
 }
 
 // Each group against the rest, then each --compare pair (group "A_vs_B").
