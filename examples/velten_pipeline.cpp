@@ -29,6 +29,7 @@
 #include <iostream>
 #include <ostream>
 #include <new>
+#include <optional>
 #include <pthread.h>
 #include <string>
 #include <thread>
@@ -359,11 +360,15 @@ int main(int argc, char** argv) {
     const sigset_t termination = block_termination_signals();
 #if EXSAL_WITH_MPI
     // Under mpirun (or srun) every process runs the pipeline together (run_pipeline's processes);
-    // started alone it is one process as without MPI.
-    exsal::mpi::Environment environment(argc, argv);
-    exsal::mpi::Communicator world;
-    exsal::ProcessGroup* const processes = world.size() > 1 ? &world : nullptr;
-    const int rank = world.rank();
+    // started alone it is one process as without MPI, and does not start MPI at all.
+    std::optional<exsal::mpi::Environment> environment;
+    std::optional<exsal::mpi::Communicator> world;
+    if (exsal::mpi::started_by_launcher()) {
+        environment.emplace(argc, argv);
+        world.emplace();
+    }
+    exsal::ProcessGroup* const processes = world && world->size() > 1 ? &*world : nullptr;
+    const int rank = world ? world->rank() : 0;
 #else
     exsal::ProcessGroup* const processes = nullptr;
     const int rank = 0;
@@ -387,7 +392,7 @@ int main(int argc, char** argv) {
 #if EXSAL_WITH_MPI
         if (processes) {
             // Outside an agreement on failures the other processes may be waiting for this one: end them all.
-            if (processes->last_failures() == 0) world.abort("error: " + message);
+            if (processes->last_failures() == 0) world->abort("error: " + message);
             if (rank == 0) {
                 std::cerr << program_name << ": error: " << message << "\n";
             } else if (own && processes->last_failures() < processes->size()) { // the first process does not have it
