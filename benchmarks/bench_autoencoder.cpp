@@ -1,9 +1,13 @@
 // Times exsal's autoencoder training (and guided saliency when the library has it) on the
-// synthetic counts of /work/shared/reference/torch_reference.py, with the same options and JSON keys.
+// synthetic counts of the PyTorch reference implementation (torch_reference.py, which compare.py runs
+// beside it), with the same options and JSON keys.
 //
 //   bench_autoencoder --cells 2000 --genes 4000 --epochs 3 --batch 128 --threads 2 --seed 1
 //                     [--lambda-orth 1] [--mode all|train|roofline|phases|saliency] [--reps 30]
-//                     [--block-cells B] [--no-saliency] [--double]
+//                     [--block-cells B] [--no-saliency] [--double] [--keep-denormals]
+//
+// --keep-denormals: IEEE subnormals instead of exsal's default flush to zero
+// (exsal/core/denormals.hpp), to measure what the flush is worth.
 //
 // Modes (one JSON line each run):
 //   all       training + roofline (+ saliency): the keys of the reference plus step, GEMM and roofline keys
@@ -310,6 +314,7 @@ int run(Config c) {
         .add_text("scalar", sizeof(Scalar) == 4 ? "float" : "double")
         .add_text("simd", exsal_bench::simd_name())
         .add_text("matrix_products", exsal::gemm_backend())
+        .add_text("denormals", exsal::denormals_mode())
         .add("threads", exsal::threads())
         .add("cells", c.cells)
         .add("genes", c.genes)
@@ -380,7 +385,8 @@ int main(int argc, char** argv) {
         const exsal_bench::Args a(argc, argv,
                                   {"cells", "genes", "epochs", "batch", "threads", "seed", "lambda-orth", "mode", "reps",
                                    "block-cells", "out", "steps"},
-                                  {"double", "no-saliency"});
+                                  {"double", "no-saliency", "keep-denormals"});
+        exsal::set_flush_denormals(!a.flag("keep-denormals"));
         Config c;
         c.cells = a.integer("cells", c.cells);
         c.genes = a.integer("genes", c.genes);

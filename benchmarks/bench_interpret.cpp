@@ -3,7 +3,11 @@
 //
 //   bench_interpret [--cells 20000] [--genes 4000] [--units 64] [--hidden 128] [--sets 50]
 //                   [--groups 8] [--permutations 1000] [--bins 20] [--block 64] [--threads 0]
-//                   [--seed 1] [--steps all|products|interpret]
+//                   [--seed 1] [--steps all|products|interpret] [--keep-denormals]
+//
+// --keep-denormals: IEEE subnormals instead of exsal's default flush to zero (see
+// exsal/core/denormals.hpp): the untrained model's saliency maps produce them, and each costs the
+// CPU a microcode assist.
 //
 // The model is the pipeline's architecture (G -> hidden -> units -> hidden -> G, softplus),
 // initialised but untrained: saliency costs the same after training. The input is the synthetic
@@ -96,7 +100,9 @@ double products_seconds(const Workload& w, exsal::SaliencyKind kind, Index block
 int main(int argc, char** argv) try {
     const exsal_bench::Args a(argc, argv,
                               {"cells", "genes", "units", "hidden", "sets", "groups", "permutations", "bins", "block",
-                               "threads", "seed", "steps"});
+                               "threads", "seed", "steps"},
+                              {"keep-denormals"});
+    exsal::set_flush_denormals(!a.flag("keep-denormals"));
     if (a.integer("threads", 0) > 0) exsal::set_threads(static_cast<int>(a.integer("threads", 0)));
     const std::string steps = a.text("steps", "all");
     const Index block = a.integer("block", 64);
@@ -131,10 +137,10 @@ int main(int argc, char** argv) try {
         for (const auto& c : pa.comparisons) checksum += c.score.sum() + c.p_value.sum();
     }
     const double interpretation = interp + activity + programmes, products = guided + vanilla;
-    std::printf("{\"cells\": %lld, \"genes\": %lld, \"units\": %lld, \"sets\": %lld, \"threads\": %d, \"simd\": \"%s\",\n",
+    std::printf("{\"cells\": %lld, \"genes\": %lld, \"units\": %lld, \"sets\": %lld, \"threads\": %d, \"simd\": \"%s\", \"denormals\": \"%s\",\n",
                 static_cast<long long>(w.input.cols()), static_cast<long long>(w.input.rows()),
                 static_cast<long long>(w.model.units()), static_cast<long long>(w.sets.size()), exsal::threads(),
-                exsal_bench::simd_name().c_str());
+                exsal_bench::simd_name().c_str(), exsal::denormals_mode());
     std::printf(" \"setup_s\": %.2f, \"products_guided_s\": %.2f, \"products_vanilla_s\": %.2f, \"interpret_s\": %.2f,"
                 " \"activity_s\": %.3f, \"programmes_s\": %.2f,\n",
                 setup, guided, vanilla, interp, activity, programmes);

@@ -4,6 +4,7 @@
 // calibration on random sets), Benjamini-Hochberg, group comparisons, annotation, argument
 // errors, and an end-to-end run on the simulator with planted programmes.
 
+#include "exsal/core/denormals.hpp"
 #include "exsal/core/threads.hpp"
 #include "exsal/data/preprocess.hpp"
 #include "exsal/data/simulator.hpp"
@@ -16,6 +17,7 @@
 
 #include <algorithm>
 #include <cmath>
+#include <limits>
 #include <map>
 #include <numeric>
 #include <set>
@@ -254,6 +256,96 @@ TEST_CASE("streamed saliency blocks: layout, block sizes and thread counts") {
 
 // ---------------------------------------------------------------------------------------------
 // Gene-set impact
+
+TEST_CASE("subnormals: flushed inside exsal's compute on every thread, the threads' own mode back after") {
+    if (!detail::denormals::supported) {
+        MESSAGE("this CPU has no flush-to-zero control exsal knows: skipped");
+        return;
+    }
+    // Every OpenMP thread's mode, read in a region of the thread count in use.
+    const auto threads_flushing = [] {
+        int flushing = 0;
+#pragma omp parallel reduction(+ : flushing)
+        flushing += denormals_flushed_here() ? 1 : 0;
+        return flushing;
+    };
+    REQUIRE(flush_denormals()); // the default
+    REQUIRE_FALSE(denormals_flushed_here());
+    volatile float tiny = 1e-20f; // tiny * tiny = 1e-40 is subnormal in float
+    CHECK(tiny * tiny > 0.0f);
+    {
+        const FlushDenormals outer;
+        CHECK(denormals_flushed_here());
+        CHECK(tiny * tiny == 0.0f);
+        { const FlushDenormals inner; }
+        CHECK(denormals_flushed_here()); // an inner guard gives back the outer's mode
+    }
+    CHECK_FALSE(denormals_flushed_here());
+    CHECK(tiny * tiny > 0.0f);
+    set_flush_denormals(false);
+    {
+        const FlushDenormals off;
+        CHECK_FALSE(denormals_flushed_here());
+    }
+    set_flush_denormals(true);
+
+    // A network whose first layer is scaled by 1e-36 has saliency maps of about 1e-36 and below:
+    // in IEEE mode many are subnormal; flushed, none is, and the two differ only there.
+    const Index G = 60, C = 40;
+    auto net = small_net<float>(G, {16, 6, 16}, 1, {}, 4);
+    net.parameters().head(16 * G) *= 1e-36f; // W of the first layer (column-major, before its bias)
+    const MatrixF x = uniform_matrix(G, C, 10, 0.0, 3.0).cast<float>();
+    const Index U = net.units();
+    set_threads(2);
+    const auto saliency_of_all = [&](bool flush) {
+        set_flush_denormals(flush);
+        MatrixF all(G, U * C);
+        int flushed_calls = 0, calls = 0;
+        SaliencyOptions o;
+        o.block_cells = 8;
+        for_each_saliency_block<float>(net, x, o, [&](int, Index first, const ConstMatrixRef<float>& block) {
+#pragma omp critical
+            {
+                all.middleCols(first * U, block.cols()) = block;
+                ++calls;
+                flushed_calls += denormals_flushed_here() ? 1 : 0;
+            }
+        });
+        set_flush_denormals(true);
+        CHECK(flushed_calls == (flush ? calls : 0));
+        return all;
+    };
+    const MatrixF flushed = saliency_of_all(true), ieee = saliency_of_all(false);
+    const auto subnormal = [](float v) { return v != 0.0f && std::abs(v) < std::numeric_limits<float>::min(); };
+    Index ieee_subnormal = 0, flushed_subnormal = 0;
+    double worst = 0.0; // beyond float rounding of the normal entries
+    for (Index i = 0; i < flushed.size(); ++i) {
+        ieee_subnormal += subnormal(ieee.data()[i]);
+        flushed_subnormal += subnormal(flushed.data()[i]);
+        const double a = flushed.data()[i], b = ieee.data()[i];
+        worst = std::max(worst, std::abs(a - b) - 1e-5 * std::abs(b));
+    }
+    MESSAGE(ieee_subnormal << " of " << ieee.size() << " saliency entries subnormal in IEEE mode");
+    CHECK(ieee_subnormal > 0); // the case exercises what it tests
+    CHECK(flushed_subnormal == 0);
+    CHECK(worst <= 4.0 * std::numeric_limits<float>::min());
+    CHECK(threads_flushing() == 0); // the region's threads got their own mode back
+
+    // train(): batches see the flush on the calling thread; afterwards every thread is as before.
+    int batches = 0, flushed_batches = 0;
+    TrainOptions to;
+    to.max_epochs = 2;
+    to.batch_size = 8;
+    to.on_batch = [&](const BatchInfo&) {
+        ++batches;
+        flushed_batches += denormals_flushed_here() ? 1 : 0;
+    };
+    train<float>(net, x, x, to);
+    CHECK(batches > 0);
+    CHECK(flushed_batches == batches);
+    CHECK_FALSE(denormals_flushed_here());
+    CHECK(threads_flushing() == 0);
+}
 
 TEST_CASE("impact equals a brute-force oracle: lower median (even and odd sets), mean, groups, pairs") {
     const Index G = 30, C = 23;

@@ -20,6 +20,7 @@
 
 #include "exsal/core/atomic_file.hpp"
 #include "exsal/core/cpu.hpp"
+#include "exsal/core/denormals.hpp"
 #include "exsal/core/error.hpp"
 #include "exsal/core/random.hpp"
 #include "exsal/core/threads.hpp"

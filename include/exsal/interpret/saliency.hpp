@@ -19,6 +19,7 @@
 // sized once), memory O(threads x G x U x block_cells) scalars, never O(cells x U x G).
 // Everything is computed in the model's Scalar (float in production).
 
+#include "exsal/core/denormals.hpp"
 #include "exsal/core/error.hpp"
 #include "exsal/core/process_group.hpp"
 #include "exsal/core/threads.hpp"
@@ -231,6 +232,7 @@ void saliency_blocks(const Autoencoder<Scalar>& model, const CellBlockSource<Sca
     std::atomic<bool> failed{false};
 #pragma omp parallel num_threads(n_threads)
     {
+        const FlushDenormals flush;
         SaliencyWorkspace<Scalar> ws;
         Matrix<Scalar> scratch;
         try {

@@ -266,6 +266,7 @@ private:
         const Index n_blocks = (x.cols() + block - 1) / block;
 #pragma omp parallel
         {
+            const FlushDenormals flush;
             Mat z, y, h;
 #pragma omp for schedule(static)
             for (Index b = 0; b < n_blocks; ++b) {

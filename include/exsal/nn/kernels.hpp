@@ -6,6 +6,7 @@
 // reference beside it (the *_reference functions), and tests/test_kernels.cpp compares the two.
 // The model code calls these by name; nothing outside this header touches Eigen::internal.
 
+#include "exsal/core/denormals.hpp"
 #include "exsal/core/types.hpp"
 #include "exsal/nn/activations.hpp"
 
@@ -45,6 +46,7 @@ void thread_ranges(Index size, Index quantum, int threads, F&& f) {
 #ifdef _OPENMP
 #pragma omp parallel num_threads(threads)
     {
+        const FlushDenormals flush;
         const Index t = omp_get_thread_num(), T = omp_get_num_threads();
 #else
     (void)threads;

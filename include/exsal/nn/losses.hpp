@@ -26,8 +26,12 @@ namespace detail {
 template <typename F>
 double columns_in_parallel(Index n, Index entries, double* sums, F&& column) {
     if (kernels::parallel_worthwhile(entries) && n > 1) {
-#pragma omp parallel for schedule(static)
-        for (Index c = 0; c < n; ++c) sums[c] = column(c);
+#pragma omp parallel
+        {
+            const FlushDenormals flush;
+#pragma omp for schedule(static)
+            for (Index c = 0; c < n; ++c) sums[c] = column(c);
+        }
     } else {
         for (Index c = 0; c < n; ++c) sums[c] = column(c);
     }

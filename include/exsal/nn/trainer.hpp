@@ -5,6 +5,7 @@
 // stopping that restores the best parameters, callbacks for progress, and a per-epoch history.
 // In one process, or data-parallel over the processes of a ProcessGroup (e.g. MPI ranks).
 
+#include "exsal/core/denormals.hpp"
 #include "exsal/core/error.hpp"
 #include "exsal/core/process_group.hpp"
 #include "exsal/core/random.hpp"
@@ -144,8 +145,12 @@ public:
                        m_opt[static_cast<std::size_t>(i)]);
         };
         if (count > 1) {
-#pragma omp parallel for schedule(static)
-            for (Index i = 0; i < count; ++i) run(i);
+#pragma omp parallel
+            {
+                const FlushDenormals flush;
+#pragma omp for schedule(static)
+                for (Index i = 0; i < count; ++i) run(i);
+            }
         } else {
             for (Index i = 0; i < count; ++i) run(i);
         }
@@ -508,6 +513,7 @@ double combined_validation_loss(Autoencoder<Scalar>& model, const TrainingCells<
 template <typename Scalar>
 TrainHistory train_on(Autoencoder<Scalar>& model, const TrainingCells<Scalar>& train_cells,
                       const TrainingCells<Scalar>* validation_cells, const TrainOptions& o, ProcessGroup* group) {
+    const FlushDenormals flush; // this thread; the parallel regions set their own (core/denormals.hpp)
     const char* where = "exsal::train";
     CellShare share{0, train_cells.cells(), train_cells.cells()};
     std::int64_t validation_total = validation_cells ? validation_cells->cells() : 0;

@@ -18,6 +18,7 @@
 // Progress and notes go through PipelineObserver callbacks; nothing is printed here.
 
 #include "exsal/core/cpu.hpp"
+#include "exsal/core/denormals.hpp"
 #include "exsal/core/error.hpp"
 #include "exsal/core/threads.hpp"
 #include "exsal/interpret/annotate.hpp"
@@ -453,6 +454,7 @@ inline JsonValue versions_json() {
     v["simd"] = Eigen::SimdInstructionSetsInUse();           // what this binary was compiled for
     v["cpu_features_unused"] = JsonValue::array_of(unused_cpu_features()); // what this CPU has beyond that
     v["matrix_products"] = gemm_backend();                   // Eigen's kernels or BLAS (-DEXSAL_BLAS=ON)
+    v["denormals"] = denormals_mode();                       // subnormal floats flushed to zero or kept
     return v;
 }
 
