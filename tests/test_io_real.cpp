@@ -1,6 +1,8 @@
-// The readers on the real files in ../shared/data (README there): dimensions, labels and values
-// against an independent parse (zlib gzgets + strtof), gene-set counts and coverage against the
-// numbers the README states. Every test skips with a message when the folder is absent.
+// The readers on real public files (HSMM, Trapnell et al. 2014; MSigDB Hallmark and GO sets; the
+// blood transcription modules of Li et al. 2014), found in ../shared/data beside the repository:
+// dimensions, labels and values against an independent parse (zlib gzgets + strtof), gene-set
+// counts and coverage against the counts written down here. Every test skips with a message when
+// the folder is absent.
 
 #include <doctest/doctest.h>
 

@@ -482,7 +482,7 @@ TEST_CASE("HSMM with Hallmark v6.2: runs, and --model-in reproduces the represen
     const Csv ugs = read_csv(a / "unit_gene_sets.csv");
     std::set<std::string> sets;
     for (const auto& row : ugs.rows) sets.insert(row[1]);
-    CHECK(sets.size() == 50); // every Hallmark set has >= 10 genes in HSMM (shared/data README)
+    CHECK(sets.size() == 50); // every Hallmark set has >= 10 genes in HSMM
     const Csv gu = read_csv(a / "group_units.csv");
     std::set<std::string> labels;
     for (const auto& row : gu.rows) labels.insert(row[0]);
