@@ -23,6 +23,7 @@
 #include <cstdlib>
 #include <filesystem>
 #include <fstream>
+#include <numeric>
 #include <sstream>
 #include <string>
 #include <sys/wait.h>
@@ -177,7 +178,7 @@ TEST_CASE("10x MTX (Cell Ranger 3 and 2) and 10x HDF5 (Cell Ranger 3 and 2) read
         for (std::int64_t chunk : {1, 3, 50}) {
             CAPTURE(chunk);
             SparseExpression by_runs;
-            detail::tenx_h5::build_csr(g, ptr, new_row, by_runs, chunk);
+            detail::tenx_h5::build_csr(g, ptr, new_row, by_runs, {0, -1}, chunk);
             CHECK(by_runs.indptr == s.indptr);
             CHECK(by_runs.indices == s.indices);
             CHECK(by_runs.values == s.values);
@@ -188,6 +189,99 @@ TEST_CASE("10x MTX (Cell Ranger 3 and 2) and 10x HDF5 (Cell Ranger 3 and 2) read
     CHECK(s.groups == reference().groups);
     CHECK(g.cells_not_listed == 2);
     CHECK(detect_expression_format(fixture("expression.csv")) == ExpressionFormat::table);
+}
+
+// A process's share of the cells (ReadShare): the ids and groups of every cell, the values of
+// the share's cells only (exactly the whole read's), nothing stored for the others, and a
+// gather of a cell outside the share refused.
+void check_share(const SparseExpression& part, const SparseExpression& whole, ReadShare share, bool with_groups) {
+    REQUIRE_NOTHROW(part.check_consistent("test"));
+    const CellRange r = even_share(whole.n_cells(), share.part, share.parts);
+    CHECK(part.held.first == r.first);
+    CHECK(part.held.count == r.count);
+    CHECK(part.cells == whole.cells);
+    if (with_groups) CHECK(part.groups == whole.groups);
+    CHECK(part.genes == whole.genes);
+    REQUIRE(part.indptr.size() == whole.indptr.size());
+    for (Index c = 0; c < whole.n_cells(); ++c) {
+        const auto b = static_cast<std::size_t>(part.indptr[static_cast<std::size_t>(c)]);
+        const auto e = static_cast<std::size_t>(part.indptr[static_cast<std::size_t>(c) + 1]);
+        if (!part.holds(c)) {
+            CHECK(b == e);
+            continue;
+        }
+        const auto wb = static_cast<std::size_t>(whole.indptr[static_cast<std::size_t>(c)]);
+        const auto we = static_cast<std::size_t>(whole.indptr[static_cast<std::size_t>(c) + 1]);
+        std::vector<std::pair<std::int32_t, float>> a, w; // zeros may be stored by one reader and not the other
+        for (auto k = b; k < e; ++k)
+            if (part.values[k] != 0.0f) a.emplace_back(part.indices[k], part.values[k]);
+        for (auto k = wb; k < we; ++k)
+            if (whole.values[k] != 0.0f) w.emplace_back(whole.indices[k], whole.values[k]);
+        CAPTURE(c);
+        CHECK(a == w);
+    }
+    std::vector<Index> rows(static_cast<std::size_t>(whole.n_genes()));
+    std::iota(rows.begin(), rows.end(), Index(0));
+    const CellGather<SparseExpression> gather(part, rows);
+    MatrixF out(whole.n_genes(), 1);
+    for (Index c : {Index(0), whole.n_cells() - 1}) {
+        if (part.holds(c)) CHECK_NOTHROW(gather.gather(&c, 1, out));
+        else CHECK(error_of([&] { gather.gather(&c, 1, out); }).find("not among the cells this process holds") != std::string::npos);
+    }
+}
+
+TEST_CASE("read by share: every format gives each process its cells' values and every cell's ids and groups") {
+    for (int parts : {2, 3}) {
+        for (int part = 0; part < parts; ++part) {
+            const ReadShare share{part, parts};
+            CAPTURE(parts);
+            CAPTURE(part);
+            for (const char* name : {"anndata08_csr_f32.h5ad", "anndata08_csr_unsorted_indices.h5ad", "anndata08_csc_f32.h5ad",
+                                     "anndata08_dense_i64.h5ad", "anndata07_csr_f32.h5ad", "anndata06_legacy.h5ad"}) {
+                CAPTURE(name);
+                H5adReadOptions o;
+                if (std::string(name) == "anndata06_legacy.h5ad") o.layer = "raw"; // its X is scaled
+                const SparseExpression whole = read_h5ad(fixture(name), o).data;
+                o.share = share;
+                check_share(read_h5ad(fixture(name), o).data, whole, share, true);
+            }
+            TenxReadOptions t;
+            t.share = share;
+            check_share(read_10x_mtx(fixture("10x_mtx_v3"), t), read_10x_mtx(fixture("10x_mtx_v3")), share, false);
+            check_share(read_10x_h5(fixture("filtered_feature_bc_matrix.h5"), t),
+                        read_10x_h5(fixture("filtered_feature_bc_matrix.h5")), share, false);
+            ExpressionReadOptions csv;
+            const ExpressionMatrix dense = read_expression(fixture("expression.csv"), csv);
+            const SparseExpression whole = sparse_cells(dense, {0, dense.n_cells()});
+            check_share(read_expression_share(fixture("expression.csv"), csv, share), whole, share, true);
+            // genes in rows: the same table transposed
+            exsal_test::TempDir dir("share");
+            std::ofstream f(dir.file("t.csv"));
+            f.precision(9); // 16777215 exactly
+            f << "gene";
+            for (const auto& c : dense.cells) f << "," << c;
+            f << "\n";
+            for (Index g = 0; g < dense.n_genes(); ++g) {
+                f << dense.genes[static_cast<std::size_t>(g)];
+                for (Index c = 0; c < dense.n_cells(); ++c) f << "," << dense.values(g, c);
+                f << "\n";
+            }
+            f.close();
+            ExpressionReadOptions by_gene;
+            by_gene.genes_in_rows = true;
+            SparseExpression whole_t = whole;
+            whole_t.groups.clear();
+            check_share(read_expression_share(dir.file("t.csv"), by_gene, share), whole_t, share, false);
+        }
+    }
+    // A bad value in another process's rows is that process's to report; in its own rows, this one's.
+    exsal_test::TempDir dir("bad_share");
+    {
+        std::ofstream f(dir.file("bad.csv"));
+        f << "sample,cluster,A,B\nc1,x,1,2\nc2,x,1,oops\nc3,y,0,1\nc4,y,3,0\n";
+    }
+    CHECK_NOTHROW(read_expression_share(dir.file("bad.csv"), {}, ReadShare{1, 2}));
+    CHECK(error_of([&] { read_expression_share(dir.file("bad.csv"), {}, ReadShare{0, 2}); }).find("bad.csv:3:4") != std::string::npos);
 }
 
 TEST_CASE("bad h5ad and 10x files: an error naming the file and the object inside it") {

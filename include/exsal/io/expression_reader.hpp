@@ -23,6 +23,7 @@
 
 #include "exsal/io/byte_source.hpp"
 #include "exsal/io/expression_matrix.hpp"
+#include "exsal/io/sparse_expression.hpp"
 
 #include <algorithm>
 #include <charconv>
@@ -589,12 +590,33 @@ inline ExpressionMatrix read_genes_in_rows(TextLineReader& in, char* header, cha
     return m;
 }
 
-} // namespace detail
+// Only the id and group of the data row [line, end) into `labels` (a row of another process's
+// share: that process checks its values and field count).
+inline void read_cell_row_labels(char* line, char* end, char sep, const CellTableHeader& h, const std::string& path,
+                                 std::size_t line_no, CellLabels& labels) {
+    char* p = line;
+    std::string_view f;
+    bool id_done = false, group_done = !h.has_groups;
+    for (std::size_t k = 0; k < h.names.size() && !(id_done && group_done); ++k) {
+        if (k > 0) {
+            if (p == end) throw_field_count(path, line_no, 0, h.names.size(), k);
+            ++p;
+        }
+        const FieldStatus fs = next_field(p, end, sep, f);
+        const Index r = h.role[k];
+        if (r >= 0) continue; // a value: its syntax is the owning process's to check
+        if (fs != FieldStatus::ok) throw_field_error(path, line_no, k + 1, fs, f);
+        if (r == CellTableHeader::id) {
+            labels.add_id(f, path, line_no, k + 1);
+            id_done = true;
+        } else {
+            labels.groups.emplace_back(f);
+            group_done = true;
+        }
+    }
+}
 
-// Reads the expression table at `path` (plain or gzip, CSV or TSV) as genes x cells.
-// Throws ArgumentError("read_expression", ...) for invalid options and FileError
-// "path:line:field: ..." for anything wrong with the file.
-inline ExpressionMatrix read_expression(const std::string& path, const ExpressionReadOptions& options = {}) {
+inline void check_read_options(const ExpressionReadOptions& options) {
     const char s = options.separator;
     if (s == '"' || s == ' ' || s == '\n' || s == '\r')
         throw ArgumentError("read_expression", "separator cannot be a quote, space or line break");
@@ -603,20 +625,105 @@ inline ExpressionMatrix read_expression(const std::string& path, const Expressio
         if (options.id_column == options.group_column)
             throw ArgumentError("read_expression", "id_column and group_column are both \"" + options.id_column + "\"");
     }
-    TextLineReader in(path);
+}
+
+// Reads the header of a table opened as `in`; returns it and sets its separator.
+inline char* open_expression_table(TextLineReader& in, const ExpressionReadOptions& options, char& sep) {
+    const std::string& path = in.path();
+    const char s = options.separator;
     char* header = in.next_line();
     while (header && *header == '\0') header = in.next_line();
     if (!header) throw FileError(path, "empty file (no header line)");
-    char sep = s;
+    sep = s;
     if (sep == 0) {
-        sep = detail::detect_separator(header, header + std::strlen(header));
+        sep = detect_separator(header, header + std::strlen(header));
         if (sep == 0)
             throw FileError(path, in.line_number(), 0,
-                            "cannot detect the separator: the header line " + detail::quote_excerpt(header) +
+                            "cannot detect the separator: the header line " + quote_excerpt(header) +
                                 " has neither commas nor tabs");
     }
+    return header;
+}
+
+// Cells as rows, the values of the cells `share` only (SparseExpression::held), every cell's id
+// and group: a first pass counts the rows, a second parses the share's rows whole and of the
+// others the id and group fields alone.
+inline SparseExpression read_cells_in_rows_share(const std::string& path, const ExpressionReadOptions& opt,
+                                                 ReadShare share) {
+    std::int64_t rows = 0;
+    {
+        TextLineReader in(path);
+        char sep = 0;
+        open_expression_table(in, opt, sep);
+        while (char* line = in.next_line())
+            if (*line != '\0') ++rows;
+    }
+    TextLineReader in(path);
+    char sep = 0;
+    char* header = open_expression_table(in, opt, sep);
+    const std::size_t header_line = in.line_number();
+    CellTableHeader h = read_cell_table_header(in, header, sep, opt);
+    if (rows == 0) throw FileError(path, header_line, 0, "no data rows: the file has a header only");
+    const CellRange mine = share.of(rows);
+    SparseExpression m;
+    m.genes_count = static_cast<Index>(h.genes.size());
+    m.indptr.assign(static_cast<std::size_t>(mine.first) + 1, 0);
+    CellLabels labels;
+    std::vector<float> col(h.genes.size());
+    std::int64_t row = 0;
+    while (char* line = in.next_line()) {
+        if (*line == '\0') continue;
+        const std::size_t length = std::strlen(line);
+        if (row >= mine.first && row < mine.first + mine.count) {
+            read_cell_row(line, line + length, sep, h, opt, path, in.line_number(), col.data(), labels);
+            for (std::size_t g = 0; g < col.size(); ++g)
+                if (col[g] != 0.0f) {
+                    m.indices.push_back(static_cast<std::int32_t>(g));
+                    m.values.push_back(col[g]);
+                }
+            m.indptr.push_back(static_cast<std::int64_t>(m.indices.size()));
+        } else {
+            read_cell_row_labels(line, line + length, sep, h, path, in.line_number(), labels);
+        }
+        ++row;
+    }
+    if (row != rows) throw FileError(path, "changed while it was read (" + std::to_string(rows) + " rows, then " +
+                                               std::to_string(row) + ")");
+    m.indptr.resize(static_cast<std::size_t>(rows) + 1, static_cast<std::int64_t>(m.indices.size()));
+    m.genes = std::move(h.genes);
+    m.cells = std::move(labels.cells);
+    if (h.has_groups) m.groups = std::move(labels.groups);
+    m.held = mine;
+    return m;
+}
+
+} // namespace detail
+
+// Reads the expression table at `path` (plain or gzip, CSV or TSV) as genes x cells.
+// Throws ArgumentError("read_expression", ...) for invalid options and FileError
+// "path:line:field: ..." for anything wrong with the file.
+inline ExpressionMatrix read_expression(const std::string& path, const ExpressionReadOptions& options = {}) {
+    detail::check_read_options(options);
+    TextLineReader in(path);
+    char sep = 0;
+    char* header = detail::open_expression_table(in, options, sep);
     return options.genes_in_rows ? detail::read_genes_in_rows(in, header, sep, options)
                                  : detail::read_cells_in_rows(in, header, sep, options);
+}
+
+// The same table as SparseExpression holding the values of the cells `share` only (see
+// SparseExpression::held; zeros are not stored), with every cell's id and group: what one process
+// of a data-parallel run reads. Cells as rows: only the share's rows are parsed for values (the
+// file is read twice, once to count its rows); genes as rows: the table is read whole, then cut
+// down to the share. Throws as read_expression, for the share's rows' values.
+inline SparseExpression read_expression_share(const std::string& path, const ExpressionReadOptions& options,
+                                              ReadShare share) {
+    detail::check_read_options(options);
+    if (options.genes_in_rows) {
+        const ExpressionMatrix m = read_expression(path, options);
+        return sparse_cells(m, share.of(m.n_cells()));
+    }
+    return detail::read_cells_in_rows_share(path, options, share);
 }
 
 } // namespace exsal

@@ -52,6 +52,10 @@ struct H5adReadOptions {
     bool group_column_required = false;
     bool upper_case_genes = true; // as ExpressionReadOptions
     bool allow_negative = false;  // accept values < 0 (the Poisson loss needs counts >= 0)
+    // The cells whose values are read (SparseExpression::held); the others' ids and groups only.
+    // CSR and dense matrices are read for those cells alone (hyperslabs of the file); a CSC
+    // matrix is read whole and then cut down to them.
+    ReadShare share;
 };
 
 struct H5adSummary {
@@ -278,10 +282,14 @@ constexpr std::size_t block_elements = std::size_t(1) << 20;
 
 // Reads the `data` of a sparse group by blocks into `out` (float), checking each value; `ptr`
 // (indptr) names the cell (CSR) or gene (CSC) of a bad value.
+// Entries [begin, end) only when given (a process's share of the cells of a CSR matrix).
 inline void read_values(const h5::Node& d, const std::vector<std::int64_t>& ptr, bool csr, const H5adReadOptions& o,
-                        bool raw_exists, std::vector<float>& out) {
-    const auto n = static_cast<std::size_t>(ptr.back());
-    if (d.length() != n) d.fail("has " + std::to_string(d.length()) + " values where indptr says " + std::to_string(n));
+                        bool raw_exists, std::vector<float>& out, std::size_t begin = 0,
+                        std::size_t end = std::numeric_limits<std::size_t>::max()) {
+    const auto total = static_cast<std::size_t>(ptr.back());
+    if (d.length() != total) d.fail("has " + std::to_string(d.length()) + " values where indptr says " + std::to_string(total));
+    end = std::min(end, total);
+    const std::size_t n = end - begin;
     out.resize(n);
     // Only float64 needs a wider buffer (a value beyond single precision); HDF5 converts the
     // others (float32 as it is, integers) straight to float.
@@ -290,12 +298,12 @@ inline void read_values(const h5::Node& d, const std::vector<std::int64_t>& ptr,
     for (std::size_t first = 0; first < n; first += block_elements) {
         const std::size_t count = std::min(block_elements, n - first);
         const auto position = [&](std::size_t k) {
-            const auto at = static_cast<std::int64_t>(first + k);
+            const auto at = static_cast<std::int64_t>(begin + first + k);
             const auto major = std::upper_bound(ptr.begin(), ptr.end(), at) - ptr.begin() - 1;
             return "entry " + std::to_string(at) + " (" + (csr ? "cell " : "gene ") + std::to_string(major) + ")";
         };
-        if (wide) check_values(d, d.read_rows<double>(first, count), o.allow_negative, raw_exists, out.data() + first, position);
-        else check_values(d, d.read_rows<float>(first, count), o.allow_negative, raw_exists, out.data() + first, position);
+        if (wide) check_values(d, d.read_rows<double>(begin + first, count), o.allow_negative, raw_exists, out.data() + first, position);
+        else check_values(d, d.read_rows<float>(begin + first, count), o.allow_negative, raw_exists, out.data() + first, position);
     }
 }
 
@@ -318,11 +326,13 @@ inline std::vector<std::int64_t> read_indptr(const h5::Node& g, std::size_t majo
     return ptr;
 }
 
-// indices of a sparse group, checked against `minor`, as int32.
-inline std::vector<std::int32_t> read_indices(const h5::Node& g, std::size_t minor) {
+// indices of a sparse group, checked against `minor`, as int32 (entries [begin, end) only when given).
+inline std::vector<std::int32_t> read_indices(const h5::Node& g, std::size_t minor, std::size_t begin = 0,
+                                              std::size_t end = std::numeric_limits<std::size_t>::max()) {
     const h5::Node d = g.open("indices");
     if (!d.type().is_integer()) d.fail("holds " + d.type().name() + " values, not integers");
-    const std::size_t n = d.length();
+    end = std::min(end, d.length());
+    const std::size_t n = end - begin;
     std::vector<std::int32_t> out(n);
     const h5::TypeInfo t = d.type();
     const bool narrow = t.is_signed && t.size <= sizeof(std::int32_t); // read as int32, no int64 buffer
@@ -330,15 +340,15 @@ inline std::vector<std::int32_t> read_indices(const h5::Node& g, std::size_t min
         for (std::size_t k = 0; k < block.size(); ++k) {
             const auto v = static_cast<std::int64_t>(block[k]);
             if (v < 0 || v >= static_cast<std::int64_t>(minor))
-                d.fail("index " + std::to_string(v) + " at position " + std::to_string(first + k) +
+                d.fail("index " + std::to_string(v) + " at position " + std::to_string(begin + first + k) +
                        " is out of range (0 to " + std::to_string(minor) + " - 1)");
             out[first + k] = static_cast<std::int32_t>(v);
         }
     };
     for (std::size_t first = 0; first < n; first += block_elements) {
         const std::size_t count = std::min(block_elements, n - first);
-        if (narrow) check(d.read_rows<std::int32_t>(first, count), first);
-        else check(d.read_rows<std::int64_t>(first, count), first);
+        if (narrow) check(d.read_rows<std::int32_t>(begin + first, count), first);
+        else check(d.read_rows<std::int64_t>(begin + first, count), first);
     }
     return out;
 }
@@ -415,17 +425,33 @@ inline void read_sparse(const h5::Node& g, const H5adReadOptions& o, bool raw_ex
     summary.storage = format;
     summary.value_type = g.open("data").type().name();
     std::vector<std::int64_t> ptr = read_indptr(g, csr ? n_obs : n_var, shape_text);
+    out.genes_count = static_cast<Index>(n_var);
+    if (csr && !o.share.all()) { // this share's cells alone: entries ptr[first] .. ptr[first + count)
+        const CellRange r = o.share.of(static_cast<std::int64_t>(n_obs));
+        const auto begin = static_cast<std::size_t>(ptr[static_cast<std::size_t>(r.first)]);
+        const auto end = static_cast<std::size_t>(ptr[static_cast<std::size_t>(r.first + r.count)]);
+        std::vector<std::int32_t> idx = read_indices(g, n_var, begin, end);
+        std::vector<float> val;
+        read_values(g.open("data"), ptr, csr, o, raw_exists, val, begin, end);
+        for (auto& p : ptr) p = std::clamp(p, static_cast<std::int64_t>(begin), static_cast<std::int64_t>(end)) - static_cast<std::int64_t>(begin);
+        sort_rows(g, ptr, idx, val, "cell");
+        out.indptr = std::move(ptr);
+        out.indices = std::move(idx);
+        out.values = std::move(val);
+        out.held = r;
+        return;
+    }
     std::vector<std::int32_t> idx = read_indices(g, csr ? n_var : n_obs);
     std::vector<float> val;
     read_values(g.open("data"), ptr, csr, o, raw_exists, val);
     sort_rows(g, ptr, idx, val, csr ? "cell" : "gene");
-    out.genes_count = static_cast<Index>(n_var);
     if (csr) {
         out.indptr = std::move(ptr);
         out.indices = std::move(idx);
         out.values = std::move(val);
     } else {
         csc_to_csr(n_obs, ptr, idx, val, out);
+        if (!o.share.all()) restrict_to_cells(out, o.share.of(static_cast<std::int64_t>(n_obs)));
     }
 }
 
@@ -440,11 +466,14 @@ inline void read_dense(const h5::Node& d, const H5adReadOptions& o, bool raw_exi
     if (n_var > static_cast<std::size_t>(std::numeric_limits<std::int32_t>::max()))
         d.fail("has more genes than this reader supports (2^31)");
     out.genes_count = static_cast<Index>(n_var);
-    out.indptr.assign(1, 0);
+    const CellRange share = o.share.of(static_cast<std::int64_t>(n_obs)); // rows read (all by default)
+    const auto share_end = static_cast<std::size_t>(share.first + share.count);
+    out.indptr.assign(static_cast<std::size_t>(share.first) + 1, 0);
+    if (!o.share.all()) out.held = share;
     const std::size_t rows_per_block = std::max<std::size_t>(1, block_elements / std::max<std::size_t>(1, n_var));
     std::vector<float> row(n_var);
-    for (std::size_t first = 0; first < n_obs; first += rows_per_block) {
-        const std::size_t count = std::min(rows_per_block, n_obs - first);
+    for (std::size_t first = static_cast<std::size_t>(share.first); first < share_end; first += rows_per_block) {
+        const std::size_t count = std::min(rows_per_block, share_end - first);
         const std::vector<double> block = d.read_rows<double>(first, count);
         for (std::size_t r = 0; r < count; ++r) {
             std::vector<double> one(block.begin() + static_cast<std::ptrdiff_t>(r * n_var),
@@ -460,6 +489,7 @@ inline void read_dense(const h5::Node& d, const H5adReadOptions& o, bool raw_exi
             out.indptr.push_back(static_cast<std::int64_t>(out.indices.size()));
         }
     }
+    out.indptr.resize(n_obs + 1, static_cast<std::int64_t>(out.indices.size()));
 }
 
 inline void read_groups(const h5::Node& root, const Frame& obs, const H5adReadOptions& o, H5adData& r) {

@@ -54,6 +54,10 @@ struct TenxReadOptions {
     // Upper-case gene symbols (ASCII letters) as read_expression and read_gmt do by default, so
     // that they match gene sets; duplicates are made unique after upper-casing.
     bool upper_case_genes = true;
+    // The barcodes whose values are kept (SparseExpression::held); all barcodes' ids are read.
+    // An HDF5 matrix is read for those cells alone; a Matrix Market file, whose entries may come
+    // in any order, is read whole and then cut down to them.
+    ReadShare share;
 };
 
 // What read_10x_mtx read and changed, for a log line.
@@ -64,7 +68,7 @@ struct TenxReadSummary {
     Index features_dropped = 0;       // not of options.feature_type (e.g. "Antibody Capture")
     Index genes_renamed = 0;          // duplicate symbols given a "-1", "-2", ... suffix
     std::int64_t entries_in_file = 0; // stored values in the matrix file
-    std::int64_t entries_dropped = 0; // of those, values of dropped features
+    std::int64_t entries_dropped = 0; // of those, values of dropped features (HDF5 read by share: of the share's cells)
 };
 
 namespace detail::tenx {
@@ -654,6 +658,7 @@ inline SparseExpression read_10x_mtx(const std::string& path, const TenxReadOpti
     const Index renamed = t::make_names_unique(features.genes);
     out.genes_count = static_cast<Index>(features.genes.size());
     out.genes = std::move(features.genes);
+    if (!options.share.all()) restrict_to_cells(out, options.share.of(out.n_cells()));
     if (summary) {
         *summary = TenxReadSummary();
         summary->matrix_path = files.matrix;

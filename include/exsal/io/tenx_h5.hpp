@@ -51,15 +51,18 @@ inline h5::Node matrix_group(const h5::Node& root, bool& v3) {
 // cell's genes; refuses an index out of range or twice in one cell. 'indices' and 'data' are read
 // by runs of whole cells of about 4 M entries, so the file's int64 indices and (as double) values
 // are never held whole next to the result: a 10x file of 200 M counts would need 3.2 GB for them.
+// Only the barcodes `share` are read (the others get no values) when given.
 inline void build_csr(const h5::Node& g, const std::vector<std::int64_t>& ptr, const std::vector<std::int32_t>& new_row,
-                      SparseExpression& out, std::int64_t chunk_entries = std::int64_t(1) << 22) {
+                      SparseExpression& out, CellRange share = {0, -1}, std::int64_t chunk_entries = std::int64_t(1) << 22) {
     const h5::Node indices = g.open("indices"), values = g.open("data");
-    out.indptr.assign(1, 0);
-    out.indices.reserve(static_cast<std::size_t>(ptr.back()));
-    out.values.reserve(static_cast<std::size_t>(ptr.back()));
+    if (share.count < 0) share = {0, static_cast<std::int64_t>(ptr.size()) - 1};
+    out.indptr.assign(static_cast<std::size_t>(share.first) + 1, 0);
+    const std::int64_t entries = ptr[static_cast<std::size_t>(share.first + share.count)] - ptr[static_cast<std::size_t>(share.first)];
+    out.indices.reserve(static_cast<std::size_t>(entries));
+    out.values.reserve(static_cast<std::size_t>(entries));
     std::vector<std::pair<std::int32_t, float>> cell;
-    const std::size_t cells = ptr.size() - 1;
-    for (std::size_t c0 = 0; c0 < cells;) {
+    const auto cells = static_cast<std::size_t>(share.first + share.count);
+    for (std::size_t c0 = static_cast<std::size_t>(share.first); c0 < cells;) {
         std::size_t c1 = c0 + 1; // cells [c0, c1): at least one, else up to chunk_entries entries
         while (c1 < cells && ptr[c1 + 1] - ptr[c0] <= chunk_entries) ++c1;
         const std::int64_t first = ptr[c0];
@@ -94,6 +97,7 @@ inline void build_csr(const h5::Node& g, const std::vector<std::int64_t>& ptr, c
         }
         c0 = c1;
     }
+    out.indptr.resize(ptr.size(), static_cast<std::int64_t>(out.indices.size()));
 }
 
 inline std::vector<std::int64_t> read_indptr(const h5::Node& g, std::size_t barcodes, std::size_t nnz) {
@@ -151,7 +155,9 @@ inline SparseExpression read_10x_h5(const h5::Node& root, const TenxReadOptions&
     if (g.open("indices").length() != nnz) g.open("indices").fail("differs in length from 'data'");
     const std::vector<std::int64_t> ptr = detail::tenx_h5::read_indptr(g, out.cells.size(), nnz);
     out.genes_count = static_cast<Index>(out.genes.size());
-    detail::tenx_h5::build_csr(g, ptr, new_row, out);
+    const CellRange share = o.share.of(static_cast<std::int64_t>(out.cells.size()));
+    detail::tenx_h5::build_csr(g, ptr, new_row, out, share);
+    if (!o.share.all()) out.held = share;
     std::unordered_set<std::string> seen;
     for (std::size_t i = 0; i < out.cells.size(); ++i)
         if (!seen.insert(out.cells[i]).second) g.open("barcodes").fail("barcode \"" + out.cells[i] + "\" appears twice");
@@ -162,7 +168,9 @@ inline SparseExpression read_10x_h5(const h5::Node& root, const TenxReadOptions&
         summary->features_dropped = static_cast<Index>(names.size()) - out.genes_count;
         summary->genes_renamed = renamed;
         summary->entries_in_file = static_cast<std::int64_t>(nnz);
-        summary->entries_dropped = static_cast<std::int64_t>(nnz) - out.nnz();
+        // of the entries read (the share's cells when o.share is set)
+        summary->entries_dropped = ptr[static_cast<std::size_t>(share.first + share.count)] -
+                                   ptr[static_cast<std::size_t>(share.first)] - out.nnz();
     }
     return out;
 }
