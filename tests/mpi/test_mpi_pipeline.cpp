@@ -1,7 +1,8 @@
 // velten_pipeline under mpiexec (2 processes, one thread each) against the same run in one
 // process: exit code, every output file with the same header, rows and row keys, the loss curves
-// within 1 % over 20 epochs, run.json's process count, messages printed once; an error on every
-// process reported once; a process killed mid-run ends the run and leaves --out as it was.
+// within 1 % over 20 epochs, run.json's process count, messages printed once; the same from a file
+// that each process reads only its share of; an error on every process reported once; a process
+// killed mid-run ends the run and leaves --out as it was.
 // The binary and the launcher come from CMake (tests/mpi/CMakeLists.txt).
 #include <doctest/doctest.h>
 
@@ -11,6 +12,7 @@
 
 #include <algorithm>
 #include <cmath>
+#include <cstdlib>
 #include <filesystem>
 #include <regex>
 #include <set>
@@ -125,6 +127,75 @@ TEST_CASE("mpiexec -n 2 velten_pipeline writes the outputs of one process: files
     CHECK(worst < 0.01);
     // The interpretation of all cells: the same cell and group counts.
     CHECK(json_numbers(json_two, "cells") == json_numbers(json_one, "cells"));
+}
+
+// The numeric fields of a CSV table's rows after the header, in order (text fields skipped).
+std::vector<double> table_numbers(const std::string& text) {
+    std::vector<double> v;
+    const std::vector<std::string> rows = lines(text);
+    for (std::size_t r = 1; r < rows.size(); ++r) {
+        std::istringstream in(rows[r]);
+        for (std::string field; std::getline(in, field, ',');) {
+            char* end = nullptr;
+            const double x = std::strtod(field.c_str(), &end);
+            if (!field.empty() && end == field.c_str() + field.size()) v.push_back(x);
+        }
+    }
+    return v;
+}
+
+TEST_CASE("mpiexec -n 2 velten_pipeline on a file: each process reads its share of the cells, the run matches one process") {
+    TempDir dir("file");
+    // The data: the built-in simulation as the pipeline writes it (a gzip CSV and its gene sets).
+    const Run sim = run(pipeline(" --simulate-cells 600 --simulate-genes 500 --hidden 32 --units 8 --epochs 1 --threads 1 --seed 5"
+                                 " --quiet --out '" + dir.file("sim") + "'"), dir, "sim");
+    REQUIRE_MESSAGE(sim.code == 0, sim.err);
+    const std::string input = " --expression '" + dir.file("sim/simulated_expression.csv.gz") + "' --gene-sets '" +
+                              dir.file("sim/synthetic_gene_sets.gmt") + "' --gene-set-prefix SIM_"
+                              " --hidden 32 --units 8 --epochs 20 --label-permutations 199 --threads 1 --seed 5";
+    const Run one = run(pipeline(input + " --out '" + dir.file("one") + "'"), dir, "one");
+    const Run two = run(on_two_processes(input + " --out '" + dir.file("two") + "'"), dir, "two");
+    REQUIRE_MESSAGE(one.code == 0, one.err);
+    REQUIRE_MESSAGE(two.code == 0, two.err);
+    CHECK_MESSAGE((two.out + two.err).find("each of the 2 processes holds the values of its share of the cells (process 0: 300 cells") !=
+                      std::string::npos, two.err);
+    const std::vector<std::string> files = files_under(dir.file("one"));
+    CHECK(files_under(dir.file("two")) == files);
+    for (const std::string& f : files) {
+        if (f.size() < 4 || f.compare(f.size() - 4, 4, ".csv") != 0) continue;
+        INFO(f);
+        const std::vector<std::string> a = lines(read_bytes(dir.file("one/" + f))), b = lines(read_bytes(dir.file("two/" + f)));
+        REQUIRE(a.size() == b.size());
+        CHECK(a[0] == b[0]);
+        CHECK(keys(a) == keys(b));
+    }
+    const std::string json_one = read_bytes(dir.file("one/run.json")), json_two = read_bytes(dir.file("two/run.json"));
+    // The same preprocessing (gene filter over every process's cells, min-max and centre combined)
+    // and the same global batches: the same genes and split, the losses to float rounding.
+    for (const std::string key : {"genes_removed_by_filter", "genes_removed_by_gene_sets", "cells_train", "cells_validation"}) {
+        INFO(key);
+        CHECK(json_numbers(json_two, key) == json_numbers(json_one, key));
+    }
+    const std::vector<double> loss_one = json_numbers(json_one, "train_loss"), loss_two = json_numbers(json_two, "train_loss");
+    REQUIRE(loss_one.size() == 20);
+    REQUIRE(loss_two.size() == loss_one.size());
+    CHECK(std::abs(loss_two[0] / loss_one[0] - 1.0) < 1e-5); // the first epoch: rounding only
+    double worst = 0.0;
+    for (std::size_t e = 0; e < loss_one.size(); ++e) worst = std::max(worst, std::abs(loss_two[e] / loss_one[e] - 1.0));
+    MESSAGE("20 epochs on 2 processes reading their shares: largest relative difference of the training loss " << worst);
+    CHECK(worst < 0.01);
+    // The representation of every cell, from both processes' shares.
+    const std::vector<double> r1 = table_numbers(read_bytes(dir.file("one/representation.csv"))),
+                              r2 = table_numbers(read_bytes(dir.file("two/representation.csv")));
+    REQUIRE(r1.size() == r2.size());
+    double scale = 0.0, diff = 0.0;
+    for (std::size_t i = 0; i < r1.size(); ++i) {
+        scale = std::max(scale, std::abs(r1[i]));
+        diff = std::max(diff, std::abs(r1[i] - r2[i]));
+    }
+    MESSAGE("representation: largest difference " << diff << " of values up to " << scale);
+    CHECK(scale > 0.0);
+    CHECK(diff <= 1e-3 * scale);
 }
 
 TEST_CASE("mpiexec -n 2 velten_pipeline: an error every process meets is reported once, with the exit code") {

@@ -14,6 +14,7 @@
 // aligned to the model's genes (align) and transformed identically (transform).
 
 #include "exsal/core/error.hpp"
+#include "exsal/core/process_group.hpp"
 #include "exsal/core/random.hpp"
 #include "exsal/core/serialize.hpp"
 #include "exsal/core/text.hpp"
@@ -98,18 +99,39 @@ inline Split split_train_validation(Index n_cells, double validation_fraction, s
     return split;
 }
 
+// The entries of `sorted` (ascending columns) within the cells `share`, and where they sit in it.
+inline CellRange positions_in(const std::vector<Index>& sorted, CellRange share) {
+    const auto b = std::lower_bound(sorted.begin(), sorted.end(), static_cast<Index>(share.first));
+    const auto e = std::lower_bound(b, sorted.end(), static_cast<Index>(share.first + share.count));
+    return {static_cast<std::int64_t>(b - sorted.begin()), static_cast<std::int64_t>(e - b)};
+}
+
+inline std::vector<Index> columns_in(const std::vector<Index>& sorted, CellRange share) {
+    const CellRange at = positions_in(sorted, share);
+    return std::vector<Index>(sorted.begin() + at.first, sorted.begin() + at.first + at.count);
+}
+
 // ---------------------------------------------------------------------------------------------
 // Step 2: gene filter.
 
 // Rows (ascending) whose value is strictly greater than `threshold` in at least one cell
 // (reference threshold 2). Dense (ExpressionMatrix) or sparse (SparseExpression) data. Throws
 // ArgumentError when no gene survives.
+//
+// Data-parallel (`processes`): each process gives the cells `share` it holds (SparseExpression
+// holding them, or dense data holding all), and the maxima are the largest over all processes.
 template <class Expression>
-std::vector<Index> filter_genes_by_max(const Expression& m, float threshold = 2.0f) {
+std::vector<Index> filter_genes_by_max(const Expression& m, float threshold = 2.0f, ProcessGroup* processes = nullptr,
+                                       CellRange share = {0, -1}) {
     const std::string where = "filter_genes_by_max";
     m.check_consistent(where);
     std::vector<Index> kept;
-    const VectorF maxima = gene_maxima(m); // -inf without cells
+    VectorF maxima = share.count < 0 ? gene_maxima(m) : gene_maxima(m, share); // -inf without cells
+    if (processes) {
+        std::vector<double> d(maxima.data(), maxima.data() + maxima.size());
+        processes->max(d.data(), static_cast<Index>(d.size()));
+        for (Index g = 0; g < maxima.size(); ++g) maxima(g) = static_cast<float>(d[static_cast<std::size_t>(g)]);
+    }
     for (Index g = 0; g < m.n_genes(); ++g)
         if (maxima(g) > threshold) kept.push_back(g);
     if (kept.empty())
@@ -227,10 +249,13 @@ public:
     // (the model's genes, named `genes` in model order), so the training cells are never held
     // whole; with `centre`, also the mean transformed input over them (summed in double, cell by
     // cell in `train` order). Throws as fit() does.
+    // Data-parallel (`processes`): `train` are this process's training cells; minima, maxima and
+    // the centre's sums and cell count are combined over all processes, so every process fits
+    // the same preprocessing (the centre to double rounding of the one-process sum).
     template <class Expression>
     static Preprocessor fit(const CellGather<Expression>& cells, const std::vector<Index>& train,
                             const std::vector<std::string>& genes, InputTransform transform, double cpm_scale,
-                            bool centre) {
+                            bool centre, ProcessGroup* processes = nullptr) {
         const std::string where = "Preprocessor::fit";
         if (cells.rows() == 0) throw ArgumentError(where, "no genes");
         if (static_cast<Index>(genes.size()) != cells.rows())
@@ -244,25 +269,48 @@ public:
         p.m_transform = transform;
         p.m_cpm_scale = cpm_scale;
         const Index G = cells.rows();
+        std::int64_t n_train = static_cast<std::int64_t>(train.size());
+        if (processes) processes->sum(&n_train, 1);
         if (transform == InputTransform::minmax) {
-            if (train.empty()) throw ArgumentError(where, "minmax needs at least one training cell");
+            if (n_train == 0) throw ArgumentError(where, "minmax needs at least one training cell");
             p.m_min = VectorF::Constant(G, std::numeric_limits<float>::infinity());
             p.m_max = VectorF::Constant(G, -std::numeric_limits<float>::infinity());
-            for_each_block(cells, train, [&](Eigen::Ref<MatrixF> block, Index) {
-                if (!block.allFinite()) throw ArgumentError(where, "minmax needs finite values");
-                p.m_min = p.m_min.cwiseMin(block.rowwise().minCoeff());
-                p.m_max = p.m_max.cwiseMax(block.rowwise().maxCoeff());
-            });
-        }
-        if (centre && !train.empty()) {
-            VectorD sum = VectorD::Zero(G);
-            for_each_block(cells, train, [&](Eigen::Ref<MatrixF> block, Index) {
-                for (Index j = 0; j < block.cols(); ++j) {
-                    p.transform_column(block.col(j).data(), block.col(j).data());
-                    sum += block.col(j).cast<double>();
+            std::int64_t bad = 0; // every process reaches the sums below, also with bad values
+            if (!train.empty())
+                for_each_block(cells, train, [&](Eigen::Ref<MatrixF> block, Index) {
+                    if (!block.allFinite()) {
+                        bad = 1;
+                        return;
+                    }
+                    p.m_min = p.m_min.cwiseMin(block.rowwise().minCoeff());
+                    p.m_max = p.m_max.cwiseMax(block.rowwise().maxCoeff());
+                });
+            if (processes) {
+                processes->sum(&bad, 1);
+                std::vector<double> both(static_cast<std::size_t>(2 * G));
+                for (Index g = 0; g < G; ++g) {
+                    both[static_cast<std::size_t>(g)] = -static_cast<double>(p.m_min(g));
+                    both[static_cast<std::size_t>(G + g)] = static_cast<double>(p.m_max(g));
                 }
-            });
-            p.set_centre((sum / static_cast<double>(train.size())).cast<float>());
+                processes->max(both.data(), 2 * G);
+                for (Index g = 0; g < G; ++g) {
+                    p.m_min(g) = static_cast<float>(-both[static_cast<std::size_t>(g)]);
+                    p.m_max(g) = static_cast<float>(both[static_cast<std::size_t>(G + g)]);
+                }
+            }
+            if (bad > 0) throw ArgumentError(where, "minmax needs finite values");
+        }
+        if (centre && n_train > 0) {
+            VectorD sum = VectorD::Zero(G);
+            if (!train.empty())
+                for_each_block(cells, train, [&](Eigen::Ref<MatrixF> block, Index) {
+                    for (Index j = 0; j < block.cols(); ++j) {
+                        p.transform_column(block.col(j).data(), block.col(j).data());
+                        sum += block.col(j).cast<double>();
+                    }
+                });
+            if (processes) processes->sum(sum.data(), G);
+            p.set_centre((sum / static_cast<double>(n_train)).cast<float>());
         }
         return p;
     }
@@ -555,7 +603,7 @@ struct PreprocessReport {
 struct PreparedCells {
     std::vector<Index> rows;        // rows of the data behind the model's genes, in model order
     std::vector<std::string> genes; // their symbols, upper case (= preprocessor.genes())
-    Split split;                    // columns of the data: training and validation cells
+    Split split;                    // columns of the data: training and validation cells, ascending
     Preprocessor preprocessor;      // fitted on the training cells only
     PreprocessReport report;
 };
@@ -565,7 +613,7 @@ struct PreparedData {
     ExpressionMatrix validation; // model genes x validation cells, raw values
     MatrixF train_input;         // preprocessor.transform(train.values): network input
     MatrixF validation_input;    // preprocessor.transform(validation.values)
-    Split split;                 // columns of the input data behind train / validation
+    Split split;                 // columns of the input data behind train / validation, ascending
     Preprocessor preprocessor;   // fitted on the training cells only
     PreprocessReport report;
 };
@@ -591,10 +639,10 @@ ExpressionMatrix select_block(const Expression& m, const std::vector<Index>& row
 // restricted to the sets. On row indices and names only: no value is copied.
 template <class Expression>
 void select_model_genes(const Expression& data, const GeneSetCollection* sets, const PreprocessOptions& opt,
-                        PreparedCells& out) {
+                        PreparedCells& out, ProcessGroup* processes = nullptr, CellRange share = {0, -1}) {
     std::vector<Index> rows;
     if (opt.filter) {
-        rows = filter_genes_by_max(data, static_cast<float>(opt.filter_threshold));
+        rows = filter_genes_by_max(data, static_cast<float>(opt.filter_threshold), processes, share);
     } else {
         rows.resize(static_cast<std::size_t>(data.n_genes()));
         std::iota(rows.begin(), rows.end(), Index(0));
@@ -652,21 +700,35 @@ void check_transformable(const CellGather<Expression>& cells, const std::vector<
     });
 }
 
+// Data-parallel (`processes`): each process holds (at least) the cells `share` of the data, every
+// process draws the same split and keeps the whole of it in `out.split`; the gene maxima and the
+// transform's statistics are combined over the processes, so every process prepares alike.
+// Collective; an error on one process throws on all (rethrow_if_any_failed).
 template <class Expression>
-PreparedCells prepare_cells(const Expression& data, const GeneSetCollection* sets, const PreprocessOptions& opt) {
+PreparedCells prepare_cells(const Expression& data, const GeneSetCollection* sets, const PreprocessOptions& opt,
+                            ProcessGroup* processes = nullptr, CellRange share = {0, -1}) {
     data.check_consistent("prepare");
     PreparedCells out;
     out.report.cells_input = data.n_cells();
     out.report.genes_input = data.n_genes();
     out.split = split_train_validation(data.n_cells(), opt.validation_fraction, opt.seed); // 1. split
-    select_model_genes(data, sets, opt, out);                                              // 2.-4.
+    // Ascending columns: the training cells of a process that holds a range of the cells are a
+    // range of the list, and the processes' ranges in rank order make up the same list as one
+    // process's (the batches draw their own order every epoch).
+    std::sort(out.split.train.begin(), out.split.train.end());
+    std::sort(out.split.validation.begin(), out.split.validation.end());
+    select_model_genes(data, sets, opt, out, processes, share); // 2.-4.
     out.report.cells_train = static_cast<Index>(out.split.train.size());
     out.report.cells_validation = static_cast<Index>(out.split.validation.size());
     const CellGather<Expression> cells(data, out.rows);
-    check_transformable(cells, out.split.train, out.genes, opt.transform);
-    check_transformable(cells, out.split.validation, out.genes, opt.transform);
+    const std::vector<Index> train = share.count < 0 ? out.split.train : columns_in(out.split.train, share);
+    on_every_process(processes, "checking the cells", [&] {
+        check_transformable(cells, train, out.genes, opt.transform);
+        check_transformable(cells, share.count < 0 ? out.split.validation : columns_in(out.split.validation, share),
+                            out.genes, opt.transform);
+    });
     // 5. fit the transform (and the centre) on the training cells only
-    out.preprocessor = Preprocessor::fit(cells, out.split.train, out.genes, opt.transform, opt.cpm_scale, opt.centre);
+    out.preprocessor = Preprocessor::fit(cells, train, out.genes, opt.transform, opt.cpm_scale, opt.centre, processes);
     out.preprocessor.set_filter_threshold(opt.filter ? opt.filter_threshold : std::numeric_limits<double>::quiet_NaN());
     out.preprocessor.set_gene_sets(opt.gene_sets_label);
     return out;

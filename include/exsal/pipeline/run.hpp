@@ -317,11 +317,12 @@ inline void run_ensemble(const PipelineConfig& c, const PipelineData& data, cons
             const PipelineConfig ck = ensemble_member_config(c, k);
             const TrainedModel t = data.visit(
                 [&](const auto& m) { return fit_pipeline_model(ck, m, data.gene_sets, stages.observer().on_epoch,
-                                                                stages.observer().on_batch, processes); });
+                                                                stages.observer().on_batch, processes, data.share); });
             Projection pk;
             on_every_process(processes, "projecting the cells", [&] {
-                pk = data.visit([&](const auto& m) { return project_cells(t.fitted, m, sample); });
+                pk = data.visit([&](const auto& m) { return project_cells(t.fitted, m, sample, data.share); });
             });
+            share_representation(pk, processes);
             Explanation e = explain_cells(ck, t.fitted, pk, data.groups(), data.gene_sets,
                                           stages.observer().on_cells, processes);
             const std::string dir = "models/model_" + std::to_string(k) + "/";
@@ -474,7 +475,7 @@ inline JsonValue data_json(const PipelineData& data, const PipelineResult& r, co
     JsonValue d = JsonValue::object();
     d["source"] = data.source;
     if (!data.format.empty()) d["format"] = data.format;
-    if (data.is_sparse) d["non_zeros"] = static_cast<double>(data.sparse.nnz());
+    if (data.is_sparse) d["non_zeros"] = data.non_zeros;
     if (!data.notes.empty()) d["notes"] = JsonValue::array_of(data.notes);
     d["cells"] = r.cells;
     d["genes_input"] = r.genes_input;
@@ -666,10 +667,13 @@ inline void note_interpretation(const PipelineConfig& c, const PipelineData& dat
 // failures later throw (FileError, ArgumentError, NumericError) and leave --out as it was.
 //
 // With `processes` (a data-parallel run, e.g. MPI ranks, every process calling run_pipeline with
-// the same configuration): every process reads or simulates all cells and prepares them alike,
-// trains on its share of the training cells (exsal::train over the group: one sum of the
-// gradients per step), projects every cell, and takes its share of the interpreted cells through
-// the interpretation's two gradient passes, whose sums are added across the processes. The first
+// the same configuration): each process reads the values of its share of the cells only
+// (PipelineData::share; the ids and groups of all cells; the built-in data are simulated whole),
+// all prepare alike (gene maxima and transform statistics combined), each trains on the training
+// cells of its share (exsal::train over the group: one sum of the gradients per step), projects
+// its share (the representations are then added up, so every process has all of them), and takes
+// the interpreted cells of its share through the interpretation's two gradient passes, whose sums
+// are added across the processes. The first
 // process alone writes the outputs (the same files as one process; run.json records the process
 // count), and commits the folder only when every process got there. An error on one process ends
 // the run on every process at the next agreement (ProcessGroup::last_failures() > 0 there): the
@@ -704,7 +708,7 @@ inline PipelineResult run_pipeline(const PipelineConfig& c, const PipelineObserv
     PipelineData data;
     stages.run(c.builtin_data() ? "simulate data" : "read data", [&] {
         on_every_process(processes, "reading the data", [&] {
-            data = load_pipeline_data(c);
+            data = load_pipeline_data(c, processes);
             check_pipeline_data(c, data);
         });
     });
@@ -718,7 +722,7 @@ inline PipelineResult run_pipeline(const PipelineConfig& c, const PipelineObserv
         trained = stages.run("train", [&] {
             return data.visit([&](const auto& m) {
                 return std::make_unique<TrainedModel>(fit_pipeline_model(c, m, data.gene_sets, observer.on_epoch,
-                                                                         observer.on_batch, processes));
+                                                                         observer.on_batch, processes, data.share));
             });
         });
         r.trained = true;
@@ -740,11 +744,12 @@ inline PipelineResult run_pipeline(const PipelineConfig& c, const PipelineObserv
     stages.run("project", [&] {
         on_every_process(processes, "projecting the cells", [&] {
             try {
-                projection = data.visit([&](const auto& m) { return project_cells(fitted, m, sample); });
+                projection = data.visit([&](const auto& m) { return project_cells(fitted, m, sample, data.share); });
             } catch (const Error& e) {
                 rethrow_for_command_line(e, c, data.source);
             }
         });
+        share_representation(projection, processes);
     });
     if (projection.genes_missing > 0)
         stages.note(std::to_string(projection.genes_missing) + " of the model's " + std::to_string(r.genes_model) +

@@ -74,6 +74,12 @@ struct PipelineData {
     bool simulated = false;
     SimulatedTruth truth;        // simulated data only: what was planted
     GeneSetCollection simulated_sets; // simulated data only: all planted and decoy sets
+    // Data-parallel runs: the cells this process trains on, projects and interprets (its
+    // exsal::even_share of all cells, in file order); a sparse input holds the values of these
+    // alone (SparseExpression::held), every input the ids and groups of all cells. One process:
+    // count -1, all cells.
+    CellRange share{0, -1};
+    double non_zeros = 0.0; // sparse input: stored values over all processes
 
     // f(expression) or f(sparse), whichever holds the data.
     template <class F> decltype(auto) visit(F&& f) const { return is_sparse ? f(sparse) : f(expression); }
@@ -83,6 +89,7 @@ struct PipelineData {
     std::vector<std::string>& groups() { return is_sparse ? sparse.groups : expression.groups; }
     Index n_cells() const { return is_sparse ? sparse.n_cells() : expression.n_cells(); }
     Index n_genes() const { return is_sparse ? sparse.n_genes() : expression.n_genes(); }
+    CellRange my_cells() const { return share.count < 0 ? CellRange{0, n_cells()} : share; }
 };
 
 // Group label of cells that the data or --cell-groups leave without one.
@@ -115,8 +122,9 @@ inline std::string format_bytes(double bytes) {
 }
 
 #if EXSAL_WITH_HDF5
-inline void read_h5ad_data(const PipelineConfig& c, PipelineData& d) {
+inline void read_h5ad_data(const PipelineConfig& c, PipelineData& d, ReadShare share) {
     H5adReadOptions o;
+    o.share = share;
     o.layer = c.layer;
     o.group_column = c.cell_groups.empty() ? c.group_column : std::string();
     o.group_column_required = c.group_column != PipelineConfig{}.group_column; // the default may be absent
@@ -129,8 +137,10 @@ inline void read_h5ad_data(const PipelineConfig& c, PipelineData& d) {
                           detail::h5ad::join_names(r.summary.obs_columns) + ")");
 }
 
-inline void read_tenx_h5_data(const PipelineConfig& c, PipelineData& d, TenxReadSummary& s) {
-    d.sparse = read_10x_h5(c.expression, {}, &s);
+inline void read_tenx_h5_data(const PipelineConfig& c, PipelineData& d, TenxReadSummary& s, ReadShare share) {
+    TenxReadOptions o;
+    o.share = share;
+    d.sparse = read_10x_h5(c.expression, o, &s);
 }
 #endif
 
@@ -157,8 +167,9 @@ inline void apply_cell_groups(const PipelineConfig& c, PipelineData& d) {
 } // namespace detail::pipeline_data
 
 // Reads --expression in the format its content says (detect_expression_format), with
-// --cell-groups applied. Throws the readers' errors.
-inline void read_pipeline_expression(const PipelineConfig& c, PipelineData& d) {
+// --cell-groups applied. Throws the readers' errors. With a `share` of several, the values of
+// that share of the cells only, as SparseExpression (tables too).
+inline void read_pipeline_expression(const PipelineConfig& c, PipelineData& d, ReadShare share = {}) {
     namespace pd = detail::pipeline_data;
     const ExpressionFormat format = detect_expression_format(c.expression);
     d.format = expression_format_name(format);
@@ -169,15 +180,22 @@ inline void read_pipeline_expression(const PipelineConfig& c, PipelineData& d) {
         o.genes_in_rows = c.genes_in_rows;
         o.id_column = c.id_column;
         o.group_column = c.cell_groups.empty() ? c.group_column : std::string();
-        d.expression = read_expression(c.expression, o);
+        if (share.all()) {
+            d.expression = read_expression(c.expression, o);
+        } else {
+            d.sparse = read_expression_share(c.expression, o, share);
+            d.is_sparse = true;
+        }
     } else {
         if (c.genes_in_rows) throw ArgumentError("--genes-in-rows", "applies to CSV/TSV tables; " + c.expression + " is a " + d.format);
         d.is_sparse = true;
         TenxReadSummary s;
-        if (format == ExpressionFormat::tenx_mtx) d.sparse = read_10x_mtx(c.expression, {}, &s);
+        TenxReadOptions mtx;
+        mtx.share = share;
+        if (format == ExpressionFormat::tenx_mtx) d.sparse = read_10x_mtx(c.expression, mtx, &s);
 #if EXSAL_WITH_HDF5
-        else if (format == ExpressionFormat::h5ad) pd::read_h5ad_data(c, d);
-        else pd::read_tenx_h5_data(c, d, s);
+        else if (format == ExpressionFormat::h5ad) pd::read_h5ad_data(c, d, share);
+        else pd::read_tenx_h5_data(c, d, s, share);
 #endif
         if (format != ExpressionFormat::h5ad) {
             if (s.features_dropped > 0)
@@ -187,18 +205,28 @@ inline void read_pipeline_expression(const PipelineConfig& c, PipelineData& d) {
                 d.notes.push_back(std::to_string(s.genes_renamed) + " genes share a symbol with another and were renamed "
                                   "SYMBOL-1, SYMBOL-2, ... (as scanpy does)");
         }
-        d.notes.push_back(std::to_string(d.sparse.n_cells()) + " cells x " + std::to_string(d.sparse.n_genes()) + " genes, " +
-                          pd::format_percent(static_cast<double>(d.sparse.nnz()) /
-                                         std::max(1.0, static_cast<double>(d.sparse.n_cells()) * static_cast<double>(d.sparse.n_genes()))) +
-                          " non-zero, kept sparse (" + pd::format_bytes(d.sparse.csr_bytes()) + ")");
     }
     pd::apply_cell_groups(c, d);
 }
 
-// Reads or simulates the data. The gene sets come from --gene-sets when given, else (built-in
-// data) from the simulation. Throws what the reader, GMT reader or simulator throw.
-inline PipelineData load_pipeline_data(const PipelineConfig& c) {
-    PipelineData d;
+// The note on a sparse input's size (with several processes: process 0's share, which the
+// caller has summed the stored values of all processes into d.non_zeros for).
+inline void note_sparse_size(PipelineData& d, int processes) {
+    if (!d.is_sparse) return;
+    const double cells = static_cast<double>(d.sparse.n_cells()), genes = static_cast<double>(d.sparse.n_genes());
+    std::string note = std::to_string(d.sparse.n_cells()) + " cells x " + std::to_string(d.sparse.n_genes()) + " genes, " +
+                       detail::pipeline_data::format_percent(d.non_zeros / std::max(1.0, cells * genes)) + " non-zero, kept sparse";
+    if (processes > 1)
+        note += "; each of the " + std::to_string(processes) + " processes holds the values of its share of the cells (process 0: " +
+                std::to_string(d.sparse.held_cells().count) + " cells, " + detail::pipeline_data::format_bytes(d.sparse.csr_bytes()) + ")";
+    else
+        note += " (" + detail::pipeline_data::format_bytes(d.sparse.csr_bytes()) + ")";
+    d.notes.push_back(note);
+}
+
+namespace detail::pipeline_data {
+
+inline void read_or_simulate(const PipelineConfig& c, PipelineData& d, ReadShare share) {
     GmtReadOptions gmt;
     gmt.name_prefix = c.gene_set_prefix;
     if (c.builtin_data()) {
@@ -216,13 +244,42 @@ inline PipelineData load_pipeline_data(const PipelineConfig& c) {
         }
     } else {
         try {
-            read_pipeline_expression(c, d);
+            read_pipeline_expression(c, d, share);
         } catch (const Error& e) { // hints named by the options
             rethrow_for_command_line(e, c, c.expression);
         }
         d.source = c.expression;
     }
     if (!c.gene_sets.empty()) d.gene_sets = read_gmt(c.gene_sets, gmt);
+}
+
+} // namespace detail::pipeline_data
+
+// Reads or simulates the data. The gene sets come from --gene-sets when given, else (built-in
+// data) from the simulation. Throws what the reader, GMT reader or simulator throw.
+//
+// Data-parallel (`processes`): each process reads the values of its share of the cells only
+// (exsal::even_share in file order: PipelineData::share) and the ids and groups of all cells; the
+// built-in data are simulated whole by every process. Collective: an error on one process throws
+// on all (the failing one its own error).
+inline PipelineData load_pipeline_data(const PipelineConfig& c, ProcessGroup* processes = nullptr) {
+    PipelineData d;
+    const ReadShare share = processes ? ReadShare{processes->rank(), processes->size()} : ReadShare{};
+    on_every_process(processes, "reading the data", [&] { detail::pipeline_data::read_or_simulate(c, d, share); });
+    if (d.is_sparse) {
+        d.non_zeros = static_cast<double>(d.sparse.nnz());
+        if (processes) processes->sum(&d.non_zeros, 1);
+    }
+    if (processes) {
+        double cells[2] = {static_cast<double>(d.n_cells()), -static_cast<double>(d.n_cells())};
+        processes->max(cells, 2); // every process must have read the same cells
+        if (cells[0] != -cells[1])
+            throw Error("reading the data: the processes read different numbers of cells (" +
+                        std::to_string(static_cast<std::int64_t>(-cells[1])) + " to " +
+                        std::to_string(static_cast<std::int64_t>(cells[0])) + "); did the file change while it was read?");
+        d.share = even_share(d.n_cells(), processes->rank(), processes->size());
+    }
+    note_sparse_size(d, processes ? processes->size() : 1);
     return d;
 }
 
@@ -292,13 +349,15 @@ inline void check_memory(const PipelineConfig& c, const std::string& stage, cons
 
 // Refuses a target value the loss cannot hold in single precision (largest_safe_target), naming
 // the cell and gene, before training turns it into an infinite loss.
+// The cells `train` and `validation` are those of this process.
 template <class Expression>
 void check_targets_fit_loss(const PipelineConfig& c, const Expression& data, const PreparedCells& prepared,
+                            const std::vector<Index>& train, const std::vector<Index>& validation,
                             const std::string& source) {
     const Index G = static_cast<Index>(prepared.rows.size());
     const double limit = largest_safe_target(c.train.loss.loss, G);
     const CellGather<Expression> cells(data, prepared.rows);
-    for (const std::vector<Index>* columns : {&prepared.split.train, &prepared.split.validation})
+    for (const std::vector<Index>* columns : {&train, &validation})
         Preprocessor::for_each_block(cells, *columns, [&](Eigen::Ref<MatrixF> block, Index first) {
             Index gene = 0, cell = 0;
             const float largest = block.maxCoeff(&gene, &cell);
@@ -353,26 +412,32 @@ inline TrainOptions pipeline_train_options(const PipelineConfig& c) {
 // Preprocesses `data` with the reference steps and trains the autoencoder on it. on_epoch (may
 // be empty) sees every epoch.
 //
-// With `processes` (data-parallel training, every process holding all cells): every process
-// prepares the cells alike, trains on its share of the training and validation cells (consecutive
-// ranges, exsal::even_share) and ends with the same model (see exsal::train).
+// With `processes` (data-parallel training, each process holding the cells `share` of the data:
+// PipelineData::share): every process prepares the cells alike (the gene filter's maxima and the
+// transform's statistics combined over the processes), trains on the training and validation
+// cells within its share and ends with the same model (see exsal::train).
 template <class Expression>
 TrainedModel fit_pipeline_model(const PipelineConfig& c, const Expression& data, const GeneSetCollection& sets,
                                 const std::function<void(const EpochInfo&)>& on_epoch = {},
                                 const std::function<void(const BatchInfo&)>& on_batch = {},
-                                ProcessGroup* processes = nullptr) {
+                                ProcessGroup* processes = nullptr, CellRange share = {0, -1}) {
     PreprocessOptions po = c.preprocess;
     po.seed = pipeline_seed(c, PipelineSeed::split);
     po.gene_sets_label = c.gene_sets.empty() ? std::string("built-in simulated gene sets") : c.gene_sets;
+    if (processes && share.count < 0) share = even_share(data.n_cells(), processes->rank(), processes->size());
+    if (!processes) share = {0, -1};
     PreparedCells prepared;
+    std::vector<Index> my_train, my_validation; // this process's cells of each
     const std::string source = c.builtin_data() ? std::string("built-in data") : c.expression;
     on_every_process(processes, "preparing the cells", [&] {
         try {
-            prepared = detail::prep::prepare_cells(data, &sets, po);
+            prepared = detail::prep::prepare_cells(data, &sets, po, processes, share);
         } catch (const Error& e) {
             rethrow_for_command_line(e, c, source);
         }
-        check_targets_fit_loss(c, data, prepared, source);
+        my_train = share.count < 0 ? prepared.split.train : columns_in(prepared.split.train, share);
+        my_validation = share.count < 0 ? prepared.split.validation : columns_in(prepared.split.validation, share);
+        check_targets_fit_loss(c, data, prepared, my_train, my_validation, source);
     });
     const Index n_genes = static_cast<Index>(prepared.rows.size());
     {
@@ -398,15 +463,8 @@ TrainedModel fit_pipeline_model(const PipelineConfig& c, const Expression& data,
     o.early_stopping = t.early_stopping;
     // Batches are gathered from the data as they are needed: no genes x cells copy of the
     // training cells (the data may be sparse).
-    if (processes) { // this process's share of each
-        for (std::vector<Index>* columns : {&prepared.split.train, &prepared.split.validation}) {
-            const CellRange share = even_share(static_cast<std::int64_t>(columns->size()), processes->rank(), processes->size());
-            *columns = std::vector<Index>(columns->begin() + share.first, columns->begin() + share.first + share.count);
-        }
-    }
-    const GatheredCells<Expression> train_cells(data, prepared.rows, std::move(prepared.split.train), t.fitted.preprocessor);
-    const GatheredCells<Expression> validation_cells(data, prepared.rows, std::move(prepared.split.validation),
-                                                     t.fitted.preprocessor);
+    const GatheredCells<Expression> train_cells(data, prepared.rows, std::move(my_train), t.fitted.preprocessor);
+    const GatheredCells<Expression> validation_cells(data, prepared.rows, std::move(my_validation), t.fitted.preprocessor);
     t.history = processes ? train<float>(model, train_cells, &validation_cells, o, *processes)
                           : train<float>(model, train_cells, &validation_cells, o);
     return t;
@@ -467,6 +525,9 @@ struct Projection {
     // The network input of the interpreted cells, gathered from the projected cells block by block
     // when read (valid while those cells and the fitted model live).
     std::shared_ptr<const CellBlockSource<float>> input;
+    // Positions in `interpreted` of the cells this process interprets (data-parallel runs: those
+    // within its share of the cells; one process: all).
+    CellRange share;
     Index genes_missing = 0;                // model genes absent from the cells (zero-filled)
     Index genes_extra = 0;                  // genes of the cells the model does not use
     std::vector<std::string> missing_genes; // their symbols
@@ -525,30 +586,46 @@ inline std::vector<Index> interpretation_sample(Index cells, const std::vector<s
 // is kept; the network input of the cells `interpreted` (ascending; all when empty) is read from
 // `cells` when interpretation asks for it, so `cells` must outlive the projection.
 // The training cells projected this way give exactly the representation the training run reports.
+//
+// Data-parallel (the cells `share` of this process, PipelineData::share): only those cells are
+// encoded, the other columns of the representation are 0 until share_representation adds the
+// processes' columns up; Projection::share says which interpreted cells are this process's.
 template <class Expression>
-Projection project_cells(const FittedModel& f, const Expression& cells, std::vector<Index> interpreted = {}) {
+Projection project_cells(const FittedModel& f, const Expression& cells, std::vector<Index> interpreted = {},
+                         CellRange share = {0, -1}) {
     Preprocessor::GeneMatch match = f.preprocessor.match(cells);
     const Index C = cells.n_cells();
-    std::vector<Index> all(static_cast<std::size_t>(C));
-    std::iota(all.begin(), all.end(), Index(0));
-    if (interpreted.empty()) interpreted = all;
+    if (share.count < 0) share = {0, C};
+    std::vector<Index> mine(static_cast<std::size_t>(share.count));
+    std::iota(mine.begin(), mine.end(), static_cast<Index>(share.first));
+    if (interpreted.empty()) {
+        interpreted.resize(static_cast<std::size_t>(C));
+        std::iota(interpreted.begin(), interpreted.end(), Index(0));
+    }
     Projection p;
-    p.representation.resize(f.model.units(), C);
+    p.representation = MatrixF::Zero(f.model.units(), C);
     {
-        const TransformedCells<Expression> every(f.preprocessor, cells, match.source, std::move(all));
+        const TransformedCells<Expression> every(f.preprocessor, cells, match.source, std::move(mine));
         constexpr Index block_cells = 4096;
         MatrixF scratch;
-        for (Index c0 = 0; c0 < C; c0 += block_cells) {
-            const Index n = std::min(block_cells, C - c0);
-            p.representation.middleCols(c0, n) = f.model.encode(every.block(c0, n, scratch));
+        for (Index c0 = 0; c0 < share.count; c0 += block_cells) {
+            const Index n = std::min<Index>(block_cells, static_cast<Index>(share.count) - c0);
+            p.representation.middleCols(static_cast<Index>(share.first) + c0, n) = f.model.encode(every.block(c0, n, scratch));
         }
     }
+    p.share = positions_in(interpreted, share);
     p.input = std::make_shared<TransformedCells<Expression>>(f.preprocessor, cells, std::move(match.source), interpreted);
     p.interpreted = std::move(interpreted);
     p.genes_missing = match.genes_missing;
     p.genes_extra = match.genes_extra;
     p.missing_genes = std::move(match.missing_genes);
     return p;
+}
+
+// The representation of every process's cells on every process (a sum: each column is non-zero
+// on one process only, so the values are exact). Collective; nothing without processes.
+inline void share_representation(Projection& p, ProcessGroup* processes) {
+    if (processes && p.representation.size() > 0) processes->sum(p.representation.data(), p.representation.size());
 }
 
 // Cells per saliency block: the configured count, fewer for wide models, so that a thread's block
@@ -581,8 +658,8 @@ inline std::vector<std::string> interpreted_groups(const Projection& p, const st
 
 // Interprets the projected cells chosen for it (p.interpreted) with their group labels (`groups`:
 // one per projected cell, or none).
-// With `processes`, each process interprets its share of the interpreted cells (consecutive
-// ranges, exsal::even_share) and every process gets the interpretation of all of them.
+// With `processes`, each process interprets the interpreted cells of its share (p.share) and every
+// process gets the interpretation of all of them.
 inline Interpretation interpret_cells(const PipelineConfig& c, const FittedModel& f, const Projection& p,
                                       const std::vector<std::string>& groups, const GeneSetCollection& sets,
                                       const std::function<void(Index, Index)>& on_progress = {},
@@ -591,8 +668,7 @@ inline Interpretation interpret_cells(const PipelineConfig& c, const FittedModel
     o.on_progress = on_progress;
     o.block_cells = saliency_block_cells(f.model, o.block_cells);
     o.processes = processes;
-    const CellRange share = processes ? even_share(p.input->cells(), processes->rank(), processes->size())
-                                      : CellRange{0, p.input->cells()};
+    const CellRange share = processes ? p.share : CellRange{0, p.input->cells()};
     const CellRangeBlocks<float> input(*p.input, share.first, share.count);
     if (f.preprocessor.centre().size() > 0) // expression bins from the uncentred input
         o.expression_level = detail::input_mean(input, processes) + f.preprocessor.centre().cast<double>();
@@ -627,9 +703,9 @@ inline ProgrammeOptions pipeline_programme_options(const PipelineConfig& c) {
 // interpret_cells, then the unit activity (inactive units leave the tests and get no effect
 // sizes) and the group programmes. on_progress sees the cells of each of the two gradient passes.
 //
-// With `processes` (every process holding all cells and the same projection), each process takes
-// its share of the interpreted cells through both gradient passes, and every process gets the
-// explanation of all of them (programme cell scores included).
+// With `processes` (every process with the representation of all cells, share_representation),
+// each process takes the interpreted cells of its share (p.share) through both gradient passes,
+// and every process gets the explanation of all of them (programme cell scores included).
 inline Explanation explain_cells(const PipelineConfig& c, const FittedModel& f, const Projection& p,
                                  const std::vector<std::string>& groups, const GeneSetCollection& sets,
                                  const std::function<void(Index, Index)>& on_progress = {},
@@ -662,7 +738,7 @@ inline Explanation explain_cells(const PipelineConfig& c, const FittedModel& f, 
         e.programmes = group_programmes<float>(f.model, *p.input, representation, usable.rows, cell_groups, e.activity, o);
         return e;
     }
-    const CellRange share = even_share(p.input->cells(), processes->rank(), processes->size());
+    const CellRange share = p.share;
     o.processes = processes;
     o.first_cell = share.first;
     e.programmes = group_programmes<float>(f.model, CellRangeBlocks<float>(*p.input, share.first, share.count),
