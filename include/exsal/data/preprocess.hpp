@@ -99,8 +99,10 @@ inline Split split_train_validation(Index n_cells, double validation_fraction, s
     return split;
 }
 
-// The entries of `sorted` (ascending columns) within the cells `share`, and where they sit in it.
+// The entries of `sorted` (ascending columns) within the cells `share` (count -1: all), and where
+// they sit in it.
 inline CellRange positions_in(const std::vector<Index>& sorted, CellRange share) {
+    if (share.count < 0) return {0, static_cast<std::int64_t>(sorted.size())};
     const auto b = std::lower_bound(sorted.begin(), sorted.end(), static_cast<Index>(share.first));
     const auto e = std::lower_bound(b, sorted.end(), static_cast<Index>(share.first + share.count));
     return {static_cast<std::int64_t>(b - sorted.begin()), static_cast<std::int64_t>(e - b)};
@@ -721,11 +723,10 @@ PreparedCells prepare_cells(const Expression& data, const GeneSetCollection* set
     out.report.cells_train = static_cast<Index>(out.split.train.size());
     out.report.cells_validation = static_cast<Index>(out.split.validation.size());
     const CellGather<Expression> cells(data, out.rows);
-    const std::vector<Index> train = share.count < 0 ? out.split.train : columns_in(out.split.train, share);
+    const std::vector<Index> train = columns_in(out.split.train, share);
     on_every_process(processes, "checking the cells", [&] {
         check_transformable(cells, train, out.genes, opt.transform);
-        check_transformable(cells, share.count < 0 ? out.split.validation : columns_in(out.split.validation, share),
-                            out.genes, opt.transform);
+        check_transformable(cells, columns_in(out.split.validation, share), out.genes, opt.transform);
     });
     // 5. fit the transform (and the centre) on the training cells only
     out.preprocessor = Preprocessor::fit(cells, train, out.genes, opt.transform, opt.cpm_scale, opt.centre, processes);

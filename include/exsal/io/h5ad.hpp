@@ -426,7 +426,7 @@ inline void read_sparse(const h5::Node& g, const H5adReadOptions& o, bool raw_ex
     summary.value_type = g.open("data").type().name();
     std::vector<std::int64_t> ptr = read_indptr(g, csr ? n_obs : n_var, shape_text);
     out.genes_count = static_cast<Index>(n_var);
-    if (csr && !o.share.all()) { // this share's cells alone: entries ptr[first] .. ptr[first + count)
+    if (csr) { // the share's cells alone (all by default): entries ptr[first] .. ptr[first + count)
         const CellRange r = o.share.of(static_cast<std::int64_t>(n_obs));
         const auto begin = static_cast<std::size_t>(ptr[static_cast<std::size_t>(r.first)]);
         const auto end = static_cast<std::size_t>(ptr[static_cast<std::size_t>(r.first + r.count)]);
@@ -438,21 +438,15 @@ inline void read_sparse(const h5::Node& g, const H5adReadOptions& o, bool raw_ex
         out.indptr = std::move(ptr);
         out.indices = std::move(idx);
         out.values = std::move(val);
-        out.held = r;
+        if (!o.share.all()) out.held = r;
         return;
     }
-    std::vector<std::int32_t> idx = read_indices(g, csr ? n_var : n_obs);
+    std::vector<std::int32_t> idx = read_indices(g, n_obs);
     std::vector<float> val;
     read_values(g.open("data"), ptr, csr, o, raw_exists, val);
-    sort_rows(g, ptr, idx, val, csr ? "cell" : "gene");
-    if (csr) {
-        out.indptr = std::move(ptr);
-        out.indices = std::move(idx);
-        out.values = std::move(val);
-    } else {
-        csc_to_csr(n_obs, ptr, idx, val, out);
-        if (!o.share.all()) restrict_to_cells(out, o.share.of(static_cast<std::int64_t>(n_obs)));
-    }
+    sort_rows(g, ptr, idx, val, "gene");
+    csc_to_csr(n_obs, ptr, idx, val, out); // read whole, then cut down to the share
+    if (!o.share.all()) restrict_to_cells(out, o.share.of(static_cast<std::int64_t>(n_obs)));
 }
 
 // A dense cells x genes dataset, read by blocks of rows and stored sparse.

@@ -89,7 +89,6 @@ struct PipelineData {
     std::vector<std::string>& groups() { return is_sparse ? sparse.groups : expression.groups; }
     Index n_cells() const { return is_sparse ? sparse.n_cells() : expression.n_cells(); }
     Index n_genes() const { return is_sparse ? sparse.n_genes() : expression.n_genes(); }
-    CellRange my_cells() const { return share.count < 0 ? CellRange{0, n_cells()} : share; }
 };
 
 // Group label of cells that the data or --cell-groups leave without one.
@@ -435,8 +434,8 @@ TrainedModel fit_pipeline_model(const PipelineConfig& c, const Expression& data,
         } catch (const Error& e) {
             rethrow_for_command_line(e, c, source);
         }
-        my_train = share.count < 0 ? prepared.split.train : columns_in(prepared.split.train, share);
-        my_validation = share.count < 0 ? prepared.split.validation : columns_in(prepared.split.validation, share);
+        my_train = columns_in(prepared.split.train, share);
+        my_validation = columns_in(prepared.split.validation, share);
         check_targets_fit_loss(c, data, prepared, my_train, my_validation, source);
     });
     const Index n_genes = static_cast<Index>(prepared.rows.size());
