@@ -81,10 +81,11 @@ Workload make_workload(const exsal_bench::Args& a) {
 }
 
 // Wall seconds of one saliency pass whose visitor only touches the block.
-double products_seconds(const Workload& w, exsal::SaliencyKind kind, Index block) {
+double products_seconds(const Workload& w, exsal::SaliencyKind kind, Index block, exsal::SaliencyLayout layout) {
     exsal::SaliencyOptions so;
     so.kind = kind;
     so.block_cells = block;
+    so.layout = layout;
     std::vector<double> sink(static_cast<std::size_t>(exsal::threads()), 0.0);
     const double t0 = exsal_bench::now_s();
     exsal::for_each_saliency_block<float>(w.model, w.input, so, [&](int t, Index, const exsal::ConstMatrixRef<float>& b) {
@@ -100,20 +101,24 @@ double products_seconds(const Workload& w, exsal::SaliencyKind kind, Index block
 int main(int argc, char** argv) try {
     const exsal_bench::Args a(argc, argv,
                               {"cells", "genes", "units", "hidden", "sets", "groups", "permutations", "bins", "block",
-                               "threads", "seed", "steps"},
+                               "threads", "seed", "steps", "layout"},
                               {"keep-denormals"});
     exsal::set_flush_denormals(!a.flag("keep-denormals"));
     if (a.integer("threads", 0) > 0) exsal::set_threads(static_cast<int>(a.integer("threads", 0)));
     const std::string steps = a.text("steps", "all");
     const Index block = a.integer("block", 64);
+    const std::string layout_name = a.text("layout", "units");
+    if (layout_name != "units" && layout_name != "genes") throw std::runtime_error("--layout: units or genes, got " + layout_name);
+    const exsal::SaliencyLayout layout =
+        layout_name == "units" ? exsal::SaliencyLayout::units_by_genes : exsal::SaliencyLayout::genes_by_units;
     const double t_setup = exsal_bench::now_s();
     const Workload w = make_workload(a);
     const double setup = exsal_bench::now_s() - t_setup;
 
     double guided = 0, vanilla = 0, interp = 0, activity = 0, programmes = 0, checksum = 0;
     if (steps == "all" || steps == "products") {
-        guided = products_seconds(w, exsal::SaliencyKind::guided, block);
-        vanilla = products_seconds(w, exsal::SaliencyKind::vanilla, block);
+        guided = products_seconds(w, exsal::SaliencyKind::guided, block, layout);
+        vanilla = products_seconds(w, exsal::SaliencyKind::vanilla, block, layout);
     }
     if (steps == "all" || steps == "interpret") {
         exsal::InterpretOptions io;

@@ -17,6 +17,7 @@
 
 #include <algorithm>
 #include <cmath>
+#include <cstring>
 #include <limits>
 #include <map>
 #include <numeric>
@@ -1103,6 +1104,7 @@ GeneSetImpact reference_impact(const Autoencoder<Scalar>& model, const Matrix<Sc
     SaliencyOptions so;
     so.kind = o.saliency;
     so.block_cells = o.block_cells;
+    so.layout = SaliencyLayout::units_by_genes; // the library's products: only the statistics after them are compared
     for_each_saliency_block<Scalar>(
         model, input, so,
         [&](int t, Index first, const ConstMatrixRef<Scalar>& block) {
@@ -1112,9 +1114,9 @@ GeneSetImpact reference_impact(const Autoencoder<Scalar>& model, const Matrix<Sc
             all_p[i] = MatrixD::Zero(S, U);
             group_p[i].assign(static_cast<std::size_t>(n_groups), MatrixD::Zero(S, U));
             std::vector<Scalar> buf;
-            for (Index j = 0; j < block.cols() / U; ++j)
+            for (Index j = 0; j < block.rows() / U; ++j)
                 for (Index u = 0; u < U; ++u) {
-                    const auto col = block.col(j * U + u);
+                    const Vector<Scalar> col = block.row(j * U + u).transpose();
                     sig_p[i].col(u) += col.template cast<double>();
                     abs_p[i].col(u) += col.cwiseAbs().template cast<double>();
                     for (Index s = 0; s < S; ++s) {
@@ -1148,6 +1150,51 @@ TEST_CASE("select_rank selects what nth_element selects: sizes 1-700, ties, runs
     check_select_rank<float>();  // the AVX-512 splits where the build has them
     check_select_rank<double>(); // the scalar splits
 }
+
+#if defined(__AVX512F__)
+TEST_CASE("lane_lower_medians selects what nth_element selects in every lane: ties, zeros, wide ranges, partial lanes") {
+    Rng rng(1201);
+    std::vector<std::int32_t> bits;
+    std::vector<float> lane_values;
+    alignas(64) float out[16];
+    for (int trial = 0; trial < 3000; ++trial) {
+        const Index k = 1 + static_cast<Index>(rng.below(trial < 1500 ? 40 : 400));
+        const int kind = trial % 6;
+        const unsigned width = 1 + static_cast<unsigned>(rng.below(16));
+        const __mmask16 lanes = static_cast<__mmask16>(width == 16 ? 0xFFFFu : (1u << width) - 1u);
+        bits.assign(static_cast<std::size_t>(16 * k), 0);
+        for (Index i = 0; i < k; ++i)
+            for (unsigned l = 0; l < width; ++l) {
+                float v = 0.0f;
+                const double x = rng.uniform();
+                switch (kind) {
+                case 0: v = static_cast<float>(std::exp(8.0 * (x - 0.5))); break;              // log-normal-ish
+                case 1: v = static_cast<float>(rng.below(3)); break;                           // few distinct values
+                case 2: v = 0.25f; break;                                                      // all equal
+                case 3: v = x < 0.8 ? 0.0f : static_cast<float>(x); break;                     // mostly zeros
+                case 4: v = static_cast<float>(std::pow(10.0, 60.0 * x - 30.0)); break;        // 1e-30 .. 1e30
+                default: v = x < 0.5 ? std::numeric_limits<float>::max() : static_cast<float>(x); // extreme ties
+                }
+                std::memcpy(&bits[static_cast<std::size_t>(16 * i + l)], &v, sizeof v);
+            }
+        detail::lane_lower_medians(bits.data(), k, lanes, out);
+        for (unsigned l = 0; l < width; ++l) {
+            lane_values.clear();
+            for (Index i = 0; i < k; ++i) {
+                float v;
+                std::memcpy(&v, &bits[static_cast<std::size_t>(16 * i + l)], sizeof v);
+                lane_values.push_back(v);
+            }
+            const auto m = lane_values.begin() + (k - 1) / 2;
+            std::nth_element(lane_values.begin(), m, lane_values.end());
+            CAPTURE(trial);
+            CAPTURE(k);
+            CAPTURE(kind);
+            REQUIRE(out[l] == *m);
+        }
+    }
+}
+#endif
 
 TEST_CASE("gene_set_impact equals the per-unit nth_element computation bit for bit (float model)") {
     const Index G = 300, C = 41;

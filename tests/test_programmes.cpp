@@ -401,35 +401,44 @@ TEST_CASE("interpret: expression bins from a given expression level (centred inp
 
 namespace {
 
-// set_attributions as it was first written: a G x U copy per cell, scaled, the sparse mean
-// product, and the group sums of every group reset and merged for every block.
+// set_attributions written out: per set and unit the sum over the set's genes, in the set's order,
+// of saliency x centred input by fused multiply-adds, times 1/|S| (the order and operations the
+// library promises, so the same bits), and the group sums of the saliency scaled by the centred
+// input, every group reset and merged for every block.
 template <typename Scalar>
 MatrixF reference_attributions(const Autoencoder<Scalar>& model, const Matrix<Scalar>& input,
                                const std::vector<std::vector<Index>>& set_rows, Index block_cells,
                                const std::vector<Index>& group_of_cell, Index n_groups, std::vector<MatrixD>& gene_sums) {
     const Index G = model.n_genes(), U = model.units(), C = input.cols(), S = static_cast<Index>(set_rows.size());
-    const Eigen::SparseMatrix<Scalar, Eigen::RowMajor> mean_op = detail::set_mean_operator<Scalar>(set_rows, G);
     const Vector<Scalar> centre = input.template cast<double>().rowwise().mean().template cast<Scalar>();
     MatrixF out(U * S, C);
     const std::size_t T = static_cast<std::size_t>(threads());
-    std::vector<Matrix<Scalar>> scaled(T, Matrix<Scalar>(G, U)), reduced(T, Matrix<Scalar>(S, U));
+    std::vector<Matrix<Scalar>> scaled(T, Matrix<Scalar>(G, U));
     std::vector<std::vector<MatrixD>> partial(T, std::vector<MatrixD>(static_cast<std::size_t>(n_groups)));
     gene_sums.assign(static_cast<std::size_t>(n_groups), MatrixD::Zero(G, U));
     SaliencyOptions so;
     so.kind = SaliencyKind::vanilla;
     so.block_cells = block_cells;
+    so.layout = SaliencyLayout::units_by_genes; // the library's products, so that only the arithmetic after them is compared
     for_each_saliency_block<Scalar>(
         model, input, so,
         [&](int t, Index first, const ConstMatrixRef<Scalar>& block) {
             Matrix<Scalar>& x = scaled[static_cast<std::size_t>(t)];
-            Matrix<Scalar>& b = reduced[static_cast<std::size_t>(t)];
             for (auto& m : partial[static_cast<std::size_t>(t)]) m.setZero(G, U);
-            for (Index j = 0; j < block.cols() / U; ++j) {
+            for (Index j = 0; j < block.rows() / U; ++j) {
                 const Index c = first + j;
-                x = block.middleCols(j * U, U);
-                x.array().colwise() *= (input.col(c) - centre).array();
-                b.noalias() = mean_op * x;
-                Eigen::Map<MatrixF>(out.col(c).data(), U, S) = b.transpose().template cast<float>();
+                x = block.middleRows(j * U, U).transpose();
+                const Vector<Scalar> d = input.col(c) - centre;
+                for (Index s = 0; s < S; ++s) {
+                    const std::vector<Index>& rows = set_rows[static_cast<std::size_t>(s)];
+                    for (Index u = 0; u < U; ++u) {
+                        Scalar sum = 0;
+                        for (Index g : rows) sum = std::fma(x(g, u), d(g), sum);
+                        out(u + U * s, c) = static_cast<float>(sum * (Scalar(1) / static_cast<Scalar>(rows.size())));
+                    }
+                }
+                for (Index g = 0; g < G; ++g)
+                    for (Index u = 0; u < U; ++u) x(g, u) = x(g, u) * d(g);
                 partial[static_cast<std::size_t>(t)][static_cast<std::size_t>(group_of_cell[static_cast<std::size_t>(c)])] += x.template cast<double>();
             }
         },

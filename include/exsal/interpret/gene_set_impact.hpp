@@ -30,12 +30,14 @@
 
 #include <algorithm>
 #include <cmath>
+#include <cstdint>
 #include <functional>
 #if defined(__AVX512F__)
 #include <immintrin.h>
 #endif
 #include <limits>
 #include <string>
+#include <type_traits>
 #include <utility>
 #include <vector>
 
@@ -97,8 +99,8 @@ namespace detail {
 
 // Per-thread sums over the cells of one block.
 struct ImpactPartial {
-    MatrixD abs_sum;                // G x U, sum of |saliency|
-    MatrixD signed_sum;             // G x U, sum of saliency
+    MatrixD abs_sum;                // U x G, sum of |saliency|
+    MatrixD signed_sum;             // U x G, sum of saliency
     MatrixD all;                    // S x U, sum over cells of the per-cell aggregate
     std::vector<MatrixD> group;     // per group: S x U, the same over the group's cells
     void reset_set_sums() {         // the gene sums are set by block_gene_sums
@@ -216,29 +218,176 @@ T select_rank(const T* v, Index k, Index m, T* scratch) {
     return select_by_counting(data, k, m);
 }
 
-// Per-thread scratch of set_aggregates: one set's |saliency| and the selection's buffers.
+// Per-thread scratch of set_aggregates: one set's |saliency| (all units) and the selection's buffers.
 template <typename Scalar>
 struct AggregateScratch {
-    std::vector<Scalar> values, selection;
-    void reserve(Index largest) {
+    std::vector<Scalar> lanes, values, selection;
+    std::vector<std::int32_t> bits; // AVX-512: per group of 16 units, k x 16 |saliency| as integers
+    void reserve(Index largest, Index units) {
+        lanes.resize(static_cast<std::size_t>(largest * units));
         values.resize(static_cast<std::size_t>(largest));
         selection.resize(static_cast<std::size_t>(3 * (largest + selection_slack)));
+        bits.resize(static_cast<std::size_t>(16 * largest * ((units + 15) / 16)));
     }
 };
 
-// agg(s, u) = aggregator over the genes of set s of |saliency(u, g)| for one cell (cell: G x U,
-// signed): the lower median (the element of rank (k - 1) / 2, as lower_median selects it), or the
-// mean (aggregate: the genes in the set's order, in double).
+#if defined(__AVX512F__)
+// Number of the k rows of `bits` (16 lanes each) at most t, per lane.
+inline __m512i count_at_most(const std::int32_t* bits, Index k, __m512i t) {
+    const __m512i one = _mm512_set1_epi32(1);
+    __m512i c0 = _mm512_setzero_si512(), c1 = c0, c2 = c0, c3 = c0; // four chains of additions
+    Index i = 0;
+    for (; i + 3 < k; i += 4) {
+        c0 = _mm512_mask_add_epi32(c0, _mm512_cmple_epi32_mask(_mm512_loadu_si512(bits + 16 * i), t), c0, one);
+        c1 = _mm512_mask_add_epi32(c1, _mm512_cmple_epi32_mask(_mm512_loadu_si512(bits + 16 * i + 16), t), c1, one);
+        c2 = _mm512_mask_add_epi32(c2, _mm512_cmple_epi32_mask(_mm512_loadu_si512(bits + 16 * i + 32), t), c2, one);
+        c3 = _mm512_mask_add_epi32(c3, _mm512_cmple_epi32_mask(_mm512_loadu_si512(bits + 16 * i + 48), t), c3, one);
+    }
+    for (; i < k; ++i) c0 = _mm512_mask_add_epi32(c0, _mm512_cmple_epi32_mask(_mm512_loadu_si512(bits + 16 * i), t), c0, one);
+    return _mm512_add_epi32(_mm512_add_epi32(c0, c1), _mm512_add_epi32(c2, c3));
+}
+
+// Lower medians of |saliency| over one set's genes for 16 units at once (lanes; `lanes` marks the
+// units that exist), from cell (U x G, units contiguous per gene) rows u0 .. u0 + 15. The values
+// are non-negative floats, whose bit patterns order as integers do, so the element of rank m is
+// found by counting: per lane a bracket lo < answer <= hi with c_lo = #{v <= lo} <= m < c_hi =
+// #{v <= hi}, narrowed by counting the values at most a threshold t between them, t interpolated
+// from the counts (every third pass halfway, so that the bracket at least halves then). It
+// stops when c_lo = m (the answer is the smallest value above lo) or c_hi = m + 1 (the largest
+// value at most hi), a few passes over the set's k values, 16 units per instruction. The answer
+// is one of the values, so the element nth_element selects, bit for bit.
+inline void lane_lower_medians(const std::int32_t* bits, Index k, __mmask16 lanes, float* out) {
+    const __m512i one = _mm512_set1_epi32(1);
+    __m512i lo = _mm512_set1_epi32(0x7FFFFFFF), hi = _mm512_setzero_si512();
+    for (Index i = 0; i < k; ++i) {
+        const __m512i v = _mm512_loadu_si512(bits + 16 * i);
+        lo = _mm512_min_epi32(lo, v);
+        hi = _mm512_max_epi32(hi, v);
+    }
+    const __m512i m = _mm512_set1_epi32(static_cast<int>((k - 1) / 2)), need = _mm512_add_epi32(m, one);
+    lo = _mm512_sub_epi32(lo, one); // #{v <= min - 1} = 0
+    __m512i c_lo = _mm512_setzero_si512(), c_hi = _mm512_set1_epi32(static_cast<int>(k));
+    // Narrows the bracket with a threshold t and its count c, where that is narrower.
+    const auto narrow = [&](__m512i t, __m512i c) {
+        const __mmask16 enough = _mm512_cmpge_epi32_mask(c, need) & _mm512_cmplt_epi32_mask(t, hi);
+        const __mmask16 short_ = _mm512_cmplt_epi32_mask(c, need) & _mm512_cmpgt_epi32_mask(t, lo);
+        hi = _mm512_mask_mov_epi32(hi, enough, t);
+        c_hi = _mm512_mask_mov_epi32(c_hi, enough, c);
+        lo = _mm512_mask_mov_epi32(lo, short_, t);
+        c_lo = _mm512_mask_mov_epi32(c_lo, short_, c);
+    };
+    if (k >= 32) { // first thresholds from a sorted sample of 15 values: its 6th and 10th smallest
+        constexpr int n = 15;
+        __m512i sample[n];
+        for (int i = 0; i < n; ++i) sample[i] = _mm512_loadu_si512(bits + 16 * ((2 * i + 1) * k / (2 * n)));
+        for (int r = 0; r < n; ++r) // odd-even transposition sort
+            for (int i = r % 2; i + 1 < n; i += 2) {
+                const __m512i a = _mm512_min_epi32(sample[i], sample[i + 1]);
+                sample[i + 1] = _mm512_max_epi32(sample[i], sample[i + 1]);
+                sample[i] = a;
+            }
+        const __m512i t1 = sample[5], t2 = sample[9];
+        __m512i c1 = _mm512_setzero_si512(), c2 = c1;
+        for (Index i = 0; i < k; ++i) {
+            const __m512i v = _mm512_loadu_si512(bits + 16 * i);
+            c1 = _mm512_mask_add_epi32(c1, _mm512_cmple_epi32_mask(v, t1), c1, one);
+            c2 = _mm512_mask_add_epi32(c2, _mm512_cmple_epi32_mask(v, t2), c2, one);
+        }
+        narrow(t1, c1);
+        narrow(t2, c2);
+    }
+    const auto open_lanes = [&] {
+        return static_cast<__mmask16>(lanes & _mm512_cmpgt_epi32_mask(_mm512_sub_epi32(hi, lo), one) &
+                                      _mm512_cmpneq_epi32_mask(c_lo, m) & _mm512_cmpneq_epi32_mask(c_hi, need));
+    };
+    for (int pass = 0;; ++pass) {
+        const __mmask16 open = open_lanes();
+        if (!open) break;
+        __m512i t;
+        const __m512i gap = _mm512_sub_epi32(_mm512_sub_epi32(hi, lo), one); // >= 1 in open lanes
+        if (pass >= 12) { // interpolation has not settled it: halve the bracket from here on
+            t = _mm512_add_epi32(lo, _mm512_add_epi32(one, _mm512_srli_epi32(gap, 1)));
+        } else { // lo + 1 + gap (m + 1/2 - c_lo) / (c_hi - c_lo), within lo + 1 .. hi - 1
+            const __m512 frac = _mm512_div_ps(_mm512_sub_ps(_mm512_cvtepi32_ps(_mm512_sub_epi32(m, c_lo)), _mm512_set1_ps(-0.5f)),
+                                              _mm512_cvtepi32_ps(_mm512_sub_epi32(c_hi, c_lo)));
+            __m512i step = _mm512_cvttps_epi32(_mm512_mul_ps(_mm512_cvtepi32_ps(gap), frac));
+            step = _mm512_max_epi32(_mm512_setzero_si512(), _mm512_min_epi32(step, _mm512_sub_epi32(gap, one)));
+            t = _mm512_add_epi32(lo, _mm512_add_epi32(one, step));
+        }
+        const __m512i c = count_at_most(bits, k, t);
+        const __mmask16 enough = _mm512_mask_cmpge_epi32_mask(open, c, need), short_ = open & static_cast<__mmask16>(~enough);
+        hi = _mm512_mask_mov_epi32(hi, enough, t);
+        c_hi = _mm512_mask_mov_epi32(c_hi, enough, c);
+        lo = _mm512_mask_mov_epi32(lo, short_, t);
+        c_lo = _mm512_mask_mov_epi32(c_lo, short_, c);
+    }
+    // c_lo = m: the smallest value above lo; otherwise (c_hi = m + 1, or hi = lo + 1 and so hi is
+    // a value) the largest value at most hi.
+    __m512i above = _mm512_set1_epi32(0x7FFFFFFF), below = _mm512_setzero_si512();
+    for (Index i = 0; i < k; ++i) {
+        const __m512i v = _mm512_loadu_si512(bits + 16 * i);
+        above = _mm512_mask_min_epi32(above, _mm512_cmpgt_epi32_mask(v, lo), above, v);
+        below = _mm512_mask_max_epi32(below, _mm512_cmple_epi32_mask(v, hi), below, v);
+    }
+    const __m512i answer = _mm512_mask_mov_epi32(below, _mm512_cmpeq_epi32_mask(c_lo, m), above);
+    _mm512_storeu_ps(out, _mm512_castsi512_ps(answer));
+}
+#endif
+
+// agg(s, u) = aggregator over the genes of set s of |saliency(u, g)| for one cell (cell: U x G,
+// signed, units contiguous per gene): the lower median (the element of rank (k - 1) / 2, as
+// lower_median selects it), or the mean (aggregate: the genes in the set's order, in double).
 template <typename Scalar>
 void set_aggregates(const ConstMatrixRef<Scalar>& cell, const std::vector<std::vector<Index>>& set_rows,
                     ImpactAggregator aggregator, AggregateScratch<Scalar>& scratch, MatrixD& agg) {
+    const Index U = cell.rows(), ld = cell.outerStride();
+#if defined(__AVX512F__)
+    if constexpr (std::is_same_v<Scalar, float>) {
+        if (aggregator == ImpactAggregator::median) {
+            alignas(64) float medians[16];
+            const __m512i magnitude = _mm512_set1_epi32(0x7FFFFFFF);
+            const Index groups = (U + 15) / 16;
+            std::int32_t* bits = scratch.bits.data();
+            for (std::size_t s = 0; s < set_rows.size(); ++s) {
+                const std::vector<Index>& rows = set_rows[s];
+                const Index k = static_cast<Index>(rows.size());
+                // |values| of all units, lane group by lane group; a gene's U values are one run
+                // of the cell's storage, fetched a few genes ahead (the block is far from cache).
+                for (Index i = 0; i < k; ++i) {
+                    if (i + 8 < k) {
+                        const char* ahead = reinterpret_cast<const char*>(cell.data() + rows[static_cast<std::size_t>(i + 8)] * ld);
+                        for (Index b = 0; b < U * Index(sizeof(float)); b += 64) _mm_prefetch(ahead + b, _MM_HINT_T0);
+                    }
+                    const float* from = cell.data() + rows[static_cast<std::size_t>(i)] * ld;
+                    for (Index q = 0; q < groups; ++q) {
+                        const Index width = std::min<Index>(16, U - 16 * q);
+                        const __mmask16 lanes = static_cast<__mmask16>(width == 16 ? 0xFFFFu : (1u << width) - 1u);
+                        _mm512_storeu_si512(bits + 16 * (q * k + i),
+                                            _mm512_and_si512(_mm512_castps_si512(_mm512_maskz_loadu_ps(lanes, from + 16 * q)), magnitude));
+                    }
+                }
+                for (Index q = 0; q < groups; ++q) {
+                    const Index width = std::min<Index>(16, U - 16 * q);
+                    const __mmask16 lanes = static_cast<__mmask16>(width == 16 ? 0xFFFFu : (1u << width) - 1u);
+                    lane_lower_medians(bits + 16 * q * k, k, lanes, medians);
+                    for (Index u = 0; u < width; ++u) agg(static_cast<Index>(s), 16 * q + u) = static_cast<double>(medians[u]);
+                }
+            }
+            return;
+        }
+    }
+#endif
+    Scalar* lanes = scratch.lanes.data();
     Scalar* values = scratch.values.data();
-    for (Index u = 0; u < cell.cols(); ++u) {
-        const Scalar* col = cell.col(u).data();
-        for (std::size_t s = 0; s < set_rows.size(); ++s) {
-            const std::vector<Index>& rows = set_rows[s];
-            const Index k = static_cast<Index>(rows.size());
-            for (Index i = 0; i < k; ++i) values[i] = std::abs(col[rows[static_cast<std::size_t>(i)]]);
+    for (std::size_t s = 0; s < set_rows.size(); ++s) {
+        const std::vector<Index>& rows = set_rows[s];
+        const Index k = static_cast<Index>(rows.size());
+        for (Index i = 0; i < k; ++i) {
+            const Scalar* from = cell.data() + rows[static_cast<std::size_t>(i)] * ld;
+            for (Index u = 0; u < U; ++u) lanes[i * U + u] = std::abs(from[u]);
+        }
+        for (Index u = 0; u < U; ++u) {
+            for (Index i = 0; i < k; ++i) values[i] = lanes[i * U + u];
             agg(static_cast<Index>(s), u) = aggregator == ImpactAggregator::median
                                                 ? static_cast<double>(select_rank(values, k, (k - 1) / 2, scratch.selection.data()))
                                                 : aggregate(values, k, aggregator);
@@ -246,29 +395,22 @@ void set_aggregates(const ConstMatrixRef<Scalar>& cell, const std::vector<std::v
     }
 }
 
-// The per-gene sums of |saliency| and of saliency over the cells of a block (G x (U n), column
-// j U + u = cell j, unit u) into abs_sum and signed_sum (G x U): entry (g, u) is
-// ((0 + cell 0) + cell 1) + ..., the additions of adding the cells one by one, in the same order,
-// so the same bits. Done a unit and a chunk of genes at a time, whose sums stay in L1, while the
-// block's columns are read in runs of the chunk: adding whole cells into G x U doubles
-// (4 MiB at 4,000 genes and 64 units) read and wrote those 4 MiB once per cell.
+// Adds the per-gene |saliency| and saliency of a chunk's cells ((U n) x G, row j U + u = cell j,
+// unit u) to abs_sum and signed_sum (U x G), the cells one by one in order: from zero at a block's
+// start, entry (u, g) is ((0 + cell 0) + cell 1) + ..., the same bits for any block and chunk
+// size. A gene's U sums stay in L1 while its cells are added.
 template <typename Scalar>
 void block_gene_sums(const ConstMatrixRef<Scalar>& block, Index U, MatrixD& abs_sum, MatrixD& signed_sum) {
-    constexpr Index chunk = 256; // genes: 2 x 2 KiB of sums
-    const Index G = block.rows(), n = block.cols() / U;
-    for (Index u = 0; u < U; ++u)
-        for (Index g0 = 0; g0 < G; g0 += chunk) {
-            const Index len = std::min(chunk, G - g0);
-            auto a = abs_sum.col(u).segment(g0, len);
-            auto s = signed_sum.col(u).segment(g0, len);
-            a.setZero();
-            s.setZero();
-            for (Index j = 0; j < n; ++j) {
-                const auto v = block.col(j * U + u).segment(g0, len);
-                s += v.template cast<double>();
-                a += v.cwiseAbs().template cast<double>();
-            }
+    const Index G = block.cols(), n = block.rows() / U;
+    for (Index g = 0; g < G; ++g) {
+        auto a = abs_sum.col(g);
+        auto s = signed_sum.col(g);
+        for (Index j = 0; j < n; ++j) {
+            const auto v = block.col(g).segment(j * U, U);
+            s += v.template cast<double>();
+            a += v.cwiseAbs().template cast<double>();
         }
+    }
 }
 
 // Adds the pass's totals and cell counts (cells) of every process, and throws on every process
@@ -311,8 +453,8 @@ GeneSetImpact gene_set_impact(const Autoencoder<Scalar>& model, const CellBlockS
     const bool grouped = !groups.names.empty() || !groups.of_cell.empty();
     const Index n_groups = static_cast<Index>(groups.names.size());
     detail::ImpactPartial total;
-    total.abs_sum = MatrixD::Zero(G, U);
-    total.signed_sum = MatrixD::Zero(G, U);
+    total.abs_sum = MatrixD::Zero(U, G);
+    total.signed_sum = MatrixD::Zero(U, G);
     total.all = MatrixD::Zero(S, U);
     total.group.assign(static_cast<std::size_t>(n_groups), MatrixD::Zero(S, U));
     std::exception_ptr error; // with processes: agreed on after the pass, so that no process waits alone
@@ -339,24 +481,29 @@ GeneSetImpact gene_set_impact(const Autoencoder<Scalar>& model, const CellBlockS
         std::vector<detail::AggregateScratch<Scalar>> scratch(T);
         std::vector<MatrixD> cell_agg(T, MatrixD(S, U)); // per thread: one cell's aggregates
         for (std::size_t t = 0; t < T; ++t) {
-            partial[t].abs_sum.resize(G, U);
-            partial[t].signed_sum.resize(G, U);
+            partial[t].abs_sum.resize(U, G);
+            partial[t].signed_sum.resize(U, G);
             partial[t].all.resize(S, U);
             partial[t].group.assign(static_cast<std::size_t>(n_groups), MatrixD(S, U));
-            scratch[t].reserve(largest);
+            scratch[t].reserve(largest, U);
         }
         Index done = 0;
 
-        auto visit = [&](int t, Index first, const ConstMatrixRef<Scalar>& block, const ConstMatrixRef<Scalar>&) {
+        auto visit = [&](int t, Index first, const ConstMatrixRef<Scalar>& block, const ConstMatrixRef<Scalar>&,
+                         const detail::CellSpan& span) {
             detail::ImpactPartial& p = partial[static_cast<std::size_t>(t)];
             MatrixD& a = cell_agg[static_cast<std::size_t>(t)];
-            p.reset_set_sums();
+            if (first == span.first) { // a block's first chunk
+                p.reset_set_sums();
+                p.abs_sum.setZero();
+                p.signed_sum.setZero();
+            }
             detail::block_gene_sums<Scalar>(block, U, p.abs_sum, p.signed_sum);
-            const Index n = block.cols() / U;
+            const Index n = block.rows() / U;
             for (Index j = 0; j < n; ++j) {
                 const Index g = grouped ? groups.of_cell[static_cast<std::size_t>(first + j)] : -1;
                 MatrixD* group_sum = g >= 0 ? &p.group[static_cast<std::size_t>(g)] : nullptr; // -1: no group
-                const ConstMatrixRef<Scalar> cell = block.middleCols(j * U, U);
+                const ConstMatrixRef<Scalar> cell = block.middleRows(j * U, U); // U x G
                 detail::set_aggregates<Scalar>(cell, set_rows, options.aggregator, scratch[static_cast<std::size_t>(t)], a); // agg over S of |saliency|
                 p.all += a;
                 if (group_sum) *group_sum += a;
@@ -374,7 +521,8 @@ GeneSetImpact gene_set_impact(const Autoencoder<Scalar>& model, const CellBlockS
         SaliencyOptions so;
         so.kind = options.saliency;
         so.block_cells = options.block_cells;
-        detail::saliency_blocks<Scalar>(model, input, so, visit, &merge);
+        so.layout = SaliencyLayout::units_by_genes;
+        detail::saliency_blocks<Scalar>(model, input, so, visit, &merge, detail::saliency_chunk_cells);
     } catch (...) {
         if (!options.processes) throw;
         error = std::current_exception();
@@ -386,8 +534,8 @@ GeneSetImpact gene_set_impact(const Autoencoder<Scalar>& model, const CellBlockS
     GeneSetImpact r;
     const double nc = static_cast<double>(cells);
     r.impact = total.all / nc;
-    r.gene_saliency = total.abs_sum / nc;
-    r.gene_saliency_signed = total.signed_sum / nc;
+    r.gene_saliency = total.abs_sum.transpose() / nc;
+    r.gene_saliency_signed = total.signed_sum.transpose() / nc;
     const Index grouped_cells = groups.grouped(); // cells without a group are in no group's rest
     for (Index g = 0; g < n_groups; ++g) {
         const Index n_in = groups.sizes[static_cast<std::size_t>(g)];

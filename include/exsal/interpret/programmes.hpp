@@ -374,16 +374,67 @@ inline void sum_programmes(ProcessGroup& processes, const std::exception_ptr& er
 // Per-thread scratch of the programmes' gradient pass.
 template <typename Scalar>
 struct ProgrammeScratch {
-    Matrix<Scalar> scaled;      // G x U: J_c(u, g) (x_cg - xbar_g) of one cell
-    Matrix<Scalar> reduced;     // S x U: its mean over each set's genes, B(c, ., .)
-    MatrixF attributions;       // S x (U block): B of the block's cells, cell j in columns j U .. j U + U - 1
-    MatrixF selected;           // the columns of one comparison's cells, when not all are in it
-    MatrixF labelled_weights;   // (U m) x labellings: w(l) for the m cells in under l, else 0
+    Vector<Scalar> centred;     // G: x_c - xbar of one cell
+    Matrix<Scalar> reduced;     // U x S: B(c, ., .) of one cell
+    MatrixF attributions;       // (U S) x block: B of the block's cells, cell j in column j (entry u + U s)
     MatrixF product;            // S x labellings
-    VectorF per_gene;           // G: sum_u w_u J_c(u, g) (x_cg - xbar_g) of one cell
+    MatrixF gene_terms;         // G x comparisons: sum_u w_u J_c(u, g) of one cell, observed w
     std::vector<std::pair<Index, Index>> members; // (cell in the block, index in the comparison)
+    std::vector<Index> in_cells, in_start;        // per labelling l: the block's cells in under l,
+                                                  // in_cells[in_start[l] .. in_start[l + 1])
     ProgrammeSums sums;
 };
+
+// B(c, u, S) of one cell (see the top of this header) from the cell's saliency J_c (U x G, units
+// contiguous per gene) and centred = x_c - xbar: reduced(u, s) = (sum over the genes g of s, in
+// the set's order, of J_c(u, g) (x_cg - xbar_g), each term added by one fused multiply-add) x
+// (1 / |s|). A gene's U units are one contiguous run of the saliency, added as one vector.
+template <typename Scalar>
+void cell_attributions(const ConstMatrixRef<Scalar>& saliency, const Vector<Scalar>& centred,
+                       const std::vector<std::vector<Index>>& set_rows, Matrix<Scalar>& reduced) {
+    const Index U = saliency.rows(), ld = saliency.outerStride();
+    const Scalar* base = saliency.data();
+    for (std::size_t s = 0; s < set_rows.size(); ++s) {
+        Scalar* sum = reduced.col(static_cast<Index>(s)).data();
+        std::fill(sum, sum + U, Scalar(0));
+        for (Index g : set_rows[s]) {
+            const Scalar* v = base + g * ld;
+            const Scalar d = centred(g);
+            for (Index u = 0; u < U; ++u) sum[u] = std::fma(v[u], d, sum[u]);
+        }
+        const Scalar inv = Scalar(1) / static_cast<Scalar>(set_rows[s].size());
+        for (Index u = 0; u < U; ++u) sum[u] *= inv;
+    }
+}
+
+// out(s) for sets s0 .. s1 - 1 = sum over the `count` cells `cells` (columns of b, entry u + U s) of
+// sum_u b(u + U s) w(u): the cells' entries added first, 16 units at a time in registers, then
+// multiplied by w (the same operations in the same order for any thread count). 0 without cells.
+inline void in_cells_dot(const MatrixF& b, const Index* cells, Index count, const float* w, Index U, Index s0, Index s1,
+                         float* out) {
+    using V16 = Eigen::Matrix<float, 16, 1>;
+    const Index full = U / 16 * 16;
+    if (count == 0) {
+        std::fill(out + s0, out + s1, 0.0f);
+        return;
+    }
+    for (Index s = s0; s < s1; ++s) {
+        const Index at = U * s;
+        V16 dot = V16::Zero();
+        for (Index q = 0; q < full; q += 16) {
+            V16 sum = Eigen::Map<const V16>(b.col(cells[0]).data() + at + q);
+            for (Index i = 1; i < count; ++i) sum += Eigen::Map<const V16>(b.col(cells[i]).data() + at + q);
+            dot += sum.cwiseProduct(Eigen::Map<const V16>(w + q));
+        }
+        float total = dot.sum();
+        for (Index u = full; u < U; ++u) {
+            float sum = b(at + u, cells[0]);
+            for (Index i = 1; i < count; ++i) sum += b(at + u, cells[i]);
+            total += sum * w[u];
+        }
+        out[s] = total;
+    }
+}
 
 // Per set: the in minus out mean input (its sign is the direction) and the units that carry it
 // (largest positive contributions first, at most top_units).
@@ -443,13 +494,15 @@ inline void rank_programmes(GroupProgrammes& r) {
 // Per-thread scratch of set_attributions.
 template <typename Scalar>
 struct AttributionScratch {
-    Matrix<Scalar> scaled;           // G x U: J_c(u, g) (x_cg - xbar_g) of one cell
-    Matrix<Scalar> reduced;          // S x U: the mean of `scaled` over each set's genes
+    Vector<Scalar> centred;          // G: x_c - xbar of one cell
+    Matrix<Scalar> scaled;           // U x G: J_c(u, g) (x_cg - xbar_g) of one cell
+    Matrix<Scalar> reduced;          // U x S: the mean of `scaled` over each set's genes
     std::vector<MatrixD> group_sums; // per group: G x U sums of `scaled` over the block's cells
     std::vector<bool> touched;       // per group: has a cell in the current block
     void reserve(Index G, Index U, Index S, Index groups) {
-        scaled.resize(G, U);
-        reduced.resize(S, U);
+        centred.resize(G);
+        scaled.resize(U, G);
+        reduced.resize(U, S);
         group_sums.assign(static_cast<std::size_t>(groups), MatrixD(G, U));
         touched.assign(static_cast<std::size_t>(groups), false);
     }
@@ -477,7 +530,6 @@ MatrixF set_attributions(const Autoencoder<Scalar>& model, const detail::InputRe
         for (Index r : set_rows[s])
             if (r < 0 || r >= G) throw ArgumentError(where, "set " + std::to_string(s) + " holds row " + std::to_string(r) + ", outside 0.." + std::to_string(G - 1));
     }
-    const Eigen::SparseMatrix<Scalar, Eigen::RowMajor> mean_op = detail::set_mean_operator<Scalar>(set_rows, G);
     // a lazy cast: the row means read the input, no double copy of it is made (checked by peak RSS)
     const Vector<Scalar> centre = input.template cast<double>().rowwise().mean().template cast<Scalar>();
     MatrixF out(U * S, C);
@@ -488,21 +540,20 @@ MatrixF set_attributions(const Autoencoder<Scalar>& model, const detail::InputRe
     for (auto& w : scratch) w.reserve(G, U, S, sums ? n_groups : 0);
     if (sums) gene_sums->assign(static_cast<std::size_t>(n_groups), MatrixD::Zero(G, U));
     Index done = 0;
-    auto visit = [&](int t, Index first, const ConstMatrixRef<Scalar>& block, const ConstMatrixRef<Scalar>&) {
+    auto visit = [&](int t, Index first, const ConstMatrixRef<Scalar>& block, const ConstMatrixRef<Scalar>&, const detail::CellSpan&) {
         detail::AttributionScratch<Scalar>& w = scratch[static_cast<std::size_t>(t)];
         std::fill(w.touched.begin(), w.touched.end(), false);
-        for (Index j = 0; j < block.cols() / U; ++j) {
+        for (Index j = 0; j < block.rows() / U; ++j) {
             const Index c = first + j;
-            w.scaled = block.middleCols(j * U, U).array().colwise() * (input.col(c) - centre).array(); // d r_u / d x_g (x_cg - xbar_g)
-            // Eigen's sparse product as before: GCC vectorises its sums in a way that depends on
-            // each set's size, so a hand-written loop would not give the same bits
-            w.reduced.noalias() = mean_op * w.scaled;
-            Eigen::Map<MatrixF>(out.col(c).data(), U, S) = w.reduced.transpose().template cast<float>();
+            w.centred = input.col(c) - centre;
+            detail::cell_attributions<Scalar>(block.middleRows(j * U, U), w.centred, set_rows, w.reduced);
+            Eigen::Map<MatrixF>(out.col(c).data(), U, S) = w.reduced.template cast<float>();
             if (!sums) continue;
+            w.scaled.noalias() = block.middleRows(j * U, U) * w.centred.asDiagonal();
             const std::size_t g = static_cast<std::size_t>((*group_of_cell)[static_cast<std::size_t>(c)]);
             if (!w.touched[g]) w.group_sums[g].setZero();
             w.touched[g] = true;
-            w.group_sums[g] += w.scaled.template cast<double>();
+            w.group_sums[g] += w.scaled.transpose().template cast<double>();
         }
     };
     auto merge = [&](int t, Index, Index n) {
@@ -517,6 +568,7 @@ MatrixF set_attributions(const Autoencoder<Scalar>& model, const detail::InputRe
     SaliencyOptions so;
     so.kind = SaliencyKind::vanilla;
     so.block_cells = block_cells;
+    so.layout = SaliencyLayout::units_by_genes;
     detail::saliency_blocks<Scalar>(model, input, so, visit, &merge);
     return out;
 }
@@ -688,34 +740,41 @@ ProgrammeAnalysis group_programmes(const Autoencoder<Scalar>& model, const CellB
     const VectorD mean = detail::input_mean(input, processes); // over all cells
     if (!mean.allFinite()) throw ArgumentError(where, "the input contains a non-finite value");
     const Vector<Scalar> centre = mean.cast<Scalar>();
-    const Eigen::SparseMatrix<Scalar, Eigen::RowMajor> mean_op = detail::set_mean_operator<Scalar>(set_rows, G);
     const Eigen::SparseMatrix<double, Eigen::RowMajor> mean_op_d = detail::set_mean_operator<double>(set_rows, G);
     const std::size_t n_groups = labels.names.size(), n_plans = plans.size();
     const Index block_cells = std::max<Index>(1, std::min(o.block_cells, C));
+    MatrixF observed(U, static_cast<Index>(n_plans)); // the observed labelling's unit weights of every comparison
+    for (std::size_t k = 0; k < n_plans; ++k) observed.col(static_cast<Index>(k)) = plans[k].weights_f.col(0);
     a.cell_scores = MatrixF::Constant(C, S, std::numeric_limits<float>::quiet_NaN());
     std::vector<detail::ProgrammeScratch<Scalar>> scratch(static_cast<std::size_t>(threads()));
     for (auto& w : scratch) {
-        w.scaled.resize(G, U);
-        w.reduced.resize(S, U);
-        w.attributions.resize(S, U * block_cells);
+        w.centred.resize(G);
+        w.reduced.resize(U, S);
+        w.attributions.resize(U * S, block_cells);
+        w.gene_terms.resize(G, static_cast<Index>(n_plans));
         w.sums.zero(n_plans, n_groups, S, G, U, plans);
     }
     detail::ProgrammeSums total;
     total.zero(n_plans, n_groups, S, G, U, plans);
     Index done = 0;
-    auto visit = [&](int t, Index block_first, const ConstMatrixRef<Scalar>& saliency, const ConstMatrixRef<Scalar>& x) {
+    // Called a chunk of a block's cells at a time (saliency: (U n) x G, units contiguous per gene);
+    // the label products run once the block's last chunk is in.
+    auto visit = [&](int t, Index chunk_first, const ConstMatrixRef<Scalar>& saliency, const ConstMatrixRef<Scalar>& x,
+                     const detail::CellSpan& block) {
         detail::ProgrammeScratch<Scalar>& w = scratch[static_cast<std::size_t>(t)];
         detail::ProgrammeSums& sums = w.sums;
-        std::fill(sums.plan_touched.begin(), sums.plan_touched.end(), false);
-        std::fill(sums.group_touched.begin(), sums.group_touched.end(), false);
-        const Index n = saliency.cols() / U;
+        if (chunk_first == block.first) {
+            std::fill(sums.plan_touched.begin(), sums.plan_touched.end(), false);
+            std::fill(sums.group_touched.begin(), sums.group_touched.end(), false);
+        }
+        const Index n = saliency.rows() / U, offset = chunk_first - block.first; // offset: in the block
         for (Index j = 0; j < n; ++j) {
-            const Index local = block_first + j, c = first + local; // c: among all cells
-            w.scaled = saliency.middleCols(j * U, U).array().colwise() * (x.col(j) - centre).array(); // d r_u / d x_g (x_cg - xbar_g)
-            // Eigen's sparse product: GCC vectorises its sums in a way that depends on each set's
-            // size, so a hand-written loop would not give the same bits as set_attributions
-            w.reduced.noalias() = mean_op * w.scaled;
-            w.attributions.middleCols(j * U, U) = w.reduced.template cast<float>();
+            const Index local = chunk_first + j, c = first + local; // c: among all cells
+            w.centred = x.col(j) - centre;
+            const ConstMatrixRef<Scalar> cell = saliency.middleRows(j * U, U); // U x G
+            detail::cell_attributions<Scalar>(cell, w.centred, set_rows, w.reduced);
+            auto b = w.attributions.col(offset + j); // B(c, u, S) at u + U s
+            Eigen::Map<MatrixF>(b.data(), U, S) = w.reduced.template cast<float>();
             const Index g = labels.of_cell[static_cast<std::size_t>(c)];
             if (g < 0) continue;
             const auto gi = static_cast<std::size_t>(g);
@@ -724,13 +783,16 @@ ProgrammeAnalysis group_programmes(const Autoencoder<Scalar>& model, const CellB
                 sums.input[gi].setZero();
                 sums.group_touched[gi] = true;
             }
-            sums.set[gi] += w.reduced.template cast<double>();
+            sums.set[gi] += w.reduced.transpose().template cast<double>();
             sums.input[gi] += mean_op_d * x.col(j).template cast<double>();
             if (own_plan[gi] >= 0)
                 a.cell_scores.row(local) =
-                    (w.attributions.middleCols(j * U, U) * plans[static_cast<std::size_t>(own_plan[gi])].weights_f.col(0)).transpose();
-            // Per comparison of the cell: the per-gene terms of the competitive test, under the
-            // observed labelling (G floats per comparison instead of G x U sums per group).
+                    (Eigen::Map<const MatrixF>(b.data(), U, S).transpose() * observed.col(own_plan[gi])).transpose();
+            // The per-gene terms of the competitive test under the observed labelling, for every
+            // comparison at once (G floats per comparison instead of G x U sums per group):
+            // (x_cg - xbar_g) sum_u w_u J_c(u, g).
+            w.gene_terms.noalias() = cell.template cast<float>().transpose() * observed;
+            w.gene_terms.array().colwise() *= w.centred.template cast<float>().array();
             for (std::size_t k = 0; k < n_plans; ++k) {
                 const detail::ComparisonPlan& p = plans[k];
                 const Index i = p.position[static_cast<std::size_t>(c)];
@@ -741,35 +803,39 @@ ProgrammeAnalysis group_programmes(const Autoencoder<Scalar>& model, const CellB
                     sums.gene_out[k].setZero();
                     sums.plan_touched[k] = true;
                 }
-                w.per_gene.noalias() = w.scaled.template cast<float>() * p.weights_f.col(0);
-                (p.in(i, 0) ? sums.gene_in[k] : sums.gene_out[k]) += w.per_gene.template cast<double>();
+                (p.in(i, 0) ? sums.gene_in[k] : sums.gene_out[k]) += w.gene_terms.col(static_cast<Index>(k)).template cast<double>();
             }
         }
+        if (chunk_first + n < block.first + block.count) return;
+        // Per comparison and labelling l: the sum over the block's cells in under l of
+        // sum_u w_u(l) B(c, u, S) = (sum over those cells of B(c, ., S)) . w(l): the in cells' B
+        // added first (a share of the block's cells), then one product with w(l).
         for (std::size_t k = 0; k < n_plans; ++k) {
             const detail::ComparisonPlan& p = plans[k];
             w.members.clear();
-            for (Index j = 0; j < n; ++j) {
-                const Index i = p.position[static_cast<std::size_t>(first + block_first + j)];
+            for (Index j = 0; j < block.count; ++j) {
+                const Index i = p.position[static_cast<std::size_t>(first + block.first + j)];
                 if (i >= 0) w.members.emplace_back(j, i);
             }
-            const Index m = static_cast<Index>(w.members.size());
-            if (m == 0) continue;
+            if (w.members.empty()) continue;
             const Index L = p.labellings;
-            w.labelled_weights.resize(U * m, L);
-            for (Index l = 0; l < L; ++l)
-                for (Index r = 0; r < m; ++r) {
-                    auto dst = w.labelled_weights.block(r * U, l, U, 1);
-                    if (p.in(w.members[static_cast<std::size_t>(r)].second, l)) dst = p.weights_f.col(l);
-                    else dst.setZero();
-                }
-            if (m == n) {
-                w.product.noalias() = w.attributions.leftCols(U * n) * w.labelled_weights;
-            } else {
-                w.selected.resize(S, U * m);
-                for (Index r = 0; r < m; ++r)
-                    w.selected.middleCols(r * U, U) = w.attributions.middleCols(w.members[static_cast<std::size_t>(r)].first * U, U);
-                w.product.noalias() = w.selected * w.labelled_weights;
+            w.in_cells.clear();
+            w.in_start.assign(static_cast<std::size_t>(L + 1), 0);
+            for (Index l = 0; l < L; ++l) {
+                for (const auto& [j, i] : w.members)
+                    if (p.in(i, l)) w.in_cells.push_back(j);
+                w.in_start[static_cast<std::size_t>(l + 1)] = static_cast<Index>(w.in_cells.size());
             }
+            // A few sets at a time (128 entries of B per cell), so that the block's cells' entries
+            // of them stay in L1 across the labellings.
+            w.product.resize(S, L);
+            const Index per_tile = std::max<Index>(1, 128 / U);
+            for (Index s0 = 0; s0 < S; s0 += per_tile)
+                for (Index l = 0; l < L; ++l) {
+                    const Index from = w.in_start[static_cast<std::size_t>(l)], to = w.in_start[static_cast<std::size_t>(l + 1)];
+                    detail::in_cells_dot(w.attributions, w.in_cells.data() + from, to - from, p.weights_f.col(l).data(), U, s0,
+                                         std::min(S, s0 + per_tile), w.product.col(l).data());
+                }
             sums.labelled[k] += w.product.template cast<double>();
         }
     };
@@ -781,12 +847,13 @@ ProgrammeAnalysis group_programmes(const Autoencoder<Scalar>& model, const CellB
     SaliencyOptions so;
     so.kind = SaliencyKind::vanilla;
     so.block_cells = block_cells;
+    so.layout = SaliencyLayout::units_by_genes;
     if (!processes) {
-        detail::saliency_blocks<Scalar>(model, input, so, visit, &merge);
+        detail::saliency_blocks<Scalar>(model, input, so, visit, &merge, detail::saliency_chunk_cells);
     } else {
         std::exception_ptr error;
         try {
-            detail::saliency_blocks<Scalar>(model, input, so, visit, &merge);
+            detail::saliency_blocks<Scalar>(model, input, so, visit, &merge, detail::saliency_chunk_cells);
         } catch (...) {
             error = std::current_exception();
         }

@@ -15,6 +15,11 @@
 // (width x (U * B), column j * U + u = cell j, unit u), so every step is one matrix product and
 // the last one, G x width times width x (U B), costs U x H1 x G multiply-adds per cell.
 //
+// Two layouts of a block's saliency: genes x (U B) (column j U + u, a unit's map over the genes
+// contiguous; for_each_saliency_block's default), or (U B) x genes (row j U + u: the U units of a
+// gene and cell contiguous, which the per-cell statistics over gene sets read: a gene of a set is
+// one run of U values instead of U values G apart). The last product is then M_0^T W_0.
+//
 // Streaming: blocks of cells run in parallel (OpenMP, one block per iteration, per-thread scratch
 // sized once), memory O(threads x G x U x block_cells) scalars, never O(cells x U x G).
 // Everything is computed in the model's Scalar (float in production).
@@ -49,10 +54,27 @@ inline SaliencyKind saliency_kind_from_string(const std::string& s) {
     throw ArgumentError("exsal::saliency_kind_from_string", "unknown saliency '" + s + "' (guided, vanilla)");
 }
 
+enum class SaliencyLayout {
+    genes_by_units, // G x (U n): column j U + u = unit u of cell j, over the genes
+    units_by_genes  // (U n) x G: row j U + u = unit u of cell j; column g = gene g
+};
+
 struct SaliencyOptions {
     SaliencyKind kind = SaliencyKind::guided;
     Index block_cells = 64; // cells per block; scratch per thread is G x (U * block_cells) scalars
+    SaliencyLayout layout = SaliencyLayout::genes_by_units;
 };
+
+namespace detail {
+// Cells of the block a chunk of saliency belongs to (internal visitors: see saliency_blocks).
+struct CellSpan {
+    Index first = 0, count = 0;
+};
+// Cells per chunk of the interpretation's saliency: 8 cells x 64 units x 4,000 genes are 8 MB of
+// floats, which stay in the last-level cache between the product that writes them and the
+// statistics that read them (a whole block of 64 cells, 65 MB, went to memory and back).
+constexpr Index saliency_chunk_cells = 8;
+} // namespace detail
 
 // The network input of the cells to interpret, handed out block by block, so that it need not be
 // held as one genes x cells matrix: a dense matrix (DenseCellBlocks), or cells gathered from
@@ -120,8 +142,9 @@ class SaliencyWorkspace {
 public:
     using Mat = Matrix<Scalar>;
 
-    // Sizes every buffer for blocks of up to `block` cells.
-    void reserve(const Autoencoder<Scalar>& model, Index block) {
+    // Sizes every buffer for blocks of up to `block` cells, whose saliency is formed `chunk` cells
+    // at a time (chunk <= block).
+    void reserve(const Autoencoder<Scalar>& model, Index block, Index chunk) {
         const Index R = model.representation_layer(), U = model.units();
         m_z.resize(static_cast<std::size_t>(R + 1));
         m_y.resize(static_cast<std::size_t>(R + 1));
@@ -136,17 +159,31 @@ public:
         }
         m_a.resize(widest_hidden, U * block);
         m_b.resize(widest_hidden, U * block);
-        m_out.resize(model.n_genes(), U * block);
+        m_out.resize(model.n_genes() * U * chunk, 1); // either layout
         m_wt = model.layer(R).weights().transpose();
         m_block = block;
+        m_chunk = chunk;
     }
+    void reserve(const Autoencoder<Scalar>& model, Index block) { reserve(model, block, block); }
     Index capacity() const noexcept { return m_block; }
 
     // Signed saliency of the cells x (G x n, n <= capacity()): returns G x (U n), column j U + u =
-    // cell j, unit u. The view stays valid until the next call.
-    auto compute(const Autoencoder<Scalar>& model, const ConstMatrixRef<Scalar>& x, SaliencyKind kind) {
+    // cell j, unit u, or its transpose (U n) x G for units_by_genes. The view stays valid until
+    // the next call.
+    Eigen::Map<const Mat> compute(const Autoencoder<Scalar>& model, const ConstMatrixRef<Scalar>& x, SaliencyKind kind,
+                                  SaliencyLayout layout = SaliencyLayout::genes_by_units) {
+        backward(model, x, kind);
+        return saliency(model, 0, x.cols(), layout);
+    }
+
+    // The two halves of compute(): backward() takes the block down to the first layer's input
+    // gradient (M_0 of every cell), saliency() then forms the saliency of cells first ..
+    // first + n - 1 of the block (n <= the chunk of reserve()), so that a block's saliency can be
+    // used a few cells at a time while it is in cache.
+    void backward(const Autoencoder<Scalar>& model, const ConstMatrixRef<Scalar>& x, SaliencyKind kind) {
         const Index R = model.representation_layer(), U = model.units(), n = x.cols();
         const bool guided = kind == SaliencyKind::guided;
+        m_guided = guided;
         // Forward through the encoder: z_l, y_l = f(z_l), D_l = f'(z_l), each out_l x n.
         for (Index l = 0; l <= R; ++l) {
             const auto s = static_cast<std::size_t>(l);
@@ -163,9 +200,11 @@ public:
                 model.layer(l).apply(m_y[s - 1], z, y);
             model.layer(l).derivative(z, y, m_d[s]);
         }
+        m_cur = nullptr;
+        if (R == 0) return; // the representation layer reads the input: saliency() does it all
         // First step: dr_u/dh_R for all u = W_R^T clamp(diag(D_R)), in_R x (U n); column j U + u =
         // W_R(u, :)^T * clamp(D_R(u, j)).
-        Mat* cur = R == 0 ? &m_out : &m_a;
+        Mat* cur = &m_a;
         Mat* spare = &m_b;
         const Mat& d_top = m_d[static_cast<std::size_t>(R)];
         for (Index j = 0; j < n; ++j) {
@@ -175,7 +214,8 @@ public:
             else
                 cols.noalias() = m_wt * d_top.col(j).asDiagonal();
         }
-        // Down the encoder: g_z = clamp(g_h * f'(z_l)) per cell, then g_h_l = W_l^T g_z.
+        // Down the encoder: g_z = clamp(g_h * f'(z_l)) per cell, then g_h_l = W_l^T g_z; for l = 0
+        // only the clamp (the last product is saliency()'s).
         for (Index l = R - 1; l >= 0; --l) {
             const Mat& d = m_d[static_cast<std::size_t>(l)];
             const Index width = d.rows();
@@ -184,21 +224,46 @@ public:
                 cols.array().colwise() *= d.col(j).array(); // width x U, g_y * f'(z)
                 if (guided) cols = cols.cwiseMax(Scalar(0));
             }
-            Mat* next = l == 0 ? &m_out : spare;
+            if (l == 0) break;
             const auto& w = model.layer(l).weights(); // width x in_l
-            next->topLeftCorner(w.cols(), U * n).noalias() = w.transpose() * cur->topLeftCorner(width, U * n);
-            spare = cur;
-            cur = next;
+            spare->topLeftCorner(w.cols(), U * n).noalias() = w.transpose() * cur->topLeftCorner(width, U * n);
+            std::swap(cur, spare);
         }
-        return m_out.leftCols(U * n);
+        m_cur = cur;
+    }
+
+    Eigen::Map<const Mat> saliency(const Autoencoder<Scalar>& model, Index first, Index n, SaliencyLayout layout) {
+        const Index U = model.units(), G = model.n_genes();
+        const bool by_genes = layout == SaliencyLayout::genes_by_units;
+        Eigen::Map<Mat> out_g(m_out.data(), G, U * n), out_u(m_out.data(), U * n, G);
+        if (!m_cur) { // R = 0: S = W_R^T clamp(diag(D_R)) per cell
+            const Mat& d_top = m_d[0];
+            for (Index j = 0; j < n; ++j) {
+                const Vector<Scalar> d = m_guided ? Vector<Scalar>(d_top.col(first + j).cwiseMax(Scalar(0))) : Vector<Scalar>(d_top.col(first + j));
+                if (by_genes)
+                    out_g.middleCols(j * U, U).noalias() = m_wt * d.asDiagonal();
+                else
+                    out_u.middleRows(j * U, U).noalias() = d.asDiagonal() * m_wt.transpose();
+            }
+        } else {
+            const auto& w = model.layer(0).weights(); // H_1 x G
+            const auto m0 = m_cur->block(0, first * U, w.rows(), U * n);
+            if (by_genes)
+                out_g.noalias() = w.transpose() * m0;
+            else
+                out_u.noalias() = m0.transpose() * w;
+        }
+        return by_genes ? Eigen::Map<const Mat>(m_out.data(), G, U * n) : Eigen::Map<const Mat>(m_out.data(), U * n, G);
     }
 
 private:
     std::vector<Mat> m_z, m_y, m_d; // per encoder layer l: out_l x block; z, f(z), f'(z)
     Mat m_a, m_b;                   // widest hidden width x (U block): backward ping-pong buffers
-    Mat m_out;                      // G x (U block): the saliency block
+    Mat m_out;                      // G U block scalars: the saliency block, in either layout
     Mat m_wt;                       // in_R x U: W_R^T (the representation layer's weights)
-    Index m_block = 0;
+    Mat* m_cur = nullptr;           // after backward(): M_0 of the block (null when R = 0)
+    bool m_guided = true;
+    Index m_block = 0, m_chunk = 0;
 };
 
 inline void check_saliency_arguments(const char* where, Index model_genes, Index rows, Index block_cells) {
@@ -216,16 +281,20 @@ inline int thread_id() {
 #endif
 }
 
-// Shared driver: visitor(thread, first_cell, saliency, input) in parallel, with `input` the block's
-// network input (genes x n), merge(thread, first_cell, n) in block order, one at a time.
+// Shared driver: visitor(thread, first_cell, saliency, input, block) in parallel, with `input` the
+// network input of the saliency's cells (genes x n) and `block` the block they belong to;
+// merge(thread, first_cell, n) in block order, one at a time. With chunk > 0 the saliency of a
+// block is handed out `chunk` cells at a time (consecutive calls of one thread, in cell order), so
+// that it is read while still in cache; 0: the whole block at once.
 // Exceptions thrown by either (or by the source) are caught and the first is rethrown after the
 // parallel region (remaining blocks are skipped).
 template <typename Scalar, typename Visitor, typename Merge>
 void saliency_blocks(const Autoencoder<Scalar>& model, const CellBlockSource<Scalar>& source,
-                     const SaliencyOptions& options, Visitor& visitor, Merge* merge) {
+                     const SaliencyOptions& options, Visitor& visitor, Merge* merge, Index chunk = 0) {
     const Index C = source.cells();
     if (C == 0) return;
     const Index block = std::min(options.block_cells, C);
+    chunk = chunk > 0 ? std::min(chunk, block) : block;
     const Index n_blocks = (C + block - 1) / block;
     const int n_threads = static_cast<int>(std::min<Index>(threads(), n_blocks));
     std::exception_ptr error;
@@ -236,7 +305,7 @@ void saliency_blocks(const Autoencoder<Scalar>& model, const CellBlockSource<Sca
         SaliencyWorkspace<Scalar> ws;
         Matrix<Scalar> scratch;
         try {
-            ws.reserve(model, block);
+            ws.reserve(model, block, chunk);
         } catch (...) {
 #pragma omp critical(exsal_saliency_error)
             if (!error) error = std::current_exception();
@@ -249,7 +318,12 @@ void saliency_blocks(const Autoencoder<Scalar>& model, const CellBlockSource<Sca
             if (!failed) {
                 try {
                     const ConstMatrixRef<Scalar> x = source.block(c0, n, scratch);
-                    visitor(t, c0, ConstMatrixRef<Scalar>(ws.compute(model, x, options.kind)), x);
+                    ws.backward(model, x, options.kind);
+                    for (Index j0 = 0; j0 < n; j0 += chunk) {
+                        const Index m = std::min(chunk, n - j0);
+                        visitor(t, c0 + j0, ConstMatrixRef<Scalar>(ws.saliency(model, j0, m, options.layout)),
+                                ConstMatrixRef<Scalar>(x.middleCols(j0, m)), CellSpan{c0, n});
+                    }
                 } catch (...) {
 #pragma omp critical(exsal_saliency_error)
                     if (!error) error = std::current_exception();
@@ -275,8 +349,8 @@ void saliency_blocks(const Autoencoder<Scalar>& model, const CellBlockSource<Sca
 
 template <typename Scalar, typename Visitor, typename Merge>
 void saliency_blocks(const Autoencoder<Scalar>& model, const ConstMatrixRef<Scalar>& input, const SaliencyOptions& options,
-                     Visitor& visitor, Merge* merge) {
-    saliency_blocks<Scalar>(model, DenseCellBlocks<Scalar>(input), options, visitor, merge);
+                     Visitor& visitor, Merge* merge, Index chunk = 0) {
+    saliency_blocks<Scalar>(model, DenseCellBlocks<Scalar>(input), options, visitor, merge, chunk);
 }
 
 // Sum of the network input over the cells of `input` (genes), in double: blocks of 256 cells
@@ -349,7 +423,8 @@ struct NoMerge {
 // consecutive cells, calls
 //   visitor(int thread, Index first_cell, const ConstMatrixRef<Scalar>& block)
 // where block is G x (U * n) for the n = block.cols() / U cells first_cell .. first_cell + n - 1,
-// column j * U + u = d r_u / d x of cell first_cell + j (signed). Blocks run in parallel: thread
+// column j * U + u = d r_u / d x of cell first_cell + j (signed); with options.layout =
+// units_by_genes its transpose, (U * n) x G, row j * U + u. Blocks run in parallel: thread
 // is in [0, exsal::threads()) and identifies the calling thread, for per-thread scratch the
 // visitor owns; the block view is only valid during the call. Throws ArgumentError when input
 // rows != model genes or block_cells < 1; an exception from the visitor stops the stream and is
@@ -358,7 +433,7 @@ template <typename Scalar, typename Visitor>
 void for_each_saliency_block(const Autoencoder<Scalar>& model, const detail::InputRef<Scalar>& input,
                              const SaliencyOptions& options, Visitor&& visitor) {
     detail::check_saliency_arguments("exsal::for_each_saliency_block", model.n_genes(), input.rows(), options.block_cells);
-    auto visit = [&](int t, Index first, const ConstMatrixRef<Scalar>& block, const ConstMatrixRef<Scalar>&) { visitor(t, first, block); };
+    auto visit = [&](int t, Index first, const ConstMatrixRef<Scalar>& block, const ConstMatrixRef<Scalar>&, const detail::CellSpan&) { visitor(t, first, block); };
     detail::saliency_blocks<Scalar>(model, input, options, visit, static_cast<detail::NoMerge*>(nullptr));
 }
 
@@ -370,7 +445,7 @@ template <typename Scalar, typename Visitor, typename Merge>
 void for_each_saliency_block(const Autoencoder<Scalar>& model, const detail::InputRef<Scalar>& input,
                              const SaliencyOptions& options, Visitor&& visitor, Merge&& merge) {
     detail::check_saliency_arguments("exsal::for_each_saliency_block", model.n_genes(), input.rows(), options.block_cells);
-    auto visit = [&](int t, Index first, const ConstMatrixRef<Scalar>& block, const ConstMatrixRef<Scalar>&) { visitor(t, first, block); };
+    auto visit = [&](int t, Index first, const ConstMatrixRef<Scalar>& block, const ConstMatrixRef<Scalar>&, const detail::CellSpan&) { visitor(t, first, block); };
     detail::saliency_blocks<Scalar>(model, input, options, visit, &merge);
 }
 
@@ -385,7 +460,7 @@ MatrixD mean_abs_saliency(const Autoencoder<Scalar>& model, const detail::InputR
     const Index G = model.n_genes(), U = model.units();
     std::vector<MatrixD> partial(static_cast<std::size_t>(threads()), MatrixD::Zero(G, U)); // per thread, G x U
     MatrixD total = MatrixD::Zero(G, U);
-    auto visit = [&](int t, Index, const ConstMatrixRef<Scalar>& block, const ConstMatrixRef<Scalar>&) {
+    auto visit = [&](int t, Index, const ConstMatrixRef<Scalar>& block, const ConstMatrixRef<Scalar>&, const detail::CellSpan&) {
         MatrixD& p = partial[static_cast<std::size_t>(t)];
         p.setZero();
         const Index n = block.cols() / U;
