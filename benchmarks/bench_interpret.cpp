@@ -3,7 +3,10 @@
 //
 //   bench_interpret [--cells 20000] [--genes 4000] [--units 64] [--hidden 128] [--sets 50]
 //                   [--groups 8] [--permutations 1000] [--bins 20] [--block 64] [--threads 0]
-//                   [--seed 1] [--steps all|products|interpret] [--keep-denormals]
+//                   [--seed 1] [--steps all|products|interpret] [--layout units|genes] [--keep-denormals]
+//
+// --layout: the layout of the products alone, units x genes (the one interpret() and
+// group_programmes() use, the default) or genes x units (for_each_saliency_block's default).
 //
 // --keep-denormals: IEEE subnormals instead of exsal's default flush to zero (see
 // exsal/core/denormals.hpp): the untrained model's saliency maps produce them, and each costs the

@@ -14,10 +14,12 @@
 // groups' sums, so nothing is computed twice.
 //
 // Cost. The medians were most of the interpretation's time: one nth_element per cell, unit and
-// set (64 x 50 per cell) cost several times the cell's saliency products. They are now found by
-// a quickselect with branch-free three-way splits, vectorised with AVX-512 (select_rank below),
-// 4-6 times faster on sets of 30-500 genes. The element of a given rank is one value, whichever
-// algorithm finds it, so the impacts are bit for bit those of nth_element.
+// set (64 x 50 per cell) cost several times the cell's saliency products. The pass now takes the
+// saliency as (units x cells) x genes, 8 cells at a time (so a gene of a set is one run of 64
+// units, read while in cache), and with AVX-512 finds the medians of 16 units at once by counting
+// (lane_lower_medians); otherwise by a branch-free quickselect per unit (select_rank). The
+// element of a given rank is one value, whichever algorithm finds it, so the impacts are bit for
+// bit those of nth_element.
 
 #include "exsal/core/error.hpp"
 #include "exsal/core/threads.hpp"
