@@ -185,6 +185,46 @@ TEST_CASE("guided saliency equals a plain clamped backward pass per unit") {
     }
 }
 
+TEST_CASE("weighted saliency: central finite differences of sum_u w_u r_u (double), and the weighted sum of the saliency") {
+    const Index G = 11, C = 6, P = 3;
+    const MatrixD x = uniform_matrix(G, C, 41, 0.0, 2.0);
+    const std::vector<std::pair<std::vector<Index>, Index>> shapes = {{{8, 5, 8}, 1}, {{9, 7, 4, 7, 9}, 2}, {{6}, 0}};
+    for (std::size_t si = 0; si < shapes.size(); ++si) {
+        CAPTURE(si);
+        const auto& [hidden, rep] = shapes[si];
+        const auto net = small_net<double>(G, hidden, rep, {}, 50 + si);
+        const Index U = net.units();
+        const MatrixD weights = uniform_matrix(U, P, 60 + si, -1.0, 1.0);
+        for (SaliencyKind kind : {SaliencyKind::vanilla, SaliencyKind::guided}) {
+            detail::SaliencyWorkspace<double> ws;
+            ws.reserve(net, C, 2);
+            ws.backward(net, x, kind);
+            MatrixD v, out;
+            const Index first = 2, n = 3; // cells 2..4 of the block
+            ws.weighted_saliency(net, first, n, weights, v, out);
+            REQUIRE(out.rows() == G);
+            REQUIRE(out.cols() == P * n);
+            for (Index j = 0; j < n; ++j) {
+                const Index cell = first + j;
+                const MatrixD s = cell_saliency<double>(net, x, cell, kind); // G x U
+                const MatrixD expected = s * weights;                        // G x P
+                CHECK(relative_error(MatrixD(out.middleCols(j * P, P)), expected) < 1e-12);
+                if (kind == SaliencyKind::vanilla) { // the gradient of w_k^T r
+                    MatrixD num(G, P);
+                    const double h = 1e-6;
+                    for (Index g = 0; g < G; ++g) {
+                        MatrixD p = x.col(cell), m = x.col(cell);
+                        p(g, 0) += h;
+                        m(g, 0) -= h;
+                        num.row(g) = ((weights.transpose() * (net.encode(p) - net.encode(m))) / (2 * h)).transpose();
+                    }
+                    CHECK(relative_error(MatrixD(out.middleCols(j * P, P)), num) < 1e-6);
+                }
+            }
+        }
+    }
+}
+
 TEST_CASE("streamed saliency blocks: layout, block sizes and thread counts") {
     const Index G = 40, C = 37;
     const auto net = small_net<float>(G, {16, 6, 16}, 1, {}, 3);

@@ -382,7 +382,8 @@ struct ProgrammeScratch {
     Matrix<Scalar> reduced;     // U x S: B(c, ., .) of one cell
     MatrixF attributions;       // (U S) x block: B of the block's cells, cell j in column j (entry u + U s)
     MatrixF product;            // S x labellings
-    MatrixF gene_terms;         // G x comparisons: sum_u w_u J_c(u, g) of one cell, observed w
+    Matrix<Scalar> gene_terms;  // G x (comparisons n): sum_u w_u J_c(u, g) of a chunk's cells, observed w
+    Matrix<Scalar> weighted;    // first hidden width x (comparisons n): its M_0 w
     std::vector<std::pair<Index, Index>> members; // (cell in the block, index in the comparison)
     std::vector<Index> in_cells, in_start;        // per labelling l: the block's cells in under l,
                                                   // in_cells[in_start[l] .. in_start[l + 1])
@@ -792,13 +793,14 @@ ProgrammeAnalysis group_programmes(const Autoencoder<Scalar>& model, const CellB
     const Index block_cells = std::max<Index>(1, std::min(o.block_cells, C));
     MatrixF observed(U, static_cast<Index>(n_plans)); // the observed labelling's unit weights of every comparison
     for (std::size_t k = 0; k < n_plans; ++k) observed.col(static_cast<Index>(k)) = plans[k].weights_f.col(0);
+    const Matrix<Scalar> observed_s = observed.template cast<Scalar>();
+    const Index P = static_cast<Index>(n_plans);
     a.cell_scores = MatrixF::Constant(C, S, std::numeric_limits<float>::quiet_NaN());
     std::vector<detail::ProgrammeScratch<Scalar>> scratch(static_cast<std::size_t>(threads()));
     for (auto& w : scratch) {
         w.centred.resize(G);
         w.reduced.resize(U, S);
         w.attributions.resize(U * S, block_cells);
-        w.gene_terms.resize(G, static_cast<Index>(n_plans));
         w.sums.zero(n_plans, n_groups, S, G, U, plans);
     }
     detail::ProgrammeSums total;
@@ -807,7 +809,7 @@ ProgrammeAnalysis group_programmes(const Autoencoder<Scalar>& model, const CellB
     // Called a chunk of a block's cells at a time (saliency: (U n) x G, units contiguous per gene);
     // the label products run once the block's last chunk is in.
     auto visit = [&](int t, Index chunk_first, const ConstMatrixRef<Scalar>& saliency, const ConstMatrixRef<Scalar>& x,
-                     const detail::CellSpan& block) {
+                     const detail::CellSpan& block, const detail::SaliencyWorkspace<Scalar>& ws) {
         detail::ProgrammeScratch<Scalar>& w = scratch[static_cast<std::size_t>(t)];
         detail::ProgrammeSums& sums = w.sums;
         if (chunk_first == block.first) {
@@ -815,6 +817,10 @@ ProgrammeAnalysis group_programmes(const Autoencoder<Scalar>& model, const CellB
             std::fill(sums.group_touched.begin(), sums.group_touched.end(), false);
         }
         const Index n = saliency.rows() / U, offset = chunk_first - block.first; // offset: in the block
+        // The per-gene terms of the competitive test under the observed labelling, for every
+        // comparison and cell of the chunk at once: the saliency of sum_u w_u r_u (a product over
+        // the first hidden layer, not a U-term sum per gene and comparison).
+        ws.weighted_saliency(model, offset, n, observed_s, w.weighted, w.gene_terms);
         for (Index j = 0; j < n; ++j) {
             const Index local = chunk_first + j, c = first + local; // c: among all cells
             w.centred = x.col(j) - centre;
@@ -835,11 +841,6 @@ ProgrammeAnalysis group_programmes(const Autoencoder<Scalar>& model, const CellB
             if (own_plan[gi] >= 0)
                 a.cell_scores.row(local) =
                     (Eigen::Map<const MatrixF>(b.data(), U, S).transpose() * observed.col(own_plan[gi])).transpose();
-            // The per-gene terms of the competitive test under the observed labelling, for every
-            // comparison at once (G floats per comparison instead of G x U sums per group):
-            // (x_cg - xbar_g) sum_u w_u J_c(u, g).
-            w.gene_terms.noalias() = cell.template cast<float>().transpose() * observed;
-            w.gene_terms.array().colwise() *= w.centred.template cast<float>().array();
             for (std::size_t k = 0; k < n_plans; ++k) {
                 const detail::ComparisonPlan& p = plans[k];
                 const Index i = p.position[static_cast<std::size_t>(c)];
@@ -850,7 +851,9 @@ ProgrammeAnalysis group_programmes(const Autoencoder<Scalar>& model, const CellB
                     sums.gene_out[k].setZero();
                     sums.plan_touched[k] = true;
                 }
-                (p.in(i, 0) ? sums.gene_in[k] : sums.gene_out[k]) += w.gene_terms.col(static_cast<Index>(k)).template cast<double>();
+                // (x_cg - xbar_g) sum_u w_u J_c(u, g)
+                (p.in(i, 0) ? sums.gene_in[k] : sums.gene_out[k]) +=
+                    (w.gene_terms.col(j * P + static_cast<Index>(k)).array() * w.centred.array()).template cast<double>().matrix();
             }
         }
         if (chunk_first + n < block.first + block.count) return;

@@ -35,6 +35,7 @@
 #include <atomic>
 #include <exception>
 #include <string>
+#include <type_traits>
 #include <utility>
 #include <vector>
 #ifdef _OPENMP
@@ -256,6 +257,31 @@ public:
         return by_genes ? Eigen::Map<const Mat>(m_out.data(), G, U * n) : Eigen::Map<const Mat>(m_out.data(), U * n, G);
     }
 
+    // After backward(): the saliency of P weighted sums of the units, sum_u weights(u, k) r_u, for
+    // cells first .. first + n - 1 of the block: out (G x (P n)), column j P + k = cell j, sum k,
+    // row g = sum_u weights(u, k) dr_u/dx_g. Formed as W_0^T (M_0 weights), a product with K =
+    // the first hidden width instead of a U-term sum per gene over the cell's G x U saliency.
+    // v: scratch (resized here).
+    void weighted_saliency(const Autoencoder<Scalar>& model, Index first, Index n, const ConstMatrixRef<Scalar>& weights,
+                           Mat& v, Mat& out) const {
+        const Index U = model.units(), G = model.n_genes(), P = weights.cols();
+        out.resize(G, P * n);
+        if (!m_cur) { // R = 0: sum_u w_k(u) clamp(D_R(u)) W_R(u, g)
+            const Mat& d_top = m_d[0];
+            v.resize(U, P * n);
+            for (Index j = 0; j < n; ++j) {
+                const Vector<Scalar> d = m_guided ? Vector<Scalar>(d_top.col(first + j).cwiseMax(Scalar(0))) : Vector<Scalar>(d_top.col(first + j));
+                v.middleCols(j * P, P).noalias() = d.asDiagonal() * weights;
+            }
+            out.noalias() = m_wt * v;
+            return;
+        }
+        const auto& w = model.layer(0).weights(); // H_1 x G
+        v.resize(w.rows(), P * n);
+        for (Index j = 0; j < n; ++j) v.middleCols(j * P, P).noalias() = m_cur->block(0, (first + j) * U, w.rows(), U) * weights;
+        out.noalias() = w.transpose() * v;
+    }
+
 private:
     std::vector<Mat> m_z, m_y, m_d; // per encoder layer l: out_l x block; z, f(z), f'(z)
     Mat m_a, m_b;                   // widest hidden width x (U block): backward ping-pong buffers
@@ -285,7 +311,8 @@ inline int thread_id() {
 // network input of the saliency's cells (genes x n) and `block` the block they belong to;
 // merge(thread, first_cell, n) in block order, one at a time. With chunk > 0 the saliency of a
 // block is handed out `chunk` cells at a time (consecutive calls of one thread, in cell order), so
-// that it is read while still in cache; 0: the whole block at once.
+// that it is read while still in cache; 0: the whole block at once. A visitor that takes a sixth
+// argument gets the thread's workspace too (after backward() of the block: weighted_saliency()).
 // Exceptions thrown by either (or by the source) are caught and the first is rethrown after the
 // parallel region (remaining blocks are skipped).
 template <typename Scalar, typename Visitor, typename Merge>
@@ -321,8 +348,13 @@ void saliency_blocks(const Autoencoder<Scalar>& model, const CellBlockSource<Sca
                     ws.backward(model, x, options.kind);
                     for (Index j0 = 0; j0 < n; j0 += chunk) {
                         const Index m = std::min(chunk, n - j0);
-                        visitor(t, c0 + j0, ConstMatrixRef<Scalar>(ws.saliency(model, j0, m, options.layout)),
-                                ConstMatrixRef<Scalar>(x.middleCols(j0, m)), CellSpan{c0, n});
+                        const ConstMatrixRef<Scalar> saliency(ws.saliency(model, j0, m, options.layout));
+                        const ConstMatrixRef<Scalar> cells_x(x.middleCols(j0, m));
+                        if constexpr (std::is_invocable_v<Visitor&, int, Index, const ConstMatrixRef<Scalar>&, const ConstMatrixRef<Scalar>&,
+                                                          const CellSpan&, const SaliencyWorkspace<Scalar>&>)
+                            visitor(t, c0 + j0, saliency, cells_x, CellSpan{c0, n}, std::as_const(ws));
+                        else
+                            visitor(t, c0 + j0, saliency, cells_x, CellSpan{c0, n});
                     }
                 } catch (...) {
 #pragma omp critical(exsal_saliency_error)
