@@ -220,16 +220,17 @@ T select_rank(const T* v, Index k, Index m, T* scratch) {
     return select_by_counting(data, k, m);
 }
 
-// Per-thread scratch of set_aggregates: one set's |saliency| (all units) and the selection's buffers.
+// Per-thread scratch of set_aggregates: one set's |saliency| (all units; AVX-512: of all the chunk's
+// cells) and the selection's buffers.
 template <typename Scalar>
 struct AggregateScratch {
     std::vector<Scalar> lanes, values, selection;
-    std::vector<std::int32_t> bits; // AVX-512: per group of 16 units, k x 16 |saliency| as integers
-    void reserve(Index largest, Index units) {
+    std::vector<std::int32_t> bits; // AVX-512: per cell and group of 16 units, k x 16 |saliency| as integers
+    void reserve(Index largest, Index units, Index cells) {
         lanes.resize(static_cast<std::size_t>(largest * units));
         values.resize(static_cast<std::size_t>(largest));
         selection.resize(static_cast<std::size_t>(3 * (largest + selection_slack)));
-        bits.resize(static_cast<std::size_t>(16 * largest * ((units + 15) / 16)));
+        bits.resize(static_cast<std::size_t>(16 * largest * ((units + 15) / 16) * cells));
     }
 };
 
@@ -336,13 +337,23 @@ inline void lane_lower_medians(const std::int32_t* bits, Index k, __mmask16 lane
 }
 #endif
 
-// agg(s, u) = aggregator over the genes of set s of |saliency(u, g)| for one cell (cell: U x G,
-// signed, units contiguous per gene): the lower median (the element of rank (k - 1) / 2, as
-// lower_median selects it), or the mean (aggregate: the genes in the set's order, in double).
+#if defined(__AVX512F__)
+// The first `width` (1..16) lanes.
+inline __mmask16 first_lanes(Index width) {
+    return static_cast<__mmask16>(width >= 16 ? 0xFFFFu : (1u << width) - 1u);
+}
+#endif
+
+// agg[j](s, u) = aggregator over the genes of set s of |saliency(u, g)| for cell j of a chunk
+// (chunk: (U n) x G, row j U + u = cell j, unit u; a gene's n U values are one contiguous run):
+// the lower median (the element of rank (k - 1) / 2, as lower_median selects it), or the mean
+// (aggregate: the genes in the set's order, in double). agg: n matrices S x U, resized here.
 template <typename Scalar>
-void set_aggregates(const ConstMatrixRef<Scalar>& cell, const std::vector<std::vector<Index>>& set_rows,
-                    ImpactAggregator aggregator, AggregateScratch<Scalar>& scratch, MatrixD& agg) {
-    const Index U = cell.rows(), ld = cell.outerStride();
+void set_aggregates(const ConstMatrixRef<Scalar>& chunk, Index U, const std::vector<std::vector<Index>>& set_rows,
+                    ImpactAggregator aggregator, AggregateScratch<Scalar>& scratch, std::vector<MatrixD>& agg) {
+    const Index n = chunk.rows() / U, ld = chunk.outerStride(), S = static_cast<Index>(set_rows.size());
+    if (static_cast<Index>(agg.size()) < n) agg.resize(static_cast<std::size_t>(n));
+    for (Index j = 0; j < n; ++j) agg[static_cast<std::size_t>(j)].resize(S, U);
 #if defined(__AVX512F__)
     if constexpr (std::is_same_v<Scalar, float>) {
         if (aggregator == ImpactAggregator::median) {
@@ -350,29 +361,30 @@ void set_aggregates(const ConstMatrixRef<Scalar>& cell, const std::vector<std::v
             const __m512i magnitude = _mm512_set1_epi32(0x7FFFFFFF);
             const Index groups = (U + 15) / 16;
             std::int32_t* bits = scratch.bits.data();
-            for (std::size_t s = 0; s < set_rows.size(); ++s) {
-                const std::vector<Index>& rows = set_rows[s];
+            for (Index s = 0; s < S; ++s) {
+                const std::vector<Index>& rows = set_rows[static_cast<std::size_t>(s)];
                 const Index k = static_cast<Index>(rows.size());
-                // |values| of all units, lane group by lane group; a gene's U values are one run
-                // of the cell's storage, fetched a few genes ahead (the block is far from cache).
-                for (Index i = 0; i < k; ++i) {
-                    if (i + 8 < k) {
-                        const char* ahead = reinterpret_cast<const char*>(cell.data() + rows[static_cast<std::size_t>(i + 8)] * ld);
-                        for (Index b = 0; b < U * Index(sizeof(float)); b += 64) _mm_prefetch(ahead + b, _MM_HINT_T0);
+                for (Index j = 0; j < n; ++j) {
+                    // |values| of cell j, unit group q as integers at bits + 16 k q: k rows of 16
+                    // lanes. The chunk's cells are one run per gene: after the first cell, the
+                    // set's genes are in cache for the others.
+                    for (Index i = 0; i < k; ++i) {
+                        if (i + 8 < k) {
+                            const char* ahead = reinterpret_cast<const char*>(chunk.data() + rows[static_cast<std::size_t>(i + 8)] * ld + j * U);
+                            for (Index b = 0; b < U * Index(sizeof(float)); b += 64) _mm_prefetch(ahead + b, _MM_HINT_T0);
+                        }
+                        const float* from = chunk.data() + rows[static_cast<std::size_t>(i)] * ld + j * U;
+                        for (Index q = 0; q < groups; ++q) {
+                            const __m512 v = _mm512_maskz_loadu_ps(first_lanes(U - 16 * q), from + 16 * q);
+                            _mm512_storeu_si512(bits + 16 * (k * q + i), _mm512_and_si512(_mm512_castps_si512(v), magnitude));
+                        }
                     }
-                    const float* from = cell.data() + rows[static_cast<std::size_t>(i)] * ld;
+                    MatrixD& out = agg[static_cast<std::size_t>(j)];
                     for (Index q = 0; q < groups; ++q) {
                         const Index width = std::min<Index>(16, U - 16 * q);
-                        const __mmask16 lanes = static_cast<__mmask16>(width == 16 ? 0xFFFFu : (1u << width) - 1u);
-                        _mm512_storeu_si512(bits + 16 * (q * k + i),
-                                            _mm512_and_si512(_mm512_castps_si512(_mm512_maskz_loadu_ps(lanes, from + 16 * q)), magnitude));
+                        lane_lower_medians(bits + 16 * k * q, k, first_lanes(width), medians);
+                        for (Index u = 0; u < width; ++u) out(s, 16 * q + u) = static_cast<double>(medians[u]);
                     }
-                }
-                for (Index q = 0; q < groups; ++q) {
-                    const Index width = std::min<Index>(16, U - 16 * q);
-                    const __mmask16 lanes = static_cast<__mmask16>(width == 16 ? 0xFFFFu : (1u << width) - 1u);
-                    lane_lower_medians(bits + 16 * q * k, k, lanes, medians);
-                    for (Index u = 0; u < width; ++u) agg(static_cast<Index>(s), 16 * q + u) = static_cast<double>(medians[u]);
                 }
             }
             return;
@@ -381,18 +393,21 @@ void set_aggregates(const ConstMatrixRef<Scalar>& cell, const std::vector<std::v
 #endif
     Scalar* lanes = scratch.lanes.data();
     Scalar* values = scratch.values.data();
-    for (std::size_t s = 0; s < set_rows.size(); ++s) {
-        const std::vector<Index>& rows = set_rows[s];
-        const Index k = static_cast<Index>(rows.size());
-        for (Index i = 0; i < k; ++i) {
-            const Scalar* from = cell.data() + rows[static_cast<std::size_t>(i)] * ld;
-            for (Index u = 0; u < U; ++u) lanes[i * U + u] = std::abs(from[u]);
-        }
-        for (Index u = 0; u < U; ++u) {
-            for (Index i = 0; i < k; ++i) values[i] = lanes[i * U + u];
-            agg(static_cast<Index>(s), u) = aggregator == ImpactAggregator::median
-                                                ? static_cast<double>(select_rank(values, k, (k - 1) / 2, scratch.selection.data()))
-                                                : aggregate(values, k, aggregator);
+    for (Index j = 0; j < n; ++j) {
+        MatrixD& out = agg[static_cast<std::size_t>(j)];
+        for (Index s = 0; s < S; ++s) {
+            const std::vector<Index>& rows = set_rows[static_cast<std::size_t>(s)];
+            const Index k = static_cast<Index>(rows.size());
+            for (Index i = 0; i < k; ++i) {
+                const Scalar* from = chunk.data() + rows[static_cast<std::size_t>(i)] * ld + j * U;
+                for (Index u = 0; u < U; ++u) lanes[i * U + u] = std::abs(from[u]);
+            }
+            for (Index u = 0; u < U; ++u) {
+                for (Index i = 0; i < k; ++i) values[i] = lanes[i * U + u];
+                out(s, u) = aggregator == ImpactAggregator::median
+                                ? static_cast<double>(select_rank(values, k, (k - 1) / 2, scratch.selection.data()))
+                                : aggregate(values, k, aggregator);
+            }
         }
     }
 }
@@ -404,6 +419,38 @@ void set_aggregates(const ConstMatrixRef<Scalar>& cell, const std::vector<std::v
 template <typename Scalar>
 void block_gene_sums(const ConstMatrixRef<Scalar>& block, Index U, MatrixD& abs_sum, MatrixD& signed_sum) {
     const Index G = block.cols(), n = block.rows() / U;
+#if defined(__AVX512F__)
+    if constexpr (std::is_same_v<Scalar, float>) {
+        // 16 units at a time: their 2 x 16 double sums in registers while the chunk's cells are
+        // added (one rounding per addition, in cell order, as below).
+        const __m512i magnitude = _mm512_set1_epi32(0x7FFFFFFF);
+        for (Index g = 0; g < G; ++g) {
+            const float* column = block.data() + g * block.outerStride();
+            double* a = abs_sum.col(g).data();
+            double* s = signed_sum.col(g).data();
+            for (Index u0 = 0; u0 < U; u0 += 16) {
+                const Index width = std::min<Index>(16, U - u0);
+                const __mmask16 lanes = static_cast<__mmask16>(width == 16 ? 0xFFFFu : (1u << width) - 1u);
+                const __mmask8 low = static_cast<__mmask8>(lanes & 0xFFu), high = static_cast<__mmask8>(lanes >> 8);
+                __m512d a0 = _mm512_maskz_loadu_pd(low, a + u0), a1 = _mm512_maskz_loadu_pd(high, a + u0 + 8);
+                __m512d s0 = _mm512_maskz_loadu_pd(low, s + u0), s1 = _mm512_maskz_loadu_pd(high, s + u0 + 8);
+                for (Index j = 0; j < n; ++j) {
+                    const __m512 v = _mm512_maskz_loadu_ps(lanes, column + j * U + u0);
+                    const __m512 m = _mm512_castsi512_ps(_mm512_and_si512(_mm512_castps_si512(v), magnitude));
+                    s0 = _mm512_add_pd(s0, _mm512_cvtps_pd(_mm512_castps512_ps256(v)));
+                    s1 = _mm512_add_pd(s1, _mm512_cvtps_pd(_mm256_castpd_ps(_mm512_extractf64x4_pd(_mm512_castps_pd(v), 1))));
+                    a0 = _mm512_add_pd(a0, _mm512_cvtps_pd(_mm512_castps512_ps256(m)));
+                    a1 = _mm512_add_pd(a1, _mm512_cvtps_pd(_mm256_castpd_ps(_mm512_extractf64x4_pd(_mm512_castps_pd(m), 1))));
+                }
+                _mm512_mask_storeu_pd(a + u0, low, a0);
+                _mm512_mask_storeu_pd(a + u0 + 8, high, a1);
+                _mm512_mask_storeu_pd(s + u0, low, s0);
+                _mm512_mask_storeu_pd(s + u0 + 8, high, s1);
+            }
+        }
+        return;
+    }
+#endif
     for (Index g = 0; g < G; ++g) {
         auto a = abs_sum.col(g);
         auto s = signed_sum.col(g);
@@ -481,20 +528,20 @@ GeneSetImpact gene_set_impact(const Autoencoder<Scalar>& model, const CellBlockS
         const std::size_t T = static_cast<std::size_t>(threads());
         std::vector<detail::ImpactPartial> partial(T);
         std::vector<detail::AggregateScratch<Scalar>> scratch(T);
-        std::vector<MatrixD> cell_agg(T, MatrixD(S, U)); // per thread: one cell's aggregates
+        std::vector<std::vector<MatrixD>> cell_agg(T); // per thread: the aggregates of a chunk's cells
         for (std::size_t t = 0; t < T; ++t) {
             partial[t].abs_sum.resize(U, G);
             partial[t].signed_sum.resize(U, G);
             partial[t].all.resize(S, U);
             partial[t].group.assign(static_cast<std::size_t>(n_groups), MatrixD(S, U));
-            scratch[t].reserve(largest, U);
+            scratch[t].reserve(largest, U, detail::saliency_chunk_cells);
         }
         Index done = 0;
 
         auto visit = [&](int t, Index first, const ConstMatrixRef<Scalar>& block, const ConstMatrixRef<Scalar>&,
                          const detail::CellSpan& span) {
             detail::ImpactPartial& p = partial[static_cast<std::size_t>(t)];
-            MatrixD& a = cell_agg[static_cast<std::size_t>(t)];
+            std::vector<MatrixD>& a = cell_agg[static_cast<std::size_t>(t)];
             if (first == span.first) { // a block's first chunk
                 p.reset_set_sums();
                 p.abs_sum.setZero();
@@ -502,13 +549,11 @@ GeneSetImpact gene_set_impact(const Autoencoder<Scalar>& model, const CellBlockS
             }
             detail::block_gene_sums<Scalar>(block, U, p.abs_sum, p.signed_sum);
             const Index n = block.rows() / U;
+            detail::set_aggregates<Scalar>(block, U, set_rows, options.aggregator, scratch[static_cast<std::size_t>(t)], a); // agg over S of |saliency|
             for (Index j = 0; j < n; ++j) {
                 const Index g = grouped ? groups.of_cell[static_cast<std::size_t>(first + j)] : -1;
-                MatrixD* group_sum = g >= 0 ? &p.group[static_cast<std::size_t>(g)] : nullptr; // -1: no group
-                const ConstMatrixRef<Scalar> cell = block.middleRows(j * U, U); // U x G
-                detail::set_aggregates<Scalar>(cell, set_rows, options.aggregator, scratch[static_cast<std::size_t>(t)], a); // agg over S of |saliency|
-                p.all += a;
-                if (group_sum) *group_sum += a;
+                p.all += a[static_cast<std::size_t>(j)];
+                if (g >= 0) p.group[static_cast<std::size_t>(g)] += a[static_cast<std::size_t>(j)]; // -1: no group
             }
         };
         auto merge = [&](int t, Index, Index n) {
