@@ -185,7 +185,8 @@ void time_phases(exsal::Autoencoder<Scalar>& model, const exsal::Matrix<Scalar>&
     exsal::Matrix<Scalar> xb = data.leftCols(n);
     exsal::LossOptions lo;
     lo.lambda = c.lambda;
-    exsal::Adam<Scalar> adam(model.parameters().size(), {});
+    // The trainer's optimiser (Adam by fixed chunks of the parameters, in parallel), as a step runs it.
+    exsal::detail::AnyOptimizer<Scalar> adam(model.parameters().size(), exsal::TrainOptions{});
     // Wall and CPU time of each part; with one thread the CPU times are robust to other load.
     std::vector<double> tf, tb, ta, cf, cb, ca;
     for (int i = 0; i <= c.reps; ++i) {
