@@ -220,17 +220,17 @@ T select_rank(const T* v, Index k, Index m, T* scratch) {
     return select_by_counting(data, k, m);
 }
 
-// Per-thread scratch of set_aggregates: one set's |saliency| (all units; AVX-512: of all the chunk's
-// cells) and the selection's buffers.
+// Per-thread scratch of set_aggregates: one set's |saliency| (all units; AVX-512: 16 of them) and
+// the selection's buffers.
 template <typename Scalar>
 struct AggregateScratch {
     std::vector<Scalar> lanes, values, selection;
-    std::vector<std::int32_t> bits; // AVX-512: per cell and group of 16 units, k x 16 |saliency| as integers
-    void reserve(Index largest, Index units, Index cells) {
+    std::vector<std::int32_t> bits; // AVX-512: one cell's group of 16 units, k x 16 |saliency| as integers
+    void reserve(Index largest, Index units) {
         lanes.resize(static_cast<std::size_t>(largest * units));
         values.resize(static_cast<std::size_t>(largest));
         selection.resize(static_cast<std::size_t>(3 * (largest + selection_slack)));
-        bits.resize(static_cast<std::size_t>(16 * largest * ((units + 15) / 16) * cells));
+        bits.resize(static_cast<std::size_t>(16 * largest));
     }
 };
 
@@ -259,14 +259,58 @@ inline __m512i count_at_most(const std::int32_t* bits, Index k, __m512i t) {
 // stops when c_lo = m (the answer is the smallest value above lo) or c_hi = m + 1 (the largest
 // value at most hi), a few passes over the set's k values, 16 units per instruction. The answer
 // is one of the values, so the element nth_element selects, bit for bit.
-inline void lane_lower_medians(const std::int32_t* bits, Index k, __mmask16 lanes, float* out) {
-    const __m512i one = _mm512_set1_epi32(1);
-    __m512i lo = _mm512_set1_epi32(0x7FFFFFFF), hi = _mm512_setzero_si512();
-    for (Index i = 0; i < k; ++i) {
-        const __m512i v = _mm512_loadu_si512(bits + 16 * i);
+//
+// In two parts, so that the first pass can ride along with the copy that makes `bits`:
+// MedianFirstPass gathers each lane's minimum and maximum and, for k >= 32, the counts at two
+// thresholds from a sorted sample of 15 of the values (their 6th and 10th smallest);
+// finish_lane_medians narrows from there.
+struct MedianFirstPass {
+    __m512i lo = _mm512_set1_epi32(0x7FFFFFFF), hi = _mm512_setzero_si512(); // running min, max
+    __m512i t1 = _mm512_setzero_si512(), t2 = t1, c1 = t1, c2 = t1;          // thresholds, counts
+    bool sampled = false;
+
+    // sample: the 15 rows (2 i + 1) k / 30, i = 0..14 (when k >= 32).
+    void thresholds(__m512i* sample) {
+        constexpr int n = 15;
+        for (int r = 0; r < n; ++r) // odd-even transposition sort
+            for (int i = r % 2; i + 1 < n; i += 2) {
+                const __m512i a = _mm512_min_epi32(sample[i], sample[i + 1]);
+                sample[i + 1] = _mm512_max_epi32(sample[i], sample[i + 1]);
+                sample[i] = a;
+            }
+        t1 = sample[5];
+        t2 = sample[9];
+        sampled = true;
+    }
+    static Index sample_row(int i, Index k) { return (2 * i + 1) * k / 30; }
+    void add(__m512i v) {
         lo = _mm512_min_epi32(lo, v);
         hi = _mm512_max_epi32(hi, v);
+        if (sampled) {
+            const __m512i one = _mm512_set1_epi32(1);
+            c1 = _mm512_mask_add_epi32(c1, _mm512_cmple_epi32_mask(v, t1), c1, one);
+            c2 = _mm512_mask_add_epi32(c2, _mm512_cmple_epi32_mask(v, t2), c2, one);
+        }
     }
+};
+
+// The rest of lane_lower_medians after its first pass over the k rows of bits.
+inline void finish_lane_medians(const std::int32_t* bits, Index k, __mmask16 lanes, const MedianFirstPass& first, float* out);
+
+inline void lane_lower_medians(const std::int32_t* bits, Index k, __mmask16 lanes, float* out) {
+    MedianFirstPass first;
+    if (k >= 32) {
+        __m512i sample[15];
+        for (int i = 0; i < 15; ++i) sample[i] = _mm512_loadu_si512(bits + 16 * MedianFirstPass::sample_row(i, k));
+        first.thresholds(sample);
+    }
+    for (Index i = 0; i < k; ++i) first.add(_mm512_loadu_si512(bits + 16 * i));
+    finish_lane_medians(bits, k, lanes, first, out);
+}
+
+inline void finish_lane_medians(const std::int32_t* bits, Index k, __mmask16 lanes, const MedianFirstPass& first, float* out) {
+    const __m512i one = _mm512_set1_epi32(1);
+    __m512i lo = first.lo, hi = first.hi;
     const __m512i m = _mm512_set1_epi32(static_cast<int>((k - 1) / 2)), need = _mm512_add_epi32(m, one);
     lo = _mm512_sub_epi32(lo, one); // #{v <= min - 1} = 0
     __m512i c_lo = _mm512_setzero_si512(), c_hi = _mm512_set1_epi32(static_cast<int>(k));
@@ -279,25 +323,9 @@ inline void lane_lower_medians(const std::int32_t* bits, Index k, __mmask16 lane
         lo = _mm512_mask_mov_epi32(lo, short_, t);
         c_lo = _mm512_mask_mov_epi32(c_lo, short_, c);
     };
-    if (k >= 32) { // first thresholds from a sorted sample of 15 values: its 6th and 10th smallest
-        constexpr int n = 15;
-        __m512i sample[n];
-        for (int i = 0; i < n; ++i) sample[i] = _mm512_loadu_si512(bits + 16 * ((2 * i + 1) * k / (2 * n)));
-        for (int r = 0; r < n; ++r) // odd-even transposition sort
-            for (int i = r % 2; i + 1 < n; i += 2) {
-                const __m512i a = _mm512_min_epi32(sample[i], sample[i + 1]);
-                sample[i + 1] = _mm512_max_epi32(sample[i], sample[i + 1]);
-                sample[i] = a;
-            }
-        const __m512i t1 = sample[5], t2 = sample[9];
-        __m512i c1 = _mm512_setzero_si512(), c2 = c1;
-        for (Index i = 0; i < k; ++i) {
-            const __m512i v = _mm512_loadu_si512(bits + 16 * i);
-            c1 = _mm512_mask_add_epi32(c1, _mm512_cmple_epi32_mask(v, t1), c1, one);
-            c2 = _mm512_mask_add_epi32(c2, _mm512_cmple_epi32_mask(v, t2), c2, one);
-        }
-        narrow(t1, c1);
-        narrow(t2, c2);
+    if (first.sampled) {
+        narrow(first.t1, first.c1);
+        narrow(first.t2, first.c2);
     }
     const auto open_lanes = [&] {
         return static_cast<__mmask16>(lanes & _mm512_cmpgt_epi32_mask(_mm512_sub_epi32(hi, lo), one) &
@@ -365,24 +393,35 @@ void set_aggregates(const ConstMatrixRef<Scalar>& chunk, Index U, const std::vec
                 const std::vector<Index>& rows = set_rows[static_cast<std::size_t>(s)];
                 const Index k = static_cast<Index>(rows.size());
                 for (Index j = 0; j < n; ++j) {
-                    // |values| of cell j, unit group q as integers at bits + 16 k q: k rows of 16
-                    // lanes. The chunk's cells are one run per gene: after the first cell, the
-                    // set's genes are in cache for the others.
-                    for (Index i = 0; i < k; ++i) {
-                        if (i + 8 < k) {
-                            const char* ahead = reinterpret_cast<const char*>(chunk.data() + rows[static_cast<std::size_t>(i + 8)] * ld + j * U);
-                            for (Index b = 0; b < U * Index(sizeof(float)); b += 64) _mm_prefetch(ahead + b, _MM_HINT_T0);
-                        }
-                        const float* from = chunk.data() + rows[static_cast<std::size_t>(i)] * ld + j * U;
-                        for (Index q = 0; q < groups; ++q) {
-                            const __m512 v = _mm512_maskz_loadu_ps(first_lanes(U - 16 * q), from + 16 * q);
-                            _mm512_storeu_si512(bits + 16 * (k * q + i), _mm512_and_si512(_mm512_castps_si512(v), magnitude));
-                        }
-                    }
                     MatrixD& out = agg[static_cast<std::size_t>(j)];
+                    const float* cell = chunk.data() + j * U;
                     for (Index q = 0; q < groups; ++q) {
+                        // |values| of cell j, units 16 q .. 16 q + 15 as integers: k rows of 16
+                        // lanes in bits, the medians' first pass taken while they are copied.
+                        // The chunk's cells are one run per gene: after the first cell (and
+                        // group), the set's genes are in cache for the others.
                         const Index width = std::min<Index>(16, U - 16 * q);
-                        lane_lower_medians(bits + 16 * k * q, k, first_lanes(width), medians);
+                        const __mmask16 lanes = first_lanes(width);
+                        const auto value = [&](Index i) {
+                            const float* from = cell + rows[static_cast<std::size_t>(i)] * ld + 16 * q;
+                            return _mm512_and_si512(_mm512_castps_si512(_mm512_maskz_loadu_ps(lanes, from)), magnitude);
+                        };
+                        MedianFirstPass first;
+                        if (k >= 32) {
+                            __m512i sample[15];
+                            for (int i = 0; i < 15; ++i) sample[i] = value(MedianFirstPass::sample_row(i, k));
+                            first.thresholds(sample);
+                        }
+                        for (Index i = 0; i < k; ++i) {
+                            if (q == 0 && i + 8 < k) {
+                                const char* ahead = reinterpret_cast<const char*>(cell + rows[static_cast<std::size_t>(i + 8)] * ld);
+                                for (Index b = 0; b < U * Index(sizeof(float)); b += 64) _mm_prefetch(ahead + b, _MM_HINT_T0);
+                            }
+                            const __m512i v = value(i);
+                            _mm512_storeu_si512(bits + 16 * i, v);
+                            first.add(v);
+                        }
+                        finish_lane_medians(bits, k, lanes, first, medians);
                         for (Index u = 0; u < width; ++u) out(s, 16 * q + u) = static_cast<double>(medians[u]);
                     }
                 }
@@ -534,7 +573,7 @@ GeneSetImpact gene_set_impact(const Autoencoder<Scalar>& model, const CellBlockS
             partial[t].signed_sum.resize(U, G);
             partial[t].all.resize(S, U);
             partial[t].group.assign(static_cast<std::size_t>(n_groups), MatrixD(S, U));
-            scratch[t].reserve(largest, U, detail::saliency_chunk_cells);
+            scratch[t].reserve(largest, U);
         }
         Index done = 0;
 
