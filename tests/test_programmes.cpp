@@ -145,7 +145,11 @@ TEST_CASE("set_attributions: gradient x (input - mean input) averaged over each 
 }
 
 TEST_CASE("group_programmes: the statistic, p-value and ranks against a direct recomputation") {
-    const Index G = 20, C = 30, U = 5;
+    Index G = 20;
+    SUBCASE("20 genes: one gene tile") { G = 20; }
+    SUBCASE("600 genes: three gene tiles, the last one partial") { G = 600; }
+    CAPTURE(G);
+    const Index C = 30, U = 5;
     const Autoencoder<double> net = small_net<double>(G, 8, U, 5);
     const MatrixD x = uniform<double>(G, C, 2);
     const MatrixF rep = net.encode(x).cast<float>();

@@ -384,6 +384,8 @@ struct ProgrammeScratch {
     MatrixF product;            // S x labellings
     Matrix<Scalar> gene_terms;  // G x (comparisons n): sum_u w_u J_c(u, g) of a chunk's cells, observed w
     Matrix<Scalar> weighted;    // first hidden width x (comparisons n): its M_0 w
+    Matrix<Scalar> centred_chunk; // G x n: x_c - xbar of a chunk's cells
+    Matrix<Scalar> sums_chunk;    // (U S) x n: the attribution sums of a chunk's cells, tile by tile
     std::vector<std::pair<Index, Index>> members; // (cell in the block, index in the comparison)
     std::vector<Index> in_cells, in_start;        // per labelling l: the block's cells in under l,
                                                   // in_cells[in_start[l] .. in_start[l + 1])
@@ -486,6 +488,32 @@ inline void in_cells_dot(const MatrixF& b, const Index* cells, Index count, cons
 
 // Per set: the in minus out mean input (its sign is the direction) and the units that carry it
 // (largest positive contributions first, at most top_units).
+// Adds one gene tile's terms of B's sums for a chunk's cells: sums (U S x n), column j, entries
+// u + U s += J_j(u, g) (x_jg - xbar_g) for each (s, g) of `members` (g among all genes, in the
+// tile g0 ..), one fused multiply-add each, in the members' order. tile: (U n) x genes of the
+// tile, units contiguous per gene; centred: G x n.
+template <typename Scalar>
+void tile_attribution_sums(const ConstMatrixRef<Scalar>& tile, Index U, const Matrix<Scalar>& centred,
+                           const std::vector<std::pair<Index, Index>>& members, Index g0, Matrix<Scalar>& sums) {
+    const Index n = tile.rows() / U, ld = tile.outerStride();
+    for (const auto& [s, g] : members) {
+        const Scalar* column = tile.data() + (g - g0) * ld;
+        for (Index j = 0; j < n; ++j) {
+            const Scalar* v = column + j * U;
+            Scalar* a = sums.col(j).data() + U * s;
+            const Scalar d = centred(g, j);
+            Index u = 0;
+#if defined(__AVX512F__)
+            if constexpr (std::is_same_v<Scalar, float>) {
+                const __m512 dv = _mm512_set1_ps(d);
+                for (; u + 16 <= U; u += 16) _mm512_storeu_ps(a + u, _mm512_fmadd_ps(_mm512_loadu_ps(v + u), dv, _mm512_loadu_ps(a + u)));
+            }
+#endif
+            for (; u < U; ++u) a[u] = std::fma(v[u], d, a[u]);
+        }
+    }
+}
+
 inline void directions_and_units(const VectorD& input_difference, const MatrixD& contribution, Index top_units,
                                  GroupProgrammes& r) {
     const Index S = input_difference.size(), U = contribution.rows();
@@ -703,6 +731,9 @@ inline GroupProgrammes finish_comparison(const ComparisonPlan& p, std::size_t k,
 // sets' mean input and of the per-gene terms give T, D, the direction and the competitive test.
 // Memory: the labellings as bits (cells x labellings per comparison) and per thread a
 // (units x block_cells) x labellings float matrix, instead of units x sets x cells floats.
+// B is summed from the saliency a tile of genes at a time (see saliency_tile_genes), so the sum
+// over S's genes is taken in ascending gene (row) order, one fused multiply-add per term; it
+// equals set_attributions bit for bit where a set's rows are ascending.
 //
 // cell_scores (cells x sets, float): a cell's sum_u w_u B(c, u, S) with the observed weights of
 // its own group's comparison against the rest: how far S's genes move the cell along the
@@ -805,6 +836,17 @@ ProgrammeAnalysis group_programmes(const Autoencoder<Scalar>& model, const CellB
     }
     detail::ProgrammeSums total;
     total.zero(n_plans, n_groups, S, G, U, plans);
+    // The chunks' saliency comes tile genes at a time (a tile's product output stays in L2); per
+    // tile, its genes in every set (set, row), sets in order and each set's rows ascending.
+    const Index tile = std::min<Index>(G, detail::saliency_tile_genes);
+    std::vector<std::vector<std::pair<Index, Index>>> tile_members(static_cast<std::size_t>((G + tile - 1) / tile));
+    std::vector<Scalar> inverse_size(static_cast<std::size_t>(S));
+    for (Index s = 0; s < S; ++s) {
+        std::vector<Index> rows = set_rows[static_cast<std::size_t>(s)];
+        std::sort(rows.begin(), rows.end());
+        for (Index r : rows) tile_members[static_cast<std::size_t>(r / tile)].emplace_back(s, r);
+        inverse_size[static_cast<std::size_t>(s)] = Scalar(1) / static_cast<Scalar>(rows.size());
+    }
     Index done = 0;
     // Called a chunk of a block's cells at a time (saliency: (U n) x G, units contiguous per gene);
     // the label products run once the block's last chunk is in.
@@ -812,20 +854,27 @@ ProgrammeAnalysis group_programmes(const Autoencoder<Scalar>& model, const CellB
                      const detail::CellSpan& block, const detail::SaliencyWorkspace<Scalar>& ws) {
         detail::ProgrammeScratch<Scalar>& w = scratch[static_cast<std::size_t>(t)];
         detail::ProgrammeSums& sums = w.sums;
-        if (chunk_first == block.first) {
-            std::fill(sums.plan_touched.begin(), sums.plan_touched.end(), false);
-            std::fill(sums.group_touched.begin(), sums.group_touched.end(), false);
-        }
         const Index n = saliency.rows() / U, offset = chunk_first - block.first; // offset: in the block
+        if (block.gene_first == 0) { // a chunk's first tile
+            if (chunk_first == block.first) {
+                std::fill(sums.plan_touched.begin(), sums.plan_touched.end(), false);
+                std::fill(sums.group_touched.begin(), sums.group_touched.end(), false);
+            }
+            w.centred_chunk = x.colwise() - centre;
+            w.sums_chunk.setZero(U * S, n);
+        }
+        // B's sums over this tile's genes of each set (ascending rows, as the sets' sorted rows)
+        detail::tile_attribution_sums<Scalar>(saliency, U, w.centred_chunk, tile_members[static_cast<std::size_t>(block.gene_first / tile)],
+                                              block.gene_first, w.sums_chunk);
+        if (block.gene_first + block.genes < G) return; // more tiles of this chunk to come
         // The per-gene terms of the competitive test under the observed labelling, for every
         // comparison and cell of the chunk at once: the saliency of sum_u w_u r_u (a product over
         // the first hidden layer, not a U-term sum per gene and comparison).
         ws.weighted_saliency(model, offset, n, observed_s, w.weighted, w.gene_terms);
         for (Index j = 0; j < n; ++j) {
             const Index local = chunk_first + j, c = first + local; // c: among all cells
-            w.centred = x.col(j) - centre;
-            const ConstMatrixRef<Scalar> cell = saliency.middleRows(j * U, U); // U x G
-            detail::cell_attributions<Scalar>(cell, w.centred, set_rows, w.reduced);
+            w.centred = w.centred_chunk.col(j);
+            for (Index s = 0; s < S; ++s) w.reduced.col(s) = w.sums_chunk.col(j).segment(U * s, U) * inverse_size[static_cast<std::size_t>(s)];
             auto b = w.attributions.col(offset + j); // B(c, u, S) at u + U s
             Eigen::Map<MatrixF>(b.data(), U, S) = w.reduced.template cast<float>();
             const Index g = labels.of_cell[static_cast<std::size_t>(c)];
@@ -899,11 +948,11 @@ ProgrammeAnalysis group_programmes(const Autoencoder<Scalar>& model, const CellB
     so.block_cells = block_cells;
     so.layout = SaliencyLayout::units_by_genes;
     if (!processes) {
-        detail::saliency_blocks<Scalar>(model, input, so, visit, &merge, detail::saliency_chunk_cells);
+        detail::saliency_blocks<Scalar>(model, input, so, visit, &merge, detail::saliency_chunk_cells, tile);
     } else {
         std::exception_ptr error;
         try {
-            detail::saliency_blocks<Scalar>(model, input, so, visit, &merge, detail::saliency_chunk_cells);
+            detail::saliency_blocks<Scalar>(model, input, so, visit, &merge, detail::saliency_chunk_cells, tile);
         } catch (...) {
             error = std::current_exception();
         }
