@@ -469,7 +469,7 @@ void block_gene_sums(const ConstMatrixRef<Scalar>& block, Index U, MatrixD& abs_
             double* s = signed_sum.col(g).data();
             for (Index u0 = 0; u0 < U; u0 += 16) {
                 const Index width = std::min<Index>(16, U - u0);
-                const __mmask16 lanes = static_cast<__mmask16>(width == 16 ? 0xFFFFu : (1u << width) - 1u);
+                const __mmask16 lanes = first_lanes(width);
                 const __mmask8 low = static_cast<__mmask8>(lanes & 0xFFu), high = static_cast<__mmask8>(lanes >> 8);
                 __m512d a0 = _mm512_maskz_loadu_pd(low, a + u0), a1 = _mm512_maskz_loadu_pd(high, a + u0 + 8);
                 __m512d s0 = _mm512_maskz_loadu_pd(low, s + u0), s1 = _mm512_maskz_loadu_pd(high, s + u0 + 8);

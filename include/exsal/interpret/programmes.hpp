@@ -378,7 +378,6 @@ inline void sum_programmes(ProcessGroup& processes, const std::exception_ptr& er
 // Per-thread scratch of the programmes' gradient pass.
 template <typename Scalar>
 struct ProgrammeScratch {
-    Vector<Scalar> centred;     // G: x_c - xbar of one cell
     Matrix<Scalar> reduced;     // U x S: B(c, ., .) of one cell
     MatrixF attributions;       // (U S) x block: B of the block's cells, cell j in column j (entry u + U s)
     MatrixF product;            // S x labellings
@@ -829,7 +828,6 @@ ProgrammeAnalysis group_programmes(const Autoencoder<Scalar>& model, const CellB
     a.cell_scores = MatrixF::Constant(C, S, std::numeric_limits<float>::quiet_NaN());
     std::vector<detail::ProgrammeScratch<Scalar>> scratch(static_cast<std::size_t>(threads()));
     for (auto& w : scratch) {
-        w.centred.resize(G);
         w.reduced.resize(U, S);
         w.attributions.resize(U * S, block_cells);
         w.sums.zero(n_plans, n_groups, S, G, U, plans);
@@ -873,7 +871,6 @@ ProgrammeAnalysis group_programmes(const Autoencoder<Scalar>& model, const CellB
         ws.weighted_saliency(model, offset, n, observed_s, w.weighted, w.gene_terms);
         for (Index j = 0; j < n; ++j) {
             const Index local = chunk_first + j, c = first + local; // c: among all cells
-            w.centred = w.centred_chunk.col(j);
             for (Index s = 0; s < S; ++s) w.reduced.col(s) = w.sums_chunk.col(j).segment(U * s, U) * inverse_size[static_cast<std::size_t>(s)];
             auto b = w.attributions.col(offset + j); // B(c, u, S) at u + U s
             Eigen::Map<MatrixF>(b.data(), U, S) = w.reduced.template cast<float>();
@@ -902,7 +899,7 @@ ProgrammeAnalysis group_programmes(const Autoencoder<Scalar>& model, const CellB
                 }
                 // (x_cg - xbar_g) sum_u w_u J_c(u, g)
                 (p.in(i, 0) ? sums.gene_in[k] : sums.gene_out[k]) +=
-                    (w.gene_terms.col(j * P + static_cast<Index>(k)).array() * w.centred.array()).template cast<double>().matrix();
+                    (w.gene_terms.col(j * P + static_cast<Index>(k)).array() * w.centred_chunk.col(j).array()).template cast<double>().matrix();
             }
         }
         if (chunk_first + n < block.first + block.count) return;
