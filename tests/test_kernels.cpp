@@ -153,6 +153,50 @@ TEST_CASE_TEMPLATE("softplus kernels give an entry the same bits in a full packe
     }
 }
 
+TEST_CASE("softplus packets whose lanes are all flat skip exp and log1p with the same bits") {
+    // A packet whose lanes all sit in the linear region (b z > 20) or below the tail's floor
+    // returns early. Each such packet is computed twice: alone (the shortcut) and with one lane
+    // set to 0 (a lane on the curve, so the full formula runs for every lane); the other lanes must
+    // agree bit for bit, value and slope. A NaN lane is never flat: it keeps the full formula.
+    constexpr Index w = softplus_width<float>();
+    if (w == 1) return; // no packets for float in this build
+    int shortcut_differs = 0, nan_lost = 0;
+    for (double beta : {1.0, 64.0, 4000.0}) {
+        const Softplus act{beta};
+        const Vector<float> no_bias = Vector<float>::Zero(w);
+        Rng rng(17);
+        for (int trial = 0; trial < 200; ++trial) {
+            Matrix<float> flat(w, 1);
+            for (Index i = 0; i < w; ++i) {
+                // Linear (b z in (20, 400]) or flat (b z in [-400, -88.5)): the two kinds of flat lane.
+                const double bz = rng.uniform() < 0.5 ? 20.0 + 380.0 * rng.uniform() + 1e-3 : -88.5 - 311.5 * rng.uniform();
+                flat(i, 0) = static_cast<float>(bz / beta);
+            }
+            Matrix<float> mixed = flat;
+            const Index curve_lane = trial % w;
+            mixed(curve_lane, 0) = 0.0f;
+            Matrix<float> zf = flat, yf(w, 1), zm = mixed, ym(w, 1), df(w, 1), dm(w, 1);
+            kernels::bias_activate(act, zf, yf, no_bias, 0, 1);
+            kernels::bias_activate(act, zm, ym, no_bias, 0, 1);
+            kernels::activation_derivative<Softplus, float>(act, zf, yf, df);
+            kernels::activation_derivative<Softplus, float>(act, zm, ym, dm);
+            for (Index i = 0; i < w; ++i)
+                if (i != curve_lane)
+                    shortcut_differs += !same_bits(yf(i, 0), ym(i, 0)) + !same_bits(df(i, 0), dm(i, 0));
+            // The same flat packet with a NaN lane: the NaN comes out, the other lanes keep their bits.
+            Matrix<float> zn = flat, yn(w, 1), dn(w, 1);
+            zn(curve_lane, 0) = std::numeric_limits<float>::quiet_NaN();
+            kernels::bias_activate(act, zn, yn, no_bias, 0, 1);
+            kernels::activation_derivative<Softplus, float>(act, zn, yn, dn);
+            nan_lost += !std::isnan(yn(curve_lane, 0)) + !std::isnan(dn(curve_lane, 0));
+            for (Index i = 0; i < w; ++i)
+                if (i != curve_lane) shortcut_differs += !same_bits(yf(i, 0), yn(i, 0)) + !same_bits(df(i, 0), dn(i, 0));
+        }
+    }
+    CHECK(shortcut_differs == 0);
+    CHECK(nan_lost == 0);
+}
+
 TEST_CASE("the softplus packet path is taken for float") {
     // The packets are the reason the kernel exists; if an Eigen upgrade drops packet log1p for
     // float, the layer silently falls back to one libm call per element.

@@ -215,6 +215,31 @@ struct SoftplusPackets {
         return pselect(pcmp_lt(threshold, bz), one, pselect(pcmp_lt(bz, slope_floor), zero, sig));
     }
 
+    // value() and derivative() for a packet whose lanes are all flat (false: not all flat; the
+    // caller then runs the full formula). Most entries of a trained layer sit in one of the two flat
+    // regions (linear: b z > 20; zero: below the floor): with b = the layer's width, 97-99.9 % of a
+    // 4,000-gene output layer's entries, and 50-94 % of the 16-entry packets of the hidden layers
+    // (measured on the benchmark's counts after 10-300 Adam steps). Such a packet skips exp and
+    // log1p; its result is what the full formula gives those lanes, bit for bit (z or 1 where
+    // linear; max(z, 0) + 0 = +0 or 0 below the floor), so the shortcut changes no result. NaN
+    // lanes are never flat.
+    EIGEN_STRONG_INLINE bool flat_value(const Packet& z, Packet& y) const {
+        using namespace Eigen::internal;
+        const Packet bz = pmul(z, b);
+        const Packet linear = pcmp_lt(threshold, bz);
+        if (predux_any(pandnot(ptrue(bz), por(linear, pcmp_lt(pnegate(pabs(bz)), value_floor))))) return false;
+        y = pselect(linear, z, padd(pmax(z, zero), zero));
+        return true;
+    }
+    EIGEN_STRONG_INLINE bool flat_derivative(const Packet& z, Packet& d) const {
+        using namespace Eigen::internal;
+        const Packet bz = pmul(z, b);
+        const Packet linear = pcmp_lt(threshold, bz);
+        if (predux_any(pandnot(ptrue(bz), por(linear, pcmp_lt(bz, slope_floor))))) return false;
+        d = pselect(linear, one, zero);
+        return true;
+    }
+
     // One column of `rows` entries: z += bias (when given), y = f(z).
     void forward_column(Scalar* z, Scalar* y, const Scalar* bias, Index rows) const {
         using namespace Eigen::internal;
@@ -223,7 +248,9 @@ struct SoftplusPackets {
             Packet zp = ploadu<Packet>(z + i);
             if (bias) zp = padd(zp, ploadu<Packet>(bias + i));
             pstoreu(z + i, zp);
-            pstoreu(y + i, value(zp));
+            Packet yp;
+            if (!flat_value(zp, yp)) yp = value(zp);
+            pstoreu(y + i, yp);
         }
         if (i == rows) return;
         alignas(64) Scalar zt[width] = {}, yt[width];
@@ -239,7 +266,9 @@ struct SoftplusPackets {
         using namespace Eigen::internal;
         Index i = 0;
         for (; i + width <= rows; i += width) {
-            const Packet f = derivative(ploadu<Packet>(z + i));
+            const Packet zp = ploadu<Packet>(z + i);
+            Packet f;
+            if (!flat_derivative(zp, f)) f = derivative(zp);
             pstoreu(d + i, dy ? pmul(ploadu<Packet>(dy + i), f) : f);
         }
         if (i == rows) return;
