@@ -213,17 +213,23 @@ private:
         for (std::size_t l = 1; l < m_layers.size(); ++l) m_layers[l]->forward(m_layers[l - 1]->output());
         LossParts parts;
         auto dy = m_dy_a.topLeftCorner(m_config.n_genes, n);
+        // The output layer's dL/dZ is taken column by column inside the loss's pass, while the
+        // column of dL/dY just written is in cache (one pass over the genes x n block fewer).
+        Layer<Scalar>& last = *m_layers.back();
+        const ConstRef dy_all(dy);
+        eigen_assert(dy_all.data() == dy.data()); // a view of dy, filled by the loss (never a copy)
+        auto output_backward = [&](Index c) { last.backward_columns(dy_all, c, 1); };
         if (o.loss == LossKind::poisson)
-            parts.reconstruction =
-                PoissonLoss{}.value_and_gradient<Scalar>(reconstruction(), target, dy, m_column_loss.data());
+            parts.reconstruction = PoissonLoss{}.value_and_gradient<Scalar>(reconstruction(), target, dy,
+                                                                            m_column_loss.data(), output_backward);
         else
-            parts.reconstruction =
-                MseLoss{}.value_and_gradient<Scalar>(reconstruction(), target, dy, m_column_loss.data());
+            parts.reconstruction = MseLoss{}.value_and_gradient<Scalar>(reconstruction(), target, dy,
+                                                                        m_column_loss.data(), output_backward);
         Mat* upstream = &m_dy_a;
         Mat* downstream = &m_dy_b;
         for (Index l = layer_count() - 1; l >= 0; --l) {
             Layer<Scalar>& cur = layer(l);
-            cur.backward(upstream->topRows(cur.out_size()).leftCols(n));
+            if (l < layer_count() - 1) cur.backward(upstream->topRows(cur.out_size()).leftCols(n));
             if (l == 0) {
                 cur.parameter_gradient(input);
             } else {

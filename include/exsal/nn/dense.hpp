@@ -68,6 +68,10 @@ public:
     }
     // dL/dZ = dL/dY * f'(Z) from dL/dY (out x n); stored for the two gradient steps below.
     virtual void backward(const ConstRef& dy) = 0;
+    // The same for the columns [c0, c0 + nc) only (dy: all n columns, of which these are read), on
+    // the calling thread: for a caller that makes dL/dY a column at a time (the loss) and applies
+    // f' while the column is in cache. backward() is this over all columns, split over threads.
+    virtual void backward_columns(const ConstRef& dy, Index c0, Index nc) = 0;
     // dL/dX = W^T dL/dZ (in x n). Saliency needs only this chain.
     void input_gradient(Eigen::Ref<Mat> dx) const { kernels::split_product(dx, m_w.transpose(), m_dz.leftCols(m_n)); }
     // dL/dW = dL/dZ X^T, dL/db = rowsum(dL/dZ), written into the model's gradient vector.
@@ -137,10 +141,10 @@ public:
     }
 
     void backward(const ConstRef& dy) override {
-        const Index n = this->m_n;
-        kernels::split_columns(this->m_out, n, [&](Index c0, Index nc) {
-            kernels::backprop_activation(m_act, dy, this->m_z, this->m_y, this->m_dz, c0, nc);
-        });
+        kernels::split_columns(this->m_out, this->m_n, [&](Index c0, Index nc) { backward_columns(dy, c0, nc); });
+    }
+    void backward_columns(const ConstRef& dy, Index c0, Index nc) override {
+        kernels::backprop_activation(m_act, dy, this->m_z, this->m_y, this->m_dz, c0, nc);
     }
 
     void apply(const ConstRef& x, Mat& z, Mat& y) const override {

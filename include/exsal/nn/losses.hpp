@@ -21,6 +21,11 @@ namespace exsal {
 enum class LossKind { poisson, mse };
 
 namespace detail {
+// The default per-column step of value_and_gradient: nothing.
+struct NoColumnStep {
+    void operator()(Index) const noexcept {}
+};
+
 // sums[c] = column(c) for c < n (OpenMP over columns when kernels::parallel_worthwhile(entries)),
 // then the mean sum(sums) / entries with the columns added in order.
 template <typename F>
@@ -84,14 +89,17 @@ struct PoissonLoss {
     // value() and gradient() in one parallel pass over the columns (each column's data is read
     // once while in cache). column_sums: caller's scratch of yhat.cols() doubles (no allocation
     // here); the per-column sums are added in column order, so the value equals value() exactly.
-    template <typename Scalar, typename Out>
+    // then(c), when given, runs on the same thread right after column c of dy is written (the
+    // autoencoder applies the output layer's f' to it there, while it is in cache).
+    template <typename Scalar, typename Out, typename Then = detail::NoColumnStep>
     double value_and_gradient(const ConstMatrixRef<Scalar>& yhat, const ConstMatrixRef<Scalar>& x, Out&& dy,
-                              double* column_sums) const {
+                              double* column_sums, Then&& then = Then{}) const {
         const Scalar e = static_cast<Scalar>(eps), inv_n = Scalar(1) / static_cast<Scalar>(yhat.size());
         return detail::columns_in_parallel(yhat.cols(), yhat.size(), column_sums, [&](Index c) {
             const auto yc = yhat.col(c).array();
             const auto xc = x.col(c).array();
             dy.col(c).array() = (Scalar(1) - xc / (yc + e)) * inv_n;
+            then(c);
             return static_cast<double>((yc - xc * (yc + e).log()).sum());
         });
     }
@@ -114,12 +122,13 @@ struct MseLoss {
         dy.array() = (yhat.array() - x.array()) * s;
     }
     // value() and gradient() in one parallel pass over the columns; see PoissonLoss.
-    template <typename Scalar, typename Out>
+    template <typename Scalar, typename Out, typename Then = detail::NoColumnStep>
     double value_and_gradient(const ConstMatrixRef<Scalar>& yhat, const ConstMatrixRef<Scalar>& x, Out&& dy,
-                              double* column_sums) const {
+                              double* column_sums, Then&& then = Then{}) const {
         const Scalar s = Scalar(2) / static_cast<Scalar>(yhat.size());
         return detail::columns_in_parallel(yhat.cols(), yhat.size(), column_sums, [&](Index c) {
             dy.col(c).array() = (yhat.col(c).array() - x.col(c).array()) * s;
+            then(c);
             return static_cast<double>((yhat.col(c) - x.col(c)).squaredNorm());
         });
     }
