@@ -485,8 +485,6 @@ inline void in_cells_dot(const MatrixF& b, const Index* cells, Index count, cons
     }
 }
 
-// Per set: the in minus out mean input (its sign is the direction) and the units that carry it
-// (largest positive contributions first, at most top_units).
 // Adds one gene tile's terms of B's sums for a chunk's cells: sums (U S x n), column j, entries
 // u + U s += J_j(u, g) (x_jg - xbar_g) for each (s, g) of `members` (g among all genes, in the
 // tile g0 ..), one fused multiply-add each, in the members' order. tile: (U n) x genes of the
@@ -513,6 +511,8 @@ void tile_attribution_sums(const ConstMatrixRef<Scalar>& tile, Index U, const Ma
     }
 }
 
+// Per set: the in minus out mean input (its sign is the direction) and the units that carry it
+// (largest positive contributions first, at most top_units).
 inline void directions_and_units(const VectorD& input_difference, const MatrixD& contribution, Index top_units,
                                  GroupProgrammes& r) {
     const Index S = input_difference.size(), U = contribution.rows();

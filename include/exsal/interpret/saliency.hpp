@@ -241,30 +241,24 @@ public:
 
     Eigen::Map<const Mat> saliency(const Autoencoder<Scalar>& model, Index first, Index n, SaliencyLayout layout) {
         const Index U = model.units(), G = model.n_genes();
-        const bool by_genes = layout == SaliencyLayout::genes_by_units;
-        Eigen::Map<Mat> out_g(m_out.data(), G, U * n), out_u(m_out.data(), U * n, G);
+        if (layout == SaliencyLayout::units_by_genes) return saliency_tile(model, first, n, 0, G); // all genes
+        Eigen::Map<Mat> out_g(m_out.data(), G, U * n);
         if (!m_cur) { // R = 0: S = W_R^T clamp(diag(D_R)) per cell
             const Mat& d_top = m_d[0];
             for (Index j = 0; j < n; ++j) {
                 const Vector<Scalar> d = m_guided ? Vector<Scalar>(d_top.col(first + j).cwiseMax(Scalar(0))) : Vector<Scalar>(d_top.col(first + j));
-                if (by_genes)
-                    out_g.middleCols(j * U, U).noalias() = m_wt * d.asDiagonal();
-                else
-                    out_u.middleRows(j * U, U).noalias() = d.asDiagonal() * m_wt.transpose();
+                out_g.middleCols(j * U, U).noalias() = m_wt * d.asDiagonal();
             }
         } else {
             const auto& w = model.layer(0).weights(); // H_1 x G
-            const auto m0 = m_cur->block(0, first * U, w.rows(), U * n);
-            if (by_genes)
-                out_g.noalias() = w.transpose() * m0;
-            else
-                out_u.noalias() = m0.transpose() * w;
+            out_g.noalias() = w.transpose() * m_cur->block(0, first * U, w.rows(), U * n);
         }
-        return by_genes ? Eigen::Map<const Mat>(m_out.data(), G, U * n) : Eigen::Map<const Mat>(m_out.data(), U * n, G);
+        return Eigen::Map<const Mat>(m_out.data(), G, U * n);
     }
 
     // After backward(): the saliency of cells first .. first + n - 1 of the block for genes g0 ..
-    // g0 + w - 1 only, units_by_genes ((U n) x w): a tile whose product output stays in L2.
+    // g0 + w - 1 only, units_by_genes ((U n) x w): a tile whose product output stays in L2
+    // (saliency() in that layout is the tile of all genes). R = 0: W_R^T clamp(diag(D_R)) per cell.
     Eigen::Map<const Mat> saliency_tile(const Autoencoder<Scalar>& model, Index first, Index n, Index g0, Index w) {
         const Index U = model.units();
         Eigen::Map<Mat> out(m_out.data(), U * n, w);
