@@ -195,7 +195,7 @@ void time_phases(exsal::Autoencoder<Scalar>& model, const exsal::Matrix<Scalar>&
         const double t1 = now_s(), c1 = exsal_bench::cpu_s();
         model.loss_and_gradient(xb, xb, lo);
         const double t2 = now_s(), c2 = exsal_bench::cpu_s();
-        adam.step(model.parameters(), model.gradient());
+        if (!adam.step(model.parameters(), model.gradient())) throw exsal::NumericError("bench_autoencoder: the gradient is not finite");
         const double t3 = now_s(), c3 = exsal_bench::cpu_s();
         if (i == 0) continue;
         tf.push_back(t1 - t0);

@@ -211,6 +211,43 @@ TEST_CASE("Adam's first three steps equal hand-computed values") {
     CHECK(one[0] == doctest::Approx(-lr).epsilon(1e-9));
 }
 
+TEST_CASE("the trainer's chunked optimiser equals one Adam over the vector and checks the gradient chunk by chunk") {
+    // Three full chunks and a partial one, so that chunks run on both threads and the tail is short.
+    using Chunked = detail::AnyOptimizer<float>;
+    const Index n = 3 * Chunked::chunk + 100;
+    const MatrixD init = random_matrix(n, 1, 311);
+    TrainOptions o;
+    o.adam.lr = 0.01;
+    VectorF p_chunked = init.col(0).cast<float>(), p_whole = p_chunked;
+    Chunked chunked(n, o);
+    Adam<float> whole(n, o.adam);
+    for (int threads : {1, 2}) {
+        set_threads(threads);
+        for (int s = 0; s < 3; ++s) {
+            const VectorF g = random_matrix(n, 1, 400 + static_cast<std::uint64_t>(10 * threads + s)).col(0).cast<float>();
+            CHECK(chunked.step(p_chunked, g));
+            whole.step(p_whole, g);
+            CHECK(p_chunked == p_whole); // bit for bit
+        }
+    }
+    // A NaN in chunk 1 and an infinity in the tail: those two chunks stay as they were, the
+    // others take their step, and step() says the gradient was not finite.
+    for (float bad : {std::numeric_limits<float>::quiet_NaN(), std::numeric_limits<float>::infinity()}) {
+        VectorF g = random_matrix(n, 1, 500).col(0).cast<float>();
+        g[Chunked::chunk + 7] = bad;
+        g[n - 1] = -bad;
+        const VectorF before = p_chunked;
+        CHECK_FALSE(chunked.step(p_chunked, g));
+        CHECK(p_chunked.segment(Chunked::chunk, Chunked::chunk) == before.segment(Chunked::chunk, Chunked::chunk));
+        CHECK(p_chunked.tail(100) == before.tail(100));
+        CHECK((p_chunked.head(Chunked::chunk).array() != before.head(Chunked::chunk).array()).any());
+        CHECK((p_chunked.segment(2 * Chunked::chunk, Chunked::chunk).array() !=
+               before.segment(2 * Chunked::chunk, Chunked::chunk).array()).any());
+        CHECK(p_chunked.allFinite());
+    }
+    set_threads(1);
+}
+
 TEST_CASE("SGD with Nesterov momentum: first three steps equal hand-computed values") {
     const double lr = 0.1, mu = 0.9;
     Sgd<double> sgd(1, {lr, mu, true});

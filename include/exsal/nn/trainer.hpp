@@ -116,11 +116,24 @@ public:
 };
 
 namespace detail {
+// Whether every entry is finite: (v - v) is 0 for finite entries and NaN otherwise, and a sum
+// with a NaN is NaN. The same test as Eigen's allFinite(), in one vectorised pass (allFinite's
+// all() reads one coefficient at a time).
+template <typename V>
+bool all_finite(const V& v) {
+    return !std::isnan((v - v).sum());
+}
+
 // The optimiser chosen by TrainOptions, run as one instance per fixed chunk of the parameter
 // vector. Adam and SGD are elementwise and every instance takes exactly one step per update (the
 // same step counter and bias corrections everywhere), so this equals one optimiser over the whole
 // vector bit for bit, for any thread count. The chunks run in parallel, and each chunk's moments,
 // parameters and gradient (4 x 64 KiB in float) stay in cache across the optimiser's passes.
+// step() also checks that the gradient is finite, chunk by chunk just before the chunk's update
+// (the chunk's gradient is read into cache once for both): a chunk whose gradient holds a NaN or an
+// infinity is left as it was, and step() returns false. The other chunks are still updated, so
+// after a false the parameters are partly stepped and the chunks' step counters disagree: the
+// trainer stops with an error, and the optimiser is not to be stepped again.
 template <typename Scalar>
 class AnyOptimizer {
 public:
@@ -137,23 +150,29 @@ public:
                 m_opt.emplace_back(std::in_place_index<1>, len, o.sgd);
         }
     }
-    void step(Vector<Scalar>& p, const Vector<Scalar>& g) {
+    // Returns whether every entry of g was finite (see above).
+    [[nodiscard]] bool step(Vector<Scalar>& p, const Vector<Scalar>& g) {
         const auto count = static_cast<Index>(m_opt.size());
-        auto run = [&](Index i) {
+        // 1 when chunk i's gradient is finite and the chunk was stepped.
+        auto run = [&](Index i) -> int {
             const Index off = i * chunk, len = std::min(chunk, m_n - off);
-            std::visit([&](auto& opt) { opt.step(p.segment(off, len), g.segment(off, len)); },
-                       m_opt[static_cast<std::size_t>(i)]);
+            const auto gi = g.segment(off, len);
+            if (!all_finite(gi)) return 0;
+            std::visit([&](auto& opt) { opt.step(p.segment(off, len), gi); }, m_opt[static_cast<std::size_t>(i)]);
+            return 1;
         };
+        Index stepped = 0;
         if (count > 1) {
-#pragma omp parallel
+#pragma omp parallel reduction(+ : stepped)
             {
                 const FlushDenormals flush;
 #pragma omp for schedule(static)
-                for (Index i = 0; i < count; ++i) run(i);
+                for (Index i = 0; i < count; ++i) stepped += run(i);
             }
         } else {
-            for (Index i = 0; i < count; ++i) run(i);
+            for (Index i = 0; i < count; ++i) stepped += run(i);
         }
+        return stepped == count;
     }
 
 private:
@@ -172,13 +191,6 @@ void gather_columns(const ConstMatrixRef<Scalar>& src, const std::int64_t* cols,
     }
 }
 
-// Whether every entry is finite: (v - v) is 0 for finite entries and NaN otherwise, and a sum
-// with a NaN is NaN. The same test as Eigen's allFinite(), in one vectorised pass (allFinite's
-// all() reads one coefficient at a time).
-template <typename Scalar>
-bool all_finite(const Vector<Scalar>& v) {
-    return !std::isnan((v - v).sum());
-}
 } // namespace detail
 
 // Training cells held as two genes x cells matrices (input, target), or one when they are the same.
@@ -326,8 +338,9 @@ public:
             const Index c0 = b * m_batch, n = std::min(m_batch, n_cells - c0);
             const LossParts parts =
                 m_group ? combined_loss_and_gradient(c0, n, epoch, b) : loss_and_gradient(m_order.data() + c0, n, m_o.loss);
-            if (!std::isfinite(parts.total()) || !all_finite(m_model.gradient())) throw_divergence(parts, epoch, b);
-            m_optimizer.step(m_model.parameters(), m_model.gradient());
+            if (!std::isfinite(parts.total())) throw_divergence(parts, epoch, b);
+            // The gradient's finiteness is checked inside the step, while each chunk is in cache.
+            if (!m_optimizer.step(m_model.parameters(), m_model.gradient())) throw_divergence(parts, epoch, b);
             if (epoch == 0 && b == 0) m_first_loss = parts.total();
             epoch_loss += parts.total() * static_cast<double>(n);
             if (m_o.on_batch) m_o.on_batch(BatchInfo{epoch, b, m_batches, parts, n});
