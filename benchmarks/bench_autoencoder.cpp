@@ -3,7 +3,7 @@
 // beside it), with the same options and JSON keys.
 //
 //   bench_autoencoder --cells 2000 --genes 4000 --epochs 3 --batch 128 --threads 2 --seed 1
-//                     [--lambda-orth 1] [--mode all|train|roofline|phases|saliency] [--reps 30]
+//                     [--lambda-orth 1] [--mode all|train|roofline|phases|parts|saliency] [--reps 30]
 //                     [--block-cells B] [--no-saliency] [--double] [--keep-denormals]
 //
 // --keep-denormals: IEEE subnormals instead of exsal's default flush to zero
@@ -14,6 +14,8 @@
 //   train     training only (+ saliency)
 //   roofline  only the matrix products of one training step on the same shapes, repeated --reps times
 //   phases    one step split into forward, loss+backward and optimiser, repeated --reps times
+//   parts     training (--epochs), then one step cut finer, each part timed alone --reps times
+//             (part_*_ms keys, parts_step_ms their sum, the roofline against that sum)
 //   saliency  saliency only, on the initialised (untrained) model: the same cost as after training
 //   agreement (double) writes what benchmarks/same_model.py needs to check that the PyTorch
 //             reference computes the same model: --out DIR gets params.bin (the initial parameters
@@ -180,6 +182,7 @@ void add_gemm_keys(Json& j, const GemmTiming& g) {
 // One training step timed in parts, repeated: forward; forward + loss + backward; Adam.
 template <typename Scalar>
 void time_phases(exsal::Autoencoder<Scalar>& model, const exsal::Matrix<Scalar>& data, const Config& c, Json& j) {
+    const exsal::FlushDenormals flush; // as train() does on its calling thread (the parts on one thread run here)
     const Index n = std::min(c.batch, data.cols());
     model.reserve(n);
     exsal::Matrix<Scalar> xb = data.leftCols(n);
@@ -216,6 +219,89 @@ void time_phases(exsal::Autoencoder<Scalar>& model, const exsal::Matrix<Scalar>&
         .add("step_cpu_ms", fixed(1e3 * (median(cf) + median(cb) + median(ca)), 3))
         .add("roofline_fraction", fixed(g.best_wall() / (median(tf) + median(tb) + median(ta)), 3))
         .add("roofline_fraction_cpu", fixed(g.best_cpu() / (median(cf) + median(cb) + median(ca)), 3));
+    add_gemm_keys(j, g);
+}
+
+// One step cut into the parts Autoencoder::loss_and_gradient and the trainer run, each timed alone
+// (medians over --reps steps), on the model after --epochs of training (so that the activations are
+// in the state a training step meets): gathering a batch of random cells, the forward pass, the
+// Poisson loss with the output layer's f' in its pass (and the loss alone), the output layer's dW
+// and dX, the middle layers' backward with the orthogonality penalty, the first layer's backward
+// (dW), and the trainer's optimiser with its finiteness check.
+template <typename Scalar>
+void time_parts(exsal::Autoencoder<Scalar>& model, const exsal::Matrix<Scalar>& data, const Config& c, Json& j) {
+    const exsal::FlushDenormals flush; // as train() does on its calling thread
+    using Mat = exsal::Matrix<Scalar>;
+    using ConstRef = exsal::ConstMatrixRef<Scalar>;
+    const Index n = std::min(c.batch, data.cols()), L = model.layer_count();
+    model.reserve(n);
+    exsal::LossOptions lo;
+    lo.lambda = c.lambda;
+    std::vector<std::int64_t> order(static_cast<std::size_t>(data.cols()));
+    for (std::size_t i = 0; i < order.size(); ++i) order[i] = static_cast<std::int64_t>(i);
+    exsal::Rng rng(exsal::derive_seed(c.seed, 7));
+    Mat xb(data.rows(), n), dy(data.rows(), n);
+    std::vector<Mat> dx(static_cast<std::size_t>(L));
+    for (Index l = 1; l < L; ++l) dx[static_cast<std::size_t>(l)].resize(model.layer(l).in_size(), n);
+    std::vector<double> column_sums(static_cast<std::size_t>(n));
+    exsal::detail::AnyOptimizer<Scalar> optimizer(model.parameters().size(), exsal::TrainOptions{});
+    exsal::Vector<Scalar> params = model.parameters(); // the optimiser steps a copy: the model stays as trained
+    const exsal::PoissonLoss loss;
+    std::vector<double> t[9];
+    for (int r = 0; r <= c.reps; ++r) {
+        double a = now_s();
+        if (r % (data.cols() / n) == 0) rng.shuffle(order);
+        exsal::detail::gather_columns<Scalar>(ConstRef(data), order.data() + (r % (data.cols() / n)) * n, n, xb);
+        double b = now_s();
+        const double gather = b - a;
+        model.forward(xb);
+        const double forward = now_s() - b;
+        exsal::Layer<Scalar>& last = model.layer(L - 1);
+        const ConstRef dy_all(dy);
+        a = now_s();
+        loss.value_and_gradient<Scalar>(model.reconstruction(), xb, dy, column_sums.data(),
+                                        [&](Index col) { last.backward_columns(dy_all, col, 1); });
+        b = now_s();
+        const double loss_fprime = b - a;
+        last.parameter_gradient(ConstRef(model.layer(L - 2).output()));
+        a = now_s();
+        const double out_dw = a - b;
+        last.input_gradient(dx[static_cast<std::size_t>(L - 1)]);
+        b = now_s();
+        const double out_dx = b - a;
+        for (Index l = L - 2; l >= 1; --l) {
+            exsal::Layer<Scalar>& cur = model.layer(l);
+            cur.backward(dx[static_cast<std::size_t>(l + 1)]);
+            cur.parameter_gradient(ConstRef(model.layer(l - 1).output()));
+            cur.input_gradient(dx[static_cast<std::size_t>(l)]);
+        }
+        model.add_orthogonality_gradient(lo);
+        a = now_s();
+        const double middle = a - b;
+        model.layer(0).backward(dx[1]);
+        model.layer(0).parameter_gradient(xb);
+        b = now_s();
+        const double first = b - a;
+        if (!optimizer.step(params, model.gradient())) throw exsal::NumericError("bench_autoencoder: the gradient is not finite");
+        a = now_s();
+        const double step = a - b;
+        loss.value_and_gradient<Scalar>(model.reconstruction(), xb, dy, column_sums.data());
+        const double loss_alone = now_s() - a;
+        if (r == 0) continue; // warm-up
+        const double parts[9] = {gather, forward, loss_fprime, loss_alone, out_dw, out_dx, middle, first, step};
+        for (int i = 0; i < 9; ++i) t[i].push_back(parts[i]);
+    }
+    const char* keys[9] = {"part_gather_ms", "part_forward_ms", "part_loss_output_fprime_ms", "part_loss_alone_ms",
+                           "part_output_dw_ms", "part_output_dx_ms", "part_middle_layers_penalty_ms",
+                           "part_first_layer_backward_ms", "part_optimizer_ms"};
+    double sum = 0.0;
+    for (int i = 0; i < 9; ++i) {
+        const double m = median(t[i]);
+        if (i != 3) sum += m; // the loss alone is inside the loss pass
+        j.add(keys[i], fixed(1e3 * m, 3));
+    }
+    const GemmTiming g = time_step_gemms(model, n, c.reps, c.seed);
+    j.add("parts_step_ms", fixed(1e3 * sum, 3)).add("roofline_fraction", fixed(g.best_wall() / sum, 3));
     add_gemm_keys(j, g);
 }
 
@@ -344,6 +430,11 @@ int run(Config c) {
     }
 
     if (c.epochs > 0) train_model(model, data, c, j);
+    if (c.mode == "parts") {
+        time_parts(model, data, c, j);
+        std::cout << j.str() << std::endl;
+        return 0;
+    }
 
     if (c.saliency) {
         // The reference's workload: guided saliency of all 64 units for every cell, summing |g|.
@@ -402,9 +493,9 @@ int main(int argc, char** argv) {
         c.block_cells = a.integer("block-cells", 0);
         c.out = a.text("out", "");
         c.steps = static_cast<int>(a.integer("steps", c.steps));
-        if (c.mode != "all" && c.mode != "train" && c.mode != "roofline" && c.mode != "phases" && c.mode != "saliency" &&
-            c.mode != "agreement")
-            throw exsal::ArgumentError("bench_autoencoder", "--mode must be all, train, roofline, phases, saliency or agreement");
+        if (c.mode != "all" && c.mode != "train" && c.mode != "roofline" && c.mode != "phases" && c.mode != "parts" &&
+            c.mode != "saliency" && c.mode != "agreement")
+            throw exsal::ArgumentError("bench_autoencoder", "--mode must be all, train, roofline, phases, parts, saliency or agreement");
         if (c.cells < 1 || c.genes < 1 || c.epochs < 1 || c.batch < 1 || c.threads < 1 || c.reps < 1 || c.steps < 1)
             throw exsal::ArgumentError("bench_autoencoder", "sizes, epochs, threads, reps and steps must be >= 1");
         if (c.mode == "agreement") return agreement(c);
