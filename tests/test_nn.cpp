@@ -374,6 +374,63 @@ TEST_CASE("a diverging run stops with an error naming the epoch and batch") {
     }
 }
 
+TEST_CASE("forward and loss_and_gradient flush subnormals on the calling thread and give its mode back") {
+    if (!detail::denormals::supported) {
+        MESSAGE("this CPU has no flush-to-zero control exsal knows: skipped");
+        return;
+    }
+    // One thread: every product and activation runs on the calling thread, as in a host program's
+    // own training loop. The output layer's weights scaled by 1e-36 make the gradient that flows
+    // back through them about 1e-39: subnormal in IEEE arithmetic, 0 when flushed.
+    set_threads(1);
+    const MatrixF data = low_rank_data(30, 16, 2, 91).cast<float>();
+    AutoencoderConfig cfg;
+    cfg.n_genes = 30;
+    cfg.hidden = {8, 4, 8};
+    Autoencoder<float> net(cfg);
+    net.initialize(5);
+    net.layer(net.layer_count() - 1).weights() *= 1e-36f;
+    net.reserve(16);
+    LossOptions lo;
+    lo.lambda = 0.0; // no penalty gradient of normal size on top
+    const auto subnormal_gradients = [&] {
+        Index k = 0;
+        for (Index i = 0; i < net.gradient().size(); ++i) {
+            const float v = net.gradient()[i];
+            k += (v != 0.0f && std::abs(v) < std::numeric_limits<float>::min()) ? 1 : 0;
+        }
+        return k;
+    };
+    REQUIRE_FALSE(denormals_flushed_here());
+    set_flush_denormals(false);
+    net.loss_and_gradient(data, data, lo);
+    const Index ieee = subnormal_gradients();
+    set_flush_denormals(true);
+    net.loss_and_gradient(data, data, lo);
+    const Index flushed = subnormal_gradients();
+    MESSAGE(ieee << " of " << net.gradient().size() << " gradient entries subnormal in IEEE mode");
+    CHECK(ieee > 0); // the case exercises what it tests
+    CHECK(flushed == 0);
+    CHECK_FALSE(denormals_flushed_here()); // the thread's own mode back
+    // forward(): the hidden layers' pre-activations of inputs scaled by 1e-37 are subnormal in IEEE
+    // mode (the first layer's weights are about 0.3), 0 when flushed.
+    const MatrixF tiny = data * 1e-37f;
+    const auto subnormal_z = [&] {
+        const auto z = net.layer(0).pre_activation();
+        Index k = 0;
+        for (Index i = 0; i < z.size(); ++i) k += (z.data()[i] != 0.0f && std::abs(z.data()[i]) < std::numeric_limits<float>::min()) ? 1 : 0;
+        return k;
+    };
+    set_flush_denormals(false);
+    net.forward(tiny);
+    const Index ieee_z = subnormal_z();
+    set_flush_denormals(true);
+    net.forward(tiny);
+    CHECK(ieee_z > 0);
+    CHECK(subnormal_z() == 0);
+    CHECK_FALSE(denormals_flushed_here());
+}
+
 TEST_CASE("no heap allocation inside a steady-state training step") {
     set_threads(1);
     const MatrixF data = low_rank_data(40, 64, 3, 81).cast<float>();

@@ -13,8 +13,9 @@
 // So exsal's compute runs with subnormals flushed to zero: FTZ (results that would be subnormal
 // are 0) and DAZ (subnormal inputs read as 0) in SSE's MXCSR on x86-64, FZ in FPCR on AArch64.
 // These are per-thread settings. exsal sets them on each thread of its own parallel regions and on
-// the calling thread of train() and of the saliency passes, for the duration of the region or the
-// call, and puts back what the thread had: a host program's floating-point mode is not changed.
+// the calling thread of train(), of the model's forward() and loss_and_gradient() and of the
+// saliency passes, for the duration of the region or the call, and puts back what the thread had:
+// a host program's floating-point mode is not changed.
 // set_flush_denormals(false) keeps IEEE subnormals (slower, and different only in values below
 // the thresholds above).
 
@@ -98,16 +99,18 @@ inline const char* denormals_mode() {
 // Scoped: the calling thread flushes subnormals to zero (when set_flush_denormals allows) until the
 // guard ends, then gets its previous mode back. One per thread: create it inside each thread of a
 // parallel region. A guard on a thread that opens parallel regions itself (outside any region)
-// first starts OpenMP's threads, so that none is created with the flushing mode.
+// first starts OpenMP's threads, so that none is created with the flushing mode. A guard on a
+// thread that already flushes (an outer guard, or the host's own choice) changes nothing.
 class FlushDenormals {
 public:
     FlushDenormals() {
         namespace d = detail::denormals;
         if (!d::supported || !flush_denormals()) return;
+        if ((d::get() & d::flush_bits) == d::flush_bits) return; // already flushing: nothing to set or give back
         d::start_threads();
         m_saved = d::get();
         m_active = true;
-        if ((m_saved & d::flush_bits) != d::flush_bits) d::set(m_saved | d::flush_bits);
+        d::set(m_saved | d::flush_bits);
     }
     ~FlushDenormals() { // the previous flush bits; the exception flags raised meanwhile stay
         namespace d = detail::denormals;
