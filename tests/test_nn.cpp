@@ -43,6 +43,18 @@ MatrixD low_rank_data(Index genes, Index cells, Index rank, std::uint64_t seed) 
     return a * b;
 }
 
+// A float autoencoder of `genes` genes and the given hidden widths, initialised from `seed`, with
+// training buffers for batches of up to `batch` cells.
+Autoencoder<float> float_net(Index genes, std::vector<Index> hidden, std::uint64_t seed, Index batch) {
+    AutoencoderConfig cfg;
+    cfg.n_genes = genes;
+    cfg.hidden = std::move(hidden);
+    Autoencoder<float> net(cfg);
+    net.initialize(seed);
+    net.reserve(batch);
+    return net;
+}
+
 template <typename Act>
 void check_activation(const Act& act, double lo, double hi, std::uint64_t seed) {
     Eigen::ArrayXXd z = random_matrix(40, 3, seed, lo, hi).array();
@@ -384,13 +396,8 @@ TEST_CASE("forward and loss_and_gradient flush subnormals on the calling thread 
     // back through them about 1e-39: subnormal in IEEE arithmetic, 0 when flushed.
     set_threads(1);
     const MatrixF data = low_rank_data(30, 16, 2, 91).cast<float>();
-    AutoencoderConfig cfg;
-    cfg.n_genes = 30;
-    cfg.hidden = {8, 4, 8};
-    Autoencoder<float> net(cfg);
-    net.initialize(5);
+    Autoencoder<float> net = float_net(30, {8, 4, 8}, 5, 16);
     net.layer(net.layer_count() - 1).weights() *= 1e-36f;
-    net.reserve(16);
     LossOptions lo;
     lo.lambda = 0.0; // no penalty gradient of normal size on top
     const auto subnormal_gradients = [&] {
@@ -434,12 +441,7 @@ TEST_CASE("forward and loss_and_gradient flush subnormals on the calling thread 
 TEST_CASE("no heap allocation inside a steady-state training step") {
     set_threads(1);
     const MatrixF data = low_rank_data(40, 64, 3, 81).cast<float>();
-    AutoencoderConfig cfg;
-    cfg.n_genes = 40;
-    cfg.hidden = {16, 8, 16};
-    Autoencoder<float> net(cfg);
-    net.initialize(4);
-    net.reserve(16);
+    Autoencoder<float> net = float_net(40, {16, 8, 16}, 4, 16);
     Adam<float> adam(net.parameters().size(), {});
     MatrixF batch(40, 16);
     std::vector<std::int64_t> idx(16);
