@@ -573,6 +573,20 @@ TEST_CASE("read_expression errors: duplicate gene symbols name both columns or l
     write_bytes(path, "gene,c1\nA,1\nB,2\n\na,3\n");
     expect_file_error([&] { exsal::read_expression(path, rows); }, path, 5, 1,
                       {"duplicate gene symbol \"A\"", "lines 2 and 5"});
+    // Summed duplicates whose values each fit in a float but whose sum does not (found by
+    // fuzz_expression_reader): an error at the value that overflows, not an infinite count.
+    ExpressionReadOptions sum;
+    sum.sum_duplicates = true;
+    write_bytes(path, "sample,A,B,a\nc1,1,2,3\nc2,3e38,1,2e38\n");
+    expect_file_error([&] { exsal::read_expression(path, sum); }, path, 3, 4,
+                      {"sum_duplicates", "range of a 32-bit float", "gene \"A\""});
+    sum.genes_in_rows = true;
+    write_bytes(path, "gene,c1,c2\nA,1,3e38\nB,2,1\na,3,2e38\n");
+    expect_file_error([&] { exsal::read_expression(path, sum); }, path, 4, 3,
+                      {"sum_duplicates", "range of a 32-bit float", "gene \"A\" of line 2", "cell \"c2\""});
+    write_bytes(path, "gene,c1,c2\nA,1,3e38\nB,2,1\na,3,-2e38\n"); // negative allowed: a sum back in range
+    sum.allow_negative = true;
+    CHECK(exsal::read_expression(path, sum).values(0, 1) == 3e38f + -2e38f);
 }
 
 TEST_CASE("read_expression errors: binary content, UTF-16, over-long lines") {

@@ -243,6 +243,15 @@ inline NumberStatus parse_value(std::string_view f, bool allow_negative, float& 
     throw FileError(path, line, column, msg + " (" + where + ")", std::move(hints));
 }
 
+// A sum of a duplicate gene's values (sum_duplicates) beyond the largest float: each value fits,
+// their sum does not. `where` names the gene and the cell.
+[[noreturn]] inline void throw_sum_overflow(const std::string& path, std::size_t line, std::size_t column,
+                                            const std::string& where) {
+    throw FileError(path, line, column,
+                    "adding this value to the same gene's earlier values (sum_duplicates) goes beyond the range of a "
+                    "32-bit float (overflow; " + where + ")");
+}
+
 [[noreturn]] inline void throw_field_error(const std::string& path, std::size_t line, std::size_t column,
                                            FieldStatus status, std::string_view text) {
     if (status == FieldStatus::unterminated_quote)
@@ -426,10 +435,12 @@ inline void read_cell_row(char* line, char* end, char sep, const CellTableHeader
             float v;
             p = read_value_field(p, end, sep, opt, path, line_no, k + 1, v,
                                  [&] { return "gene " + quote_excerpt(h.names[k]); });
-            if (h.has_duplicates)
+            if (h.has_duplicates) {
                 col[r] += v;
-            else
+                if (!std::isfinite(col[r])) throw_sum_overflow(path, line_no, k + 1, "gene " + quote_excerpt(h.genes[static_cast<std::size_t>(r)]));
+            } else {
                 col[r] = v;
+            }
             continue;
         }
         const FieldStatus fs = next_field(p, end, sep, f);
@@ -555,7 +566,13 @@ inline void read_gene_row(char* line, char* end, char sep, std::size_t nf, const
         rows.genes.push_back(std::move(symbol));
     } else {
         float* row = rows.buffer.data() + static_cast<std::size_t>(it->second.first) * n_cells;
-        for (std::size_t c = 0; c < n_cells; ++c) row[c] += rows.scratch[c];
+        for (std::size_t c = 0; c < n_cells; ++c) {
+            row[c] += rows.scratch[c];
+            if (!std::isfinite(row[c]))
+                throw_sum_overflow(path, line_no, c + 2,
+                                   "gene " + quote_excerpt(rows.genes[static_cast<std::size_t>(it->second.first)]) +
+                                       " of line " + std::to_string(it->second.second) + ", cell " + quote_excerpt(cells[c]));
+        }
     }
 }
 
