@@ -182,7 +182,6 @@ void add_gemm_keys(Json& j, const GemmTiming& g) {
 // One training step timed in parts, repeated: forward; forward + loss + backward; Adam.
 template <typename Scalar>
 void time_phases(exsal::Autoencoder<Scalar>& model, const exsal::Matrix<Scalar>& data, const Config& c, Json& j) {
-    const exsal::FlushDenormals flush; // as train() does on its calling thread (the parts on one thread run here)
     const Index n = std::min(c.batch, data.cols());
     model.reserve(n);
     exsal::Matrix<Scalar> xb = data.leftCols(n);
@@ -230,7 +229,9 @@ void time_phases(exsal::Autoencoder<Scalar>& model, const exsal::Matrix<Scalar>&
 // (dW), and the trainer's optimiser with its finiteness check.
 template <typename Scalar>
 void time_parts(exsal::Autoencoder<Scalar>& model, const exsal::Matrix<Scalar>& data, const Config& c, Json& j) {
-    const exsal::FlushDenormals flush; // as train() does on its calling thread
+    // As train() does on its calling thread: the layers' own calls below, unlike the model's
+    // forward() and loss_and_gradient(), do not flush subnormals themselves.
+    const exsal::FlushDenormals flush;
     using Mat = exsal::Matrix<Scalar>;
     using ConstRef = exsal::ConstMatrixRef<Scalar>;
     const Index n = std::min(c.batch, data.cols()), L = model.layer_count();

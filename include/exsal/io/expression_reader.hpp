@@ -437,7 +437,8 @@ inline void read_cell_row(char* line, char* end, char sep, const CellTableHeader
                                  [&] { return "gene " + quote_excerpt(h.names[k]); });
             if (h.has_duplicates) {
                 col[r] += v;
-                if (!std::isfinite(col[r])) throw_sum_overflow(path, line_no, k + 1, "gene " + quote_excerpt(h.genes[static_cast<std::size_t>(r)]));
+                if (!std::isfinite(col[r]))
+                    throw_sum_overflow(path, line_no, k + 1, "gene " + quote_excerpt(h.genes[static_cast<std::size_t>(r)]));
             } else {
                 col[r] = v;
             }
