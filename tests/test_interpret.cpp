@@ -275,6 +275,25 @@ TEST_CASE("streamed saliency blocks: layout, block sizes and thread counts") {
         for (Index c = 0; c < C; ++c) oracle += cell_saliency<float>(net, x, c).cwiseAbs().cast<double>();
         oracle /= static_cast<double>(C);
         CHECK(relative_error(results[{5, 2}], oracle) < 1e-6);
+        // Bit for bit the whole-block reduction: each block's cells added in order from zero (the
+        // library hands a block's saliency out a few cells at a time), blocks added in order.
+        for (int t : {1, 2}) {
+            set_threads(t);
+            SaliencyOptions o;
+            o.block_cells = 64;
+            std::vector<MatrixD> partial(static_cast<std::size_t>(threads()), MatrixD::Zero(G, U));
+            MatrixD total = MatrixD::Zero(G, U);
+            for_each_saliency_block<float>(
+                net, x, o,
+                [&](int th, Index, const ConstMatrixRef<float>& block) {
+                    MatrixD& p = partial[static_cast<std::size_t>(th)];
+                    p.setZero();
+                    for (Index j = 0; j < block.cols() / U; ++j) p += block.middleCols(j * U, U).cwiseAbs().cast<double>();
+                },
+                [&](int th, Index, Index) { total += partial[static_cast<std::size_t>(th)]; });
+            CHECK((total / static_cast<double>(C) - results[{64, t}]).cwiseAbs().maxCoeff() == 0.0);
+        }
+        set_threads(2);
     }
 
     SUBCASE("errors: wrong gene count, bad block size, bad cell; a throwing visitor stops the stream") {

@@ -508,7 +508,9 @@ void for_each_saliency_block(const Autoencoder<Scalar>& model, const detail::Inp
 }
 
 // Mean over cells of |saliency|: genes x units, accumulated in double (per block, then blocks
-// added in cell order: the same result for any thread count at a given block size).
+// added in cell order: the same result for any thread count at a given block size). The block's
+// saliency comes detail::saliency_chunk_cells cells at a time, read while it is in cache; its
+// cells are still added in order from zero at the block's start, so the chunks change no bit.
 template <typename Scalar>
 MatrixD mean_abs_saliency(const Autoencoder<Scalar>& model, const detail::InputRef<Scalar>& input,
                           const SaliencyOptions& options = {}) {
@@ -518,14 +520,15 @@ MatrixD mean_abs_saliency(const Autoencoder<Scalar>& model, const detail::InputR
     const Index G = model.n_genes(), U = model.units();
     std::vector<MatrixD> partial(static_cast<std::size_t>(threads()), MatrixD::Zero(G, U)); // per thread, G x U
     MatrixD total = MatrixD::Zero(G, U);
-    auto visit = [&](int t, Index, const ConstMatrixRef<Scalar>& block, const ConstMatrixRef<Scalar>&, const detail::CellSpan&) {
+    auto visit = [&](int t, Index first, const ConstMatrixRef<Scalar>& chunk, const ConstMatrixRef<Scalar>&,
+                     const detail::CellSpan& block) {
         MatrixD& p = partial[static_cast<std::size_t>(t)];
-        p.setZero();
-        const Index n = block.cols() / U;
-        for (Index j = 0; j < n; ++j) p += block.middleCols(j * U, U).cwiseAbs().template cast<double>();
+        if (first == block.first) p.setZero();
+        const Index n = chunk.cols() / U;
+        for (Index j = 0; j < n; ++j) p += chunk.middleCols(j * U, U).cwiseAbs().template cast<double>();
     };
     auto merge = [&](int t, Index, Index) { total += partial[static_cast<std::size_t>(t)]; };
-    detail::saliency_blocks<Scalar>(model, input, options, visit, &merge);
+    detail::saliency_blocks<Scalar>(model, input, options, visit, &merge, detail::saliency_chunk_cells);
     return total / static_cast<double>(input.cols());
 }
 
