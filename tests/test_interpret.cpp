@@ -294,6 +294,15 @@ TEST_CASE("streamed saliency blocks: layout, block sizes and thread counts") {
             CHECK((total / static_cast<double>(C) - results[{64, t}]).cwiseAbs().maxCoeff() == 0.0);
         }
         set_threads(2);
+        // The layout option shapes the blocks handed to a visitor; the mean is genes x units in
+        // either (it used to read a units x genes block as if it were genes x units).
+        SaliencyOptions by_units;
+        by_units.block_cells = 64;
+        by_units.layout = SaliencyLayout::units_by_genes;
+        const MatrixD transposed_layout = mean_abs_saliency<float>(net, x, by_units);
+        REQUIRE(transposed_layout.rows() == G);
+        REQUIRE(transposed_layout.cols() == U);
+        CHECK((transposed_layout - results[{64, 2}]).cwiseAbs().maxCoeff() == 0.0);
     }
 
     SUBCASE("errors: wrong gene count, bad block size, bad cell; a throwing visitor stops the stream") {

@@ -511,9 +511,10 @@ void for_each_saliency_block(const Autoencoder<Scalar>& model, const detail::Inp
 // added in cell order: the same result for any thread count at a given block size). The block's
 // saliency comes detail::saliency_chunk_cells cells at a time, read while it is in cache; its
 // cells are still added in order from zero at the block's start, so the chunks change no bit.
+// options.layout does not apply (the result is genes x units either way).
 template <typename Scalar>
 MatrixD mean_abs_saliency(const Autoencoder<Scalar>& model, const detail::InputRef<Scalar>& input,
-                          const SaliencyOptions& options = {}) {
+                          SaliencyOptions options = {}) {
     const char* where = "exsal::mean_abs_saliency";
     detail::check_saliency_arguments(where, model.n_genes(), input.rows(), options.block_cells);
     if (input.cols() < 1) throw ArgumentError(where, "no cells");
@@ -528,6 +529,7 @@ MatrixD mean_abs_saliency(const Autoencoder<Scalar>& model, const detail::InputR
         for (Index j = 0; j < n; ++j) p += chunk.middleCols(j * U, U).cwiseAbs().template cast<double>();
     };
     auto merge = [&](int t, Index, Index) { total += partial[static_cast<std::size_t>(t)]; };
+    options.layout = SaliencyLayout::genes_by_units; // the visitor reads genes x (U n) chunks
     detail::saliency_blocks<Scalar>(model, input, options, visit, &merge, detail::saliency_chunk_cells);
     return total / static_cast<double>(input.cols());
 }
