@@ -464,12 +464,17 @@ TEST_CASE("set_attributions equals its straightforward computation bit for bit")
     sets.push_back(some_sets(G, 1, 64, 75)[0]);
     std::vector<Index> group_of_cell;
     for (Index c = 0; c < C; ++c) group_of_cell.push_back(c < 9 ? 3 : (c * 7) % 3); // group 3 only in the first block
-    std::vector<MatrixD> got_sums, want_sums;
-    const MatrixF got = set_attributions<float>(net, x, sets, 8, {}, &group_of_cell, n_groups, &got_sums);
-    const MatrixF want = reference_attributions<float>(net, x, sets, 8, group_of_cell, n_groups, want_sums);
-    CHECK(got == want);
-    REQUIRE(got_sums.size() == want_sums.size());
-    for (std::size_t g = 0; g < got_sums.size(); ++g) CHECK(got_sums[g] == want_sums[g]);
+    // Blocks of 8 cells, and of 20 (the library reads a block's saliency 8 cells at a time: chunks
+    // of 8, 8 and 4, whose group sums must add up as the whole block's).
+    for (Index block : {8, 20}) {
+        CAPTURE(block);
+        std::vector<MatrixD> got_sums, want_sums;
+        const MatrixF got = set_attributions<float>(net, x, sets, block, {}, &group_of_cell, n_groups, &got_sums);
+        const MatrixF want = reference_attributions<float>(net, x, sets, block, group_of_cell, n_groups, want_sums);
+        CHECK(got == want);
+        REQUIRE(got_sums.size() == want_sums.size());
+        for (std::size_t g = 0; g < got_sums.size(); ++g) CHECK(got_sums[g] == want_sums[g]);
+    }
 }
 
 TEST_CASE("group_programmes: the same tables bit for bit with 1 and 2 threads") {

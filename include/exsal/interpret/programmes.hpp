@@ -615,16 +615,19 @@ MatrixF set_attributions(const Autoencoder<Scalar>& model, const detail::InputRe
     for (auto& w : scratch) w.reserve(G, U, S, sums ? n_groups : 0);
     if (sums) gene_sums->assign(static_cast<std::size_t>(n_groups), MatrixD::Zero(G, U));
     Index done = 0;
-    auto visit = [&](int t, Index first, const ConstMatrixRef<Scalar>& block, const ConstMatrixRef<Scalar>&, const detail::CellSpan&) {
+    // Called a chunk of a block's cells at a time (read while in cache); the group sums start at
+    // the block's first chunk and take its cells in order, as whole blocks would.
+    auto visit = [&](int t, Index first, const ConstMatrixRef<Scalar>& chunk, const ConstMatrixRef<Scalar>&,
+                     const detail::CellSpan& block) {
         detail::AttributionScratch<Scalar>& w = scratch[static_cast<std::size_t>(t)];
-        std::fill(w.touched.begin(), w.touched.end(), false);
-        for (Index j = 0; j < block.rows() / U; ++j) {
+        if (first == block.first) std::fill(w.touched.begin(), w.touched.end(), false);
+        for (Index j = 0; j < chunk.rows() / U; ++j) {
             const Index c = first + j;
             w.centred = input.col(c) - centre;
-            detail::cell_attributions<Scalar>(block.middleRows(j * U, U), w.centred, set_rows, w.reduced);
+            detail::cell_attributions<Scalar>(chunk.middleRows(j * U, U), w.centred, set_rows, w.reduced);
             Eigen::Map<MatrixF>(out.col(c).data(), U, S) = w.reduced.template cast<float>();
             if (!sums) continue;
-            w.scaled.noalias() = block.middleRows(j * U, U) * w.centred.asDiagonal();
+            w.scaled.noalias() = chunk.middleRows(j * U, U) * w.centred.asDiagonal();
             const std::size_t g = static_cast<std::size_t>((*group_of_cell)[static_cast<std::size_t>(c)]);
             if (!w.touched[g]) w.group_sums[g].setZero();
             w.touched[g] = true;
@@ -644,7 +647,7 @@ MatrixF set_attributions(const Autoencoder<Scalar>& model, const detail::InputRe
     so.kind = SaliencyKind::vanilla;
     so.block_cells = block_cells;
     so.layout = SaliencyLayout::units_by_genes;
-    detail::saliency_blocks<Scalar>(model, input, so, visit, &merge);
+    detail::saliency_blocks<Scalar>(model, input, so, visit, &merge, detail::saliency_chunk_cells);
     return out;
 }
 
