@@ -90,29 +90,15 @@ Workload make_workload(const exsal_bench::Args& a) {
     return w;
 }
 
-// Wall seconds of one saliency pass whose visitor only touches the block.
-double products_seconds(const Workload& w, exsal::SaliencyKind kind, Index block, exsal::SaliencyLayout layout) {
+// Wall seconds of one saliency pass whose visitor only touches what it is handed: each block's
+// saliency at once (chunk 0, as for_each_saliency_block hands it out), or `chunk` cells and, with
+// tile > 0, `tile` genes at a time, as interpret() and group_programmes() take it.
+double products_seconds(const Workload& w, exsal::SaliencyKind kind, Index block, exsal::SaliencyLayout layout,
+                        Index chunk = 0, Index tile = 0) {
     exsal::SaliencyOptions so;
     so.kind = kind;
     so.block_cells = block;
     so.layout = layout;
-    std::vector<double> sink(static_cast<std::size_t>(exsal::threads()), 0.0);
-    const double t0 = exsal_bench::now_s();
-    exsal::for_each_saliency_block<float>(w.model, w.input, so, [&](int t, Index, const exsal::ConstMatrixRef<float>& b) {
-        sink[static_cast<std::size_t>(t)] += static_cast<double>(b(0, 0));
-    });
-    const double s = exsal_bench::now_s() - t0;
-    if (std::accumulate(sink.begin(), sink.end(), 0.0) == 12345.678) std::puts(""); // keep the pass
-    return s;
-}
-
-// The same pass as interpret() and group_programmes() run it: each block's saliency handed to
-// the visitor `chunk` cells at a time and, with tile > 0, `tile` genes at a time (units x genes).
-double chunked_products_seconds(const Workload& w, exsal::SaliencyKind kind, Index block, Index chunk, Index tile) {
-    exsal::SaliencyOptions so;
-    so.kind = kind;
-    so.block_cells = block;
-    so.layout = exsal::SaliencyLayout::units_by_genes;
     std::vector<double> sink(static_cast<std::size_t>(exsal::threads()), 0.0);
     auto visit = [&](int t, Index, const exsal::ConstMatrixRef<float>& b, const exsal::ConstMatrixRef<float>&,
                      const exsal::detail::CellSpan&) { sink[static_cast<std::size_t>(t)] += static_cast<double>(b(0, 0)); };
@@ -135,6 +121,7 @@ int main(int argc, char** argv) try {
     if (a.integer("threads", 0) > 0) exsal::set_threads(static_cast<int>(a.integer("threads", 0)));
     const std::string steps = a.text("steps", "all");
     const Index block = a.integer("block", 64);
+    if (block < 1) throw std::runtime_error("--block: at least 1 cell, got " + std::to_string(block));
     const std::string layout_name = a.text("layout", "units");
     if (layout_name != "units" && layout_name != "genes") throw std::runtime_error("--layout: units or genes, got " + layout_name);
     const exsal::SaliencyLayout layout =
@@ -149,9 +136,10 @@ int main(int argc, char** argv) try {
         guided = products_seconds(w, exsal::SaliencyKind::guided, block, layout);
         vanilla = products_seconds(w, exsal::SaliencyKind::vanilla, block, layout);
         const Index chunk = exsal::detail::saliency_chunk_cells;
-        guided_chunked = chunked_products_seconds(w, exsal::SaliencyKind::guided, block, chunk, 0);
-        vanilla_chunked = chunked_products_seconds(w, exsal::SaliencyKind::vanilla, block, chunk,
-                                                   std::min<Index>(w.input.rows(), exsal::detail::saliency_tile_genes));
+        const exsal::SaliencyLayout units = exsal::SaliencyLayout::units_by_genes;
+        guided_chunked = products_seconds(w, exsal::SaliencyKind::guided, block, units, chunk, 0);
+        vanilla_chunked = products_seconds(w, exsal::SaliencyKind::vanilla, block, units, chunk,
+                                           std::min<Index>(w.input.rows(), exsal::detail::saliency_tile_genes));
     }
     if (steps == "all" || steps == "interpret") {
         exsal::InterpretOptions io;
