@@ -400,14 +400,12 @@ TEST_CASE("forward and loss_and_gradient flush subnormals on the calling thread 
     net.layer(net.layer_count() - 1).weights() *= 1e-36f;
     LossOptions lo;
     lo.lambda = 0.0; // no penalty gradient of normal size on top
-    const auto subnormal_gradients = [&] {
+    const auto subnormal = [](const float* v, Index n) { // count of the n values that are subnormal
         Index k = 0;
-        for (Index i = 0; i < net.gradient().size(); ++i) {
-            const float v = net.gradient()[i];
-            k += (v != 0.0f && std::abs(v) < std::numeric_limits<float>::min()) ? 1 : 0;
-        }
+        for (Index i = 0; i < n; ++i) k += (v[i] != 0.0f && std::abs(v[i]) < std::numeric_limits<float>::min()) ? 1 : 0;
         return k;
     };
+    const auto subnormal_gradients = [&] { return subnormal(net.gradient().data(), net.gradient().size()); };
     REQUIRE_FALSE(denormals_flushed_here());
     set_flush_denormals(false);
     net.loss_and_gradient(data, data, lo);
@@ -424,9 +422,7 @@ TEST_CASE("forward and loss_and_gradient flush subnormals on the calling thread 
     const MatrixF tiny = data * 1e-37f;
     const auto subnormal_z = [&] {
         const auto z = net.layer(0).pre_activation();
-        Index k = 0;
-        for (Index i = 0; i < z.size(); ++i) k += (z.data()[i] != 0.0f && std::abs(z.data()[i]) < std::numeric_limits<float>::min()) ? 1 : 0;
-        return k;
+        return subnormal(z.data(), z.size());
     };
     set_flush_denormals(false);
     net.forward(tiny);
