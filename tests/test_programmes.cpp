@@ -480,7 +480,11 @@ TEST_CASE("set_attributions equals its straightforward computation bit for bit")
 TEST_CASE("group_programmes: the same tables bit for bit with 1 and 2 threads") {
     // 400 cells: deeper than one depth block of the label products, where Eigen's parallel
     // product blocks (and rounds) differently from its single-threaded one.
-    const Index G = 60, C = 400, U = 8;
+    Index U = 8;
+    SUBCASE("8 units") { U = 8; }
+    SUBCASE("32 units: the label products in whole AVX-512 registers") { U = 32; }
+    CAPTURE(U);
+    const Index G = 60, C = 400;
     const auto net = small_net<float>(G, 16, U, 81);
     const MatrixF x = uniform<float>(G, C, 82);
     const MatrixF rep = net.encode(x);
@@ -519,5 +523,82 @@ TEST_CASE("group_programmes: the same tables bit for bit with 1 and 2 threads") 
         CHECK(runs[0].cell_scores.cwiseEqual(runs[r].cell_scores).count() + runs[0].cell_scores.array().isNaN().count() ==
               runs[0].cell_scores.size());
         CHECK((runs[0].cell_scores.array().isNaN() == runs[r].cell_scores.array().isNaN()).all());
+    }
+}
+
+TEST_CASE("group_programmes: every labelling's unit weights and the permutation p-values against a direct recomputation") {
+    // 131 labellings: three words of label bits, the last one partial. Units: 5 (no whole
+    // register), 16 and 80 (whole AVX-512 registers: one, and four at a time plus one).
+    Index U = 5;
+    SUBCASE("5 units") { U = 5; }
+    SUBCASE("16 units") { U = 16; }
+    SUBCASE("80 units") { U = 80; }
+    CAPTURE(U);
+    const Index G = 40, C = 45;
+    const Autoencoder<double> net = small_net<double>(G, 12, U, 7);
+    const MatrixD x = uniform<double>(G, C, 3);
+    const MatrixF rep = net.encode(x).cast<float>();
+    const auto sets = some_sets(G, 5, 4, 11);
+    std::vector<std::string> groups;
+    for (Index c = 0; c < C; ++c) groups.push_back(c % 4 == 0 ? "a" : (c % 4 == 1 ? "b" : (c % 4 == 2 ? "c" : ""))); // "": no group
+    UnitActivity activity = unit_activity(rep);
+    activity.active[1] = false;
+    ProgrammeOptions o;
+    o.permutations = 130;
+    o.compare_pairs = {{"a", "c"}};
+    const ProgrammeAnalysis a = group_programmes<double>(net, x, rep, sets, groups, activity, o);
+    const MatrixF b = set_attributions<double>(net, x, sets);
+    const GroupLabels labels = group_labels(groups);
+    const std::vector<detail::Comparison> jobs = detail::list_comparisons(labels, o.compare_pairs);
+    REQUIRE(jobs.size() == a.comparisons.size());
+    REQUIRE(jobs.size() == 4);
+    const MatrixD repd = rep.cast<double>();
+    const Index S = static_cast<Index>(sets.size()), L = o.permutations + 1;
+    for (std::size_t k = 0; k < jobs.size(); ++k) {
+        const GroupProgrammes& g = a.comparisons[k];
+        CAPTURE(g.group);
+        const detail::ComparisonPlan p =
+            detail::plan_comparison(jobs[k], labels, repd, activity.active, o.permutations, derive_seed(o.seed, jobs[k].stream));
+        REQUIRE(p.labellings == L);
+        std::vector<Index> members; // the comparison's cells, in order
+        for (Index c = 0; c < C; ++c)
+            if (p.position[static_cast<std::size_t>(c)] >= 0) members.push_back(c);
+        CHECK(static_cast<Index>(members.size()) == g.cells_in + g.cells_out);
+        MatrixD t(S, L); // T of every labelling, from its definition
+        for (Index l = 0; l < L; ++l) {
+            std::vector<Index> in, out;
+            for (Index c : members) (p.in(p.position[static_cast<std::size_t>(c)], l) ? in : out).push_back(c);
+            REQUIRE(static_cast<Index>(in.size()) == g.cells_in);
+            if (l == 0)
+                for (Index c : in) CHECK(groups[static_cast<std::size_t>(c)] == g.group_a);
+            const auto mean_over = [](const auto& f, const std::vector<Index>& cells) {
+                double s = 0.0;
+                for (Index c : cells) s += f(c);
+                return s / static_cast<double>(cells.size());
+            };
+            t.col(l).setZero();
+            for (Index u = 0; u < U; ++u) {
+                double w = 0.0;
+                if (activity.active[static_cast<std::size_t>(u)]) {
+                    const auto r = [&](Index c) { return repd(u, c); };
+                    const double m_in = mean_over(r, in), m_out = mean_over(r, out);
+                    double ss = 0.0;
+                    for (Index c : in) ss += (r(c) - m_in) * (r(c) - m_in);
+                    for (Index c : out) ss += (r(c) - m_out) * (r(c) - m_out);
+                    w = (m_in - m_out) / std::sqrt(ss / static_cast<double>(members.size() - 2));
+                }
+                CHECK(p.weights(u, l) == doctest::Approx(w).epsilon(1e-12).scale(1e-12));
+                for (Index s = 0; s < S; ++s) {
+                    const auto bb = [&](Index c) { return static_cast<double>(b(u + U * s, c)); };
+                    t(s, l) += w * (mean_over(bb, in) - mean_over(bb, out));
+                }
+            }
+        }
+        for (Index s = 0; s < S; ++s) {
+            CHECK(g.score(s) == doctest::Approx(t(s, 0)).epsilon(1e-4));
+            Index exceed = 0;
+            for (Index l = 1; l < L; ++l) exceed += t(s, l) >= t(s, 0) - 1e-6 * std::abs(t(s, 0));
+            CHECK(g.p_value(s) == doctest::Approx(static_cast<double>(1 + exceed) / static_cast<double>(L)));
+        }
     }
 }

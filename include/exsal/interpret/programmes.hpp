@@ -53,8 +53,8 @@
 // grouped cells.
 //
 // Cost: B once, U x (genes in all sets) multiply-adds per cell on top of the gradients (one
-// backward pass per cell and unit, as the saliency), and per comparison 2 U S n (permutations + 1)
-// flops as matrix products (n: its cells), in the same pass. Memory: no per-cell attributions;
+// backward pass per cell and unit, as the saliency), and per comparison U S n_in (permutations + 1)
+// additions (n_in: its in cells), in the same pass. Memory: no per-cell attributions;
 // the labellings as bits, n (permutations + 1) / 8 bytes per comparison (see group_programmes).
 
 #include "exsal/core/error.hpp"
@@ -280,23 +280,39 @@ inline ComparisonPlan plan_comparison(const Comparison& job, const GroupLabels& 
     p.weights.resize(U, p.labellings);
     Rng rng(seed);
     std::vector<char> labels_now(in);
-    const Index chunk = 64;
-    MatrixD ld(n, std::min(chunk, p.labellings));
-    for (Index l0 = 0; l0 < p.labellings; l0 += chunk) {
-        const Index L = std::min(chunk, p.labellings - l0);
+    // 64 labellings at a time: one word per cell (bit j: labelling l0 + j), built while the
+    // labellings are drawn (a cell's word stays in cache, where its word of `bits` would not), then
+    // the in-sums of r and r^2 of each labelling, the cells added in order from zero.
+    std::vector<std::uint64_t> word(static_cast<std::size_t>(n));
+    MatrixD sum_h(U, 64), sum_h2(U, 64);
+    for (Index l0 = 0; l0 < p.labellings; l0 += 64) {
+        const Index L = std::min<Index>(64, p.labellings - l0);
+        std::fill(word.begin(), word.end(), std::uint64_t(0));
         for (Index j = 0; j < L; ++j) {
-            const Index l = l0 + j;
-            if (l > 0)
+            if (l0 + j > 0)
                 for (Index i = n - 1; i > 0; --i)
                     std::swap(labels_now[static_cast<std::size_t>(i)],
                               labels_now[static_cast<std::size_t>(rng.below(static_cast<std::uint64_t>(i + 1)))]);
-            for (Index i = 0; i < n; ++i) {
-                const bool on = labels_now[static_cast<std::size_t>(i)] != 0;
-                ld(i, j) = on ? 1.0 : 0.0;
-                if (on) p.bits[static_cast<std::size_t>(i * p.words + l / 64)] |= std::uint64_t(1) << (l % 64);
+            for (Index i = 0; i < n; ++i)
+                word[static_cast<std::size_t>(i)] |= static_cast<std::uint64_t>(labels_now[static_cast<std::size_t>(i)] != 0) << j;
+        }
+        sum_h.setZero();
+        sum_h2.setZero();
+        for (Index i = 0; i < n; ++i) {
+            const std::uint64_t bits_i = word[static_cast<std::size_t>(i)];
+            p.bits[static_cast<std::size_t>(i * p.words + l0 / 64)] = bits_i;
+            const double* x = h.col(i).data();
+            const double* x2 = h2.col(i).data();
+            for (std::uint64_t b = bits_i; b != 0; b &= b - 1) {
+                const Index j = __builtin_ctzll(b);
+                double* s1 = sum_h.col(j).data();
+                double* s2 = sum_h2.col(j).data();
+                for (Index u = 0; u < U; ++u) {
+                    s1[u] += x[u];
+                    s2[u] += x2[u];
+                }
             }
         }
-        const MatrixD sum_h = h * ld.leftCols(L), sum_h2 = h2 * ld.leftCols(L);
         for (Index j = 0; j < L; ++j)
             unit_weights(sum_h.col(j), sum_h2.col(j), total_h, total_h2, static_cast<double>(p.cells_in),
                          static_cast<double>(p.cells_out), active, p.weights.col(l0 + j));
@@ -386,7 +402,7 @@ struct ProgrammeScratch {
     Matrix<Scalar> centred_chunk; // G x n: x_c - xbar of a chunk's cells
     Matrix<Scalar> sums_chunk;    // (U S) x n: the attribution sums of a chunk's cells, tile by tile
     std::vector<std::pair<Index, Index>> members; // (cell in the block, index in the comparison)
-    std::vector<Index> in_cells, in_start;        // per labelling l: the block's cells in under l,
+    std::vector<Index> in_cells, in_start, in_next; // per labelling l: the block's cells in under l,
                                                   // in_cells[in_start[l] .. in_start[l + 1])
     ProgrammeSums sums;
 };
@@ -482,6 +498,82 @@ inline void in_cells_dot(const MatrixF& b, const Index* cells, Index count, cons
             total += sum * w[u];
         }
         out[s] = total;
+    }
+}
+
+#if defined(__AVX512F__)
+// out[i] = the sum of the 16 lanes of v[i], i = 0..7 (halves first, then pairs: a fixed order).
+inline __m256 lane_sums8(const __m512* v) {
+    __m256 h[8];
+    for (int i = 0; i < 8; ++i)
+        h[i] = _mm256_add_ps(_mm512_castps512_ps256(v[i]), _mm256_castpd_ps(_mm512_extractf64x4_pd(_mm512_castps_pd(v[i]), 1)));
+    const __m256 a = _mm256_hadd_ps(_mm256_hadd_ps(h[0], h[1]), _mm256_hadd_ps(h[2], h[3]));
+    const __m256 b = _mm256_hadd_ps(_mm256_hadd_ps(h[4], h[5]), _mm256_hadd_ps(h[6], h[7]));
+    return _mm256_add_ps(_mm256_permute2f128_ps(a, b, 0x20), _mm256_permute2f128_ps(a, b, 0x31));
+}
+#endif
+
+// product(s, l) for sets s0 .. s1 - 1 and every labelling l (columns of w, U x labellings) =
+// in_cells_dot over the cells in under l (in_cells[in_start[l] .. in_start[l + 1])). With
+// AVX-512 and U a multiple of 16: the same sums of the cells' entries, 16 units per register,
+// times w(l), and the lane sums of eight (set, labelling) pairs at a time (one order for any
+// thread count).
+inline void in_cells_dots(const MatrixF& b, const std::vector<Index>& in_cells, const std::vector<Index>& in_start, const MatrixF& w,
+                          Index U, Index s0, Index s1, MatrixF& product) {
+    const Index L = w.cols();
+#if defined(__AVX512F__)
+    if (U % 16 == 0) {
+        const Index ld = b.rows();
+        __m512 pending[8];
+        Index at_s[8], at_l[8];
+        int held = 0;
+        alignas(32) float sums[8];
+        const auto flush = [&] {
+            for (int i = held; i < 8; ++i) pending[i] = _mm512_setzero_ps();
+            _mm256_store_ps(sums, lane_sums8(pending));
+            for (int i = 0; i < held; ++i) product(at_s[i], at_l[i]) = sums[i];
+            held = 0;
+        };
+        for (Index l = 0; l < L; ++l) {
+            const Index* cells = in_cells.data() + in_start[static_cast<std::size_t>(l)];
+            const Index count = in_start[static_cast<std::size_t>(l + 1)] - in_start[static_cast<std::size_t>(l)];
+            const float* wl = w.col(l).data();
+            for (Index s = s0; s < s1; ++s) {
+                const float* base = b.data() + U * s;
+                __m512 dot = _mm512_setzero_ps();
+                Index q = 0;
+                for (; q + 64 <= U; q += 64) { // four independent sums at a time
+                    __m512 a0 = _mm512_setzero_ps(), a1 = a0, a2 = a0, a3 = a0;
+                    for (Index i = 0; i < count; ++i) {
+                        const float* c = base + cells[i] * ld + q;
+                        a0 = _mm512_add_ps(a0, _mm512_loadu_ps(c));
+                        a1 = _mm512_add_ps(a1, _mm512_loadu_ps(c + 16));
+                        a2 = _mm512_add_ps(a2, _mm512_loadu_ps(c + 32));
+                        a3 = _mm512_add_ps(a3, _mm512_loadu_ps(c + 48));
+                    }
+                    dot = _mm512_fmadd_ps(a0, _mm512_loadu_ps(wl + q), dot);
+                    dot = _mm512_fmadd_ps(a1, _mm512_loadu_ps(wl + q + 16), dot);
+                    dot = _mm512_fmadd_ps(a2, _mm512_loadu_ps(wl + q + 32), dot);
+                    dot = _mm512_fmadd_ps(a3, _mm512_loadu_ps(wl + q + 48), dot);
+                }
+                for (; q < U; q += 16) {
+                    __m512 a = _mm512_setzero_ps();
+                    for (Index i = 0; i < count; ++i) a = _mm512_add_ps(a, _mm512_loadu_ps(base + cells[i] * ld + q));
+                    dot = _mm512_fmadd_ps(a, _mm512_loadu_ps(wl + q), dot);
+                }
+                pending[held] = dot;
+                at_s[held] = s;
+                at_l[held] = l;
+                if (++held == 8) flush();
+            }
+        }
+        if (held > 0) flush();
+        return;
+    }
+#endif
+    for (Index l = 0; l < L; ++l) {
+        const Index from = in_start[static_cast<std::size_t>(l)], to = in_start[static_cast<std::size_t>(l + 1)];
+        in_cells_dot(b, in_cells.data() + from, to - from, w.col(l).data(), U, s0, s1, product.col(l).data());
     }
 }
 
@@ -727,12 +819,12 @@ inline GroupProgrammes finish_comparison(const ComparisonPlan& p, std::size_t k,
 // One gradient pass over the cells holds no per-cell attributions: the unit weights w of every
 // labelling (observed and permuted) depend on the representation alone, so they are drawn first,
 // and the pass adds per comparison and labelling l the sum over its in cells of
-// sum_u w_u(l) B(c, u, S), as one product per block of cells and comparison (sets x (units x
-// cells) times (units x cells) x labellings, in float; block sums added in double in cell order,
-// so the result does not depend on the thread count). With it, the per-group sums of B, of the
+// sum_u w_u(l) B(c, u, S): per block of cells, comparison and labelling, the B of the block's
+// cells in under l added, then one dot product with w(l), in float (see in_cells_dots); block
+// sums added in double in cell order, so the result does not depend on the thread count. With it, the per-group sums of B, of the
 // sets' mean input and of the per-gene terms give T, D, the direction and the competitive test.
-// Memory: the labellings as bits (cells x labellings per comparison) and per thread a
-// (units x block_cells) x labellings float matrix, instead of units x sets x cells floats.
+// Memory: the labellings as bits (cells x labellings per comparison) and per thread the B of a
+// block ((units x sets) x block_cells floats), instead of units x sets x cells floats.
 // B is summed from the saliency a tile of genes at a time (see saliency_tile_genes), so the sum
 // over S's genes is taken in ascending gene (row) order, one fused multiply-add per term; it
 // equals set_attributions bit for bit where a set's rows are ascending.
@@ -794,7 +886,7 @@ ProgrammeAnalysis group_programmes(const Autoencoder<Scalar>& model, const CellB
                 throw ArgumentError(where, "compare pair " + x + ":" + y + ": no cell has the group label '" + *g + "'");
 
     // The labellings and their unit weights, every comparison on one thread, all in parallel
-    // (single-threaded products: the same bits for any thread count).
+    // (each comparison's sums on one thread: the same bits for any thread count).
     const std::vector<detail::Comparison> jobs = detail::list_comparisons(labels, o.compare_pairs);
     const MatrixD rep = representation.cast<double>();
     std::vector<detail::ComparisonPlan> plans(jobs.size());
@@ -918,23 +1010,26 @@ ProgrammeAnalysis group_programmes(const Autoencoder<Scalar>& model, const CellB
             }
             if (w.members.empty()) continue;
             const Index L = p.labellings;
-            w.in_cells.clear();
+            // Per labelling, its in cells among the block's (ascending): counted from the cells'
+            // words of bits, then placed.
             w.in_start.assign(static_cast<std::size_t>(L + 1), 0);
-            for (Index l = 0; l < L; ++l) {
-                for (const auto& [j, i] : w.members)
-                    if (p.in(i, l)) w.in_cells.push_back(j);
-                w.in_start[static_cast<std::size_t>(l + 1)] = static_cast<Index>(w.in_cells.size());
-            }
+            for (const auto& m : w.members)
+                for (Index c = 0; c < p.words; ++c)
+                    for (std::uint64_t b = p.bits[static_cast<std::size_t>(m.second * p.words + c)]; b != 0; b &= b - 1)
+                        ++w.in_start[static_cast<std::size_t>(64 * c + __builtin_ctzll(b) + 1)];
+            for (Index l = 0; l < L; ++l) w.in_start[static_cast<std::size_t>(l + 1)] += w.in_start[static_cast<std::size_t>(l)];
+            w.in_cells.resize(static_cast<std::size_t>(w.in_start[static_cast<std::size_t>(L)]));
+            w.in_next.assign(w.in_start.begin(), w.in_start.end() - 1);
+            for (const auto& [j, i] : w.members)
+                for (Index c = 0; c < p.words; ++c)
+                    for (std::uint64_t b = p.bits[static_cast<std::size_t>(i * p.words + c)]; b != 0; b &= b - 1)
+                        w.in_cells[static_cast<std::size_t>(w.in_next[static_cast<std::size_t>(64 * c + __builtin_ctzll(b))]++)] = j;
             // A few sets at a time (128 entries of B per cell), so that the block's cells' entries
             // of them stay in L1 across the labellings.
             w.product.resize(S, L);
             const Index per_tile = std::max<Index>(1, 128 / U);
             for (Index s0 = 0; s0 < S; s0 += per_tile)
-                for (Index l = 0; l < L; ++l) {
-                    const Index from = w.in_start[static_cast<std::size_t>(l)], to = w.in_start[static_cast<std::size_t>(l + 1)];
-                    detail::in_cells_dot(w.attributions, w.in_cells.data() + from, to - from, p.weights_f.col(l).data(), U, s0,
-                                         std::min(S, s0 + per_tile), w.product.col(l).data());
-                }
+                detail::in_cells_dots(w.attributions, w.in_cells, w.in_start, p.weights_f, U, s0, std::min(S, s0 + per_tile), w.product);
             sums.labelled[k] += w.product.template cast<double>();
         }
     };
