@@ -102,10 +102,10 @@ namespace detail {
 // Per-thread sums over the cells of one block.
 struct ImpactPartial {
     MatrixD abs_sum;                // U x G, sum of |saliency|
-    MatrixD signed_sum;             // U x G, sum of saliency
+    MatrixD factor_sum;             // sum of the saliency factors (SaliencyWorkspace::add_factor_sum)
     MatrixD all;                    // S x U, sum over cells of the per-cell aggregate
     std::vector<MatrixD> group;     // per group: S x U, the same over the group's cells
-    void reset_set_sums() {         // the gene sums are set by block_gene_sums
+    void reset_set_sums() {         // abs_sum starts in block_gene_sums, factor_sum in the visitor
         all.setZero();
         for (auto& g : group) g.setZero();
     }
@@ -451,60 +451,53 @@ void set_aggregates(const ConstMatrixRef<Scalar>& chunk, Index U, const std::vec
     }
 }
 
-// Adds the per-gene |saliency| and saliency of a chunk's cells ((U n) x G, row j U + u = cell j,
-// unit u) to abs_sum and signed_sum (U x G), the cells one by one in order: from zero at a block's
-// start, entry (u, g) is ((0 + cell 0) + cell 1) + ..., the same bits for any block and chunk
-// size. A gene's U sums stay in L1 while its cells are added.
+// Adds the per-gene |saliency| of a chunk's cells ((U n) x G, row j U + u = cell j, unit u) to
+// abs_sum (U x G), the cells one by one in order; start: the block's first chunk, whose sums start
+// from zero (abs_sum is written, not read). Entry (u, g) is ((0 + cell 0) + cell 1) + ..., the same
+// bits for any block and chunk size. A gene's U sums stay in registers while its cells are added.
 template <typename Scalar>
-void block_gene_sums(const ConstMatrixRef<Scalar>& block, Index U, MatrixD& abs_sum, MatrixD& signed_sum) {
+void block_gene_sums(const ConstMatrixRef<Scalar>& block, Index U, MatrixD& abs_sum, bool start) {
     const Index G = block.cols(), n = block.rows() / U;
 #if defined(__AVX512F__)
     if constexpr (std::is_same_v<Scalar, float>) {
-        // 16 units at a time: their 2 x 16 double sums in registers while the chunk's cells are
-        // added (one rounding per addition, in cell order, as below).
+        // 16 units at a time: their 16 double sums in registers while the chunk's cells are added
+        // (one rounding per addition, in cell order, as below).
         const __m512i magnitude = _mm512_set1_epi32(0x7FFFFFFF);
         for (Index g = 0; g < G; ++g) {
             const float* column = block.data() + g * block.outerStride();
             double* a = abs_sum.col(g).data();
-            double* s = signed_sum.col(g).data();
             for (Index u0 = 0; u0 < U; u0 += 16) {
                 const Index width = std::min<Index>(16, U - u0);
                 const __mmask16 lanes = first_lanes(width);
                 const __mmask8 low = static_cast<__mmask8>(lanes & 0xFFu), high = static_cast<__mmask8>(lanes >> 8);
-                __m512d a0 = _mm512_maskz_loadu_pd(low, a + u0), a1 = _mm512_maskz_loadu_pd(high, a + u0 + 8);
-                __m512d s0 = _mm512_maskz_loadu_pd(low, s + u0), s1 = _mm512_maskz_loadu_pd(high, s + u0 + 8);
+                __m512d a0 = _mm512_setzero_pd(), a1 = a0;
+                if (!start) {
+                    a0 = _mm512_maskz_loadu_pd(low, a + u0);
+                    a1 = _mm512_maskz_loadu_pd(high, a + u0 + 8);
+                }
                 for (Index j = 0; j < n; ++j) {
-                    const __m512 v = _mm512_maskz_loadu_ps(lanes, column + j * U + u0);
-                    const __m512 m = _mm512_castsi512_ps(_mm512_and_si512(_mm512_castps_si512(v), magnitude));
-                    s0 = _mm512_add_pd(s0, _mm512_cvtps_pd(_mm512_castps512_ps256(v)));
-                    s1 = _mm512_add_pd(s1, _mm512_cvtps_pd(_mm256_castpd_ps(_mm512_extractf64x4_pd(_mm512_castps_pd(v), 1))));
+                    const __m512 m = _mm512_castsi512_ps(_mm512_and_si512(_mm512_castps_si512(_mm512_maskz_loadu_ps(lanes, column + j * U + u0)), magnitude));
                     a0 = _mm512_add_pd(a0, _mm512_cvtps_pd(_mm512_castps512_ps256(m)));
                     a1 = _mm512_add_pd(a1, _mm512_cvtps_pd(_mm256_castpd_ps(_mm512_extractf64x4_pd(_mm512_castps_pd(m), 1))));
                 }
                 _mm512_mask_storeu_pd(a + u0, low, a0);
                 _mm512_mask_storeu_pd(a + u0 + 8, high, a1);
-                _mm512_mask_storeu_pd(s + u0, low, s0);
-                _mm512_mask_storeu_pd(s + u0 + 8, high, s1);
             }
         }
         return;
     }
 #endif
+    if (start) abs_sum.setZero();
     for (Index g = 0; g < G; ++g) {
         auto a = abs_sum.col(g);
-        auto s = signed_sum.col(g);
-        for (Index j = 0; j < n; ++j) {
-            const auto v = block.col(g).segment(j * U, U);
-            s += v.template cast<double>();
-            a += v.cwiseAbs().template cast<double>();
-        }
+        for (Index j = 0; j < n; ++j) a += block.col(g).segment(j * U, U).cwiseAbs().template cast<double>();
     }
 }
 
 // Adds the pass's totals and cell counts (cells) of every process, and throws on every process
 // when the pass failed on any (one sum).
 inline void sum_impacts(ProcessGroup& processes, const std::exception_ptr& error, ImpactPartial& total, Index& cells) {
-    std::vector<MatrixD*> parts = {&total.abs_sum, &total.signed_sum, &total.all};
+    std::vector<MatrixD*> parts = {&total.abs_sum, &total.factor_sum, &total.all};
     for (auto& g : total.group) parts.push_back(&g);
     Index n = 2;
     for (const MatrixD* m : parts) n += m->size();
@@ -542,7 +535,7 @@ GeneSetImpact gene_set_impact(const Autoencoder<Scalar>& model, const CellBlockS
     const Index n_groups = static_cast<Index>(groups.names.size());
     detail::ImpactPartial total;
     total.abs_sum = MatrixD::Zero(U, G);
-    total.signed_sum = MatrixD::Zero(U, G);
+    total.factor_sum = MatrixD::Zero(detail::SaliencyWorkspace<Scalar>::factor_rows(model), U);
     total.all = MatrixD::Zero(S, U);
     total.group.assign(static_cast<std::size_t>(n_groups), MatrixD::Zero(S, U));
     std::exception_ptr error; // with processes: agreed on after the pass, so that no process waits alone
@@ -570,7 +563,7 @@ GeneSetImpact gene_set_impact(const Autoencoder<Scalar>& model, const CellBlockS
         std::vector<std::vector<MatrixD>> cell_agg(T); // per thread: the aggregates of a chunk's cells
         for (std::size_t t = 0; t < T; ++t) {
             partial[t].abs_sum.resize(U, G);
-            partial[t].signed_sum.resize(U, G);
+            partial[t].factor_sum.resize(total.factor_sum.rows(), U);
             partial[t].all.resize(S, U);
             partial[t].group.assign(static_cast<std::size_t>(n_groups), MatrixD(S, U));
             scratch[t].reserve(largest, U);
@@ -578,16 +571,17 @@ GeneSetImpact gene_set_impact(const Autoencoder<Scalar>& model, const CellBlockS
         Index done = 0;
 
         auto visit = [&](int t, Index first, const ConstMatrixRef<Scalar>& block, const ConstMatrixRef<Scalar>&,
-                         const detail::CellSpan& span) {
+                         const detail::CellSpan& span, const detail::SaliencyWorkspace<Scalar>& ws) {
             detail::ImpactPartial& p = partial[static_cast<std::size_t>(t)];
             std::vector<MatrixD>& a = cell_agg[static_cast<std::size_t>(t)];
-            if (first == span.first) { // a block's first chunk
+            const bool start = first == span.first; // a block's first chunk
+            if (start) {
                 p.reset_set_sums();
-                p.abs_sum.setZero();
-                p.signed_sum.setZero();
+                p.factor_sum.setZero();
             }
-            detail::block_gene_sums<Scalar>(block, U, p.abs_sum, p.signed_sum);
             const Index n = block.rows() / U;
+            detail::block_gene_sums<Scalar>(block, U, p.abs_sum, start);
+            ws.add_factor_sum(model, first - span.first, n, p.factor_sum); // the signed sums, factored
             detail::set_aggregates<Scalar>(block, U, set_rows, options.aggregator, scratch[static_cast<std::size_t>(t)], a); // agg over S of |saliency|
             for (Index j = 0; j < n; ++j) {
                 const Index g = grouped ? groups.of_cell[static_cast<std::size_t>(first + j)] : -1;
@@ -598,7 +592,7 @@ GeneSetImpact gene_set_impact(const Autoencoder<Scalar>& model, const CellBlockS
         auto merge = [&](int t, Index, Index n) {
             const detail::ImpactPartial& p = partial[static_cast<std::size_t>(t)];
             total.abs_sum += p.abs_sum;
-            total.signed_sum += p.signed_sum;
+            total.factor_sum += p.factor_sum;
             total.all += p.all;
             for (Index g = 0; g < n_groups; ++g) total.group[static_cast<std::size_t>(g)] += p.group[static_cast<std::size_t>(g)];
             done += n;
@@ -621,7 +615,7 @@ GeneSetImpact gene_set_impact(const Autoencoder<Scalar>& model, const CellBlockS
     const double nc = static_cast<double>(cells);
     r.impact = total.all / nc;
     r.gene_saliency = total.abs_sum.transpose() / nc;
-    r.gene_saliency_signed = total.signed_sum.transpose() / nc;
+    r.gene_saliency_signed = detail::SaliencyWorkspace<Scalar>::factor_saliency(model, total.factor_sum).transpose() / nc;
     const Index grouped_cells = groups.grouped(); // cells without a group are in no group's rest
     for (Index g = 0; g < n_groups; ++g) {
         const Index n_in = groups.sizes[static_cast<std::size_t>(g)];

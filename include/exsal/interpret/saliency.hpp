@@ -303,6 +303,37 @@ public:
         out.noalias() = w.transpose() * v;
     }
 
+    // The saliency of a cell factors as F_c^T W_0 (F_c: M_0 of the cell, first hidden width x U;
+    // W_0: the first layer's weights), or as diag(F_c) W_R when the representation layer reads the
+    // input (F_c: the cell's D_R, clamped for guided saliency, as a 1 x U row). So the sum of the
+    // cells' saliency is factor_saliency() of the sum of their F_c: a product the size of one
+    // cell's saliency instead of a G x U addition per cell.
+    static Index factor_rows(const Autoencoder<Scalar>& model) {
+        return model.representation_layer() == 0 ? 1 : model.layer(0).weights().rows();
+    }
+    // After backward(): adds F_c of cells first .. first + n - 1 of the block to sum
+    // (factor_rows x U), in double, the cells in order.
+    void add_factor_sum(const Autoencoder<Scalar>& model, Index first, Index n, MatrixD& sum) const {
+        const Index U = model.units();
+        if (!m_cur) {
+            const Mat& d_top = m_d[0];
+            for (Index j = 0; j < n; ++j)
+                for (Index u = 0; u < U; ++u) {
+                    const Scalar d = d_top(u, first + j);
+                    sum(0, u) += static_cast<double>(m_guided ? std::max(d, Scalar(0)) : d);
+                }
+            return;
+        }
+        const Index H = model.layer(0).weights().rows();
+        for (Index j = 0; j < n; ++j) sum += m_cur->block(0, (first + j) * U, H, U).template cast<double>();
+    }
+    // U x G: the sum of the saliency of the cells whose F_c add up to sum.
+    static MatrixD factor_saliency(const Autoencoder<Scalar>& model, const MatrixD& sum) {
+        const MatrixD w = model.layer(0).weights().template cast<double>();
+        if (model.representation_layer() == 0) return sum.row(0).transpose().asDiagonal() * w;
+        return sum.transpose() * w;
+    }
+
 private:
     std::vector<Mat> m_z, m_y, m_d; // per encoder layer l: out_l x block; z, f(z), f'(z)
     Mat m_a, m_b;                   // widest hidden width x (U block): backward ping-pong buffers
