@@ -1220,6 +1220,30 @@ TEST_CASE("select_rank selects what nth_element selects: sizes 1-700, ties, runs
 }
 
 #if defined(__AVX512F__)
+TEST_CASE("the medians' first-pass thresholds are the 6th and 10th smallest of the 15 sampled values in every lane") {
+    Rng rng(1202);
+    for (int trial = 0; trial < 2000; ++trial) {
+        alignas(64) std::int32_t lanes[15][16];
+        for (auto& row : lanes)
+            for (auto& x : row) x = static_cast<std::int32_t>(rng.below(trial % 2 ? 8u : 1u << 31)); // with and without ties
+        __m512i sample[15];
+        for (int i = 0; i < 15; ++i) sample[i] = _mm512_load_si512(lanes[i]);
+        detail::MedianFirstPass first;
+        first.thresholds(sample);
+        alignas(64) std::int32_t t1[16], t2[16];
+        _mm512_store_si512(t1, first.t1);
+        _mm512_store_si512(t2, first.t2);
+        for (int l = 0; l < 16; ++l) {
+            std::vector<std::int32_t> v;
+            for (int i = 0; i < 15; ++i) v.push_back(lanes[i][l]);
+            std::sort(v.begin(), v.end());
+            CAPTURE(trial);
+            REQUIRE(t1[l] == v[5]);
+            REQUIRE(t2[l] == v[9]);
+        }
+    }
+}
+
 TEST_CASE("lane_lower_medians selects what nth_element selects in every lane: ties, zeros, wide ranges, partial lanes") {
     Rng rng(1201);
     std::vector<std::int32_t> bits;
