@@ -526,18 +526,18 @@ TEST_CASE("group_programmes: the same tables bit for bit with 1 and 2 threads") 
     }
 }
 
-TEST_CASE("group_programmes: every labelling's unit weights and the permutation p-values against a direct recomputation") {
-    // 131 labellings: three words of label bits, the last one partial. Units: 5 (no whole
-    // register), 16 and 80 (whole AVX-512 registers: one, and four at a time plus one).
-    Index U = 5;
-    SUBCASE("5 units") { U = 5; }
-    SUBCASE("16 units") { U = 16; }
-    SUBCASE("80 units") { U = 80; }
+namespace {
+
+// Every labelling's unit weights and T, and the permutation p-values, of group_programmes against
+// a direct recomputation from its plans' label bits (131 labellings: three words of bits, the last
+// one partial).
+template <typename Scalar>
+void check_labellings(Index U) {
     CAPTURE(U);
     const Index G = 40, C = 45;
-    const Autoencoder<double> net = small_net<double>(G, 12, U, 7);
-    const MatrixD x = uniform<double>(G, C, 3);
-    const MatrixF rep = net.encode(x).cast<float>();
+    const Autoencoder<Scalar> net = small_net<Scalar>(G, 12, U, 7);
+    const Matrix<Scalar> x = uniform<Scalar>(G, C, 3);
+    const MatrixF rep = net.encode(x).template cast<float>();
     const auto sets = some_sets(G, 5, 4, 11);
     std::vector<std::string> groups;
     for (Index c = 0; c < C; ++c) groups.push_back(c % 4 == 0 ? "a" : (c % 4 == 1 ? "b" : (c % 4 == 2 ? "c" : ""))); // "": no group
@@ -546,8 +546,8 @@ TEST_CASE("group_programmes: every labelling's unit weights and the permutation 
     ProgrammeOptions o;
     o.permutations = 130;
     o.compare_pairs = {{"a", "c"}};
-    const ProgrammeAnalysis a = group_programmes<double>(net, x, rep, sets, groups, activity, o);
-    const MatrixF b = set_attributions<double>(net, x, sets);
+    const ProgrammeAnalysis a = group_programmes<Scalar>(net, x, rep, sets, groups, activity, o);
+    const MatrixF b = set_attributions<Scalar>(net, x, sets);
     const GroupLabels labels = group_labels(groups);
     const std::vector<detail::Comparison> jobs = detail::list_comparisons(labels, o.compare_pairs);
     REQUIRE(jobs.size() == a.comparisons.size());
@@ -601,4 +601,15 @@ TEST_CASE("group_programmes: every labelling's unit weights and the permutation 
             CHECK(g.p_value(s) == doctest::Approx(static_cast<double>(1 + exceed) / static_cast<double>(L)));
         }
     }
+}
+
+} // namespace
+
+TEST_CASE("group_programmes: every labelling's unit weights and the permutation p-values against a direct recomputation") {
+    // Units: 5 (no whole AVX-512 register), 16 and 80 (whole registers: one, and four at a time
+    // plus one), in a double model and in a float one (whose saliency sums take the registers).
+    SUBCASE("double model, 5 units") { check_labellings<double>(5); }
+    SUBCASE("double model, 16 units") { check_labellings<double>(16); }
+    SUBCASE("double model, 80 units") { check_labellings<double>(80); }
+    SUBCASE("float model, 80 units") { check_labellings<float>(80); }
 }

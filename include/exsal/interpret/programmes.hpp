@@ -580,25 +580,56 @@ inline void in_cells_dots(const MatrixF& b, const std::vector<Index>& in_cells, 
 // Adds one gene tile's terms of B's sums for a chunk's cells: sums (U S x n), column j, entries
 // u + U s += J_j(u, g) (x_jg - xbar_g) for each (s, g) of `members` (g among all genes, in the
 // tile g0 ..), one fused multiply-add each, in the members' order. tile: (U n) x genes of the
-// tile, units contiguous per gene; centred: G x n.
+// tile, units contiguous per gene; centred: G x n. A set's members are consecutive: its sums are
+// read once, held in registers while its genes of the tile are added, and written once.
 template <typename Scalar>
 void tile_attribution_sums(const ConstMatrixRef<Scalar>& tile, Index U, const Matrix<Scalar>& centred,
                            const std::vector<std::pair<Index, Index>>& members, Index g0, Matrix<Scalar>& sums) {
-    const Index n = tile.rows() / U, ld = tile.outerStride();
-    for (const auto& [s, g] : members) {
-        const Scalar* column = tile.data() + (g - g0) * ld;
+    const Index n = tile.rows() / U, ld = tile.outerStride(), count = static_cast<Index>(members.size());
+    for (Index r0 = 0, r1 = 0; r0 < count; r0 = r1) {
+        const Index s = members[static_cast<std::size_t>(r0)].first;
+        while (r1 < count && members[static_cast<std::size_t>(r1)].first == s) ++r1;
         for (Index j = 0; j < n; ++j) {
-            const Scalar* v = column + j * U;
             Scalar* a = sums.col(j).data() + U * s;
-            const Scalar d = centred(g, j);
+            const Scalar* cell = tile.data() + j * U;
             Index u = 0;
 #if defined(__AVX512F__)
             if constexpr (std::is_same_v<Scalar, float>) {
-                const __m512 dv = _mm512_set1_ps(d);
-                for (; u + 16 <= U; u += 16) _mm512_storeu_ps(a + u, _mm512_fmadd_ps(_mm512_loadu_ps(v + u), dv, _mm512_loadu_ps(a + u)));
+                for (; u + 64 <= U; u += 64) {
+                    __m512 a0 = _mm512_loadu_ps(a + u), a1 = _mm512_loadu_ps(a + u + 16), a2 = _mm512_loadu_ps(a + u + 32),
+                           a3 = _mm512_loadu_ps(a + u + 48);
+                    for (Index r = r0; r < r1; ++r) {
+                        const Index g = members[static_cast<std::size_t>(r)].second;
+                        const float* v = cell + (g - g0) * ld + u;
+                        const __m512 d = _mm512_set1_ps(centred(g, j));
+                        a0 = _mm512_fmadd_ps(_mm512_loadu_ps(v), d, a0);
+                        a1 = _mm512_fmadd_ps(_mm512_loadu_ps(v + 16), d, a1);
+                        a2 = _mm512_fmadd_ps(_mm512_loadu_ps(v + 32), d, a2);
+                        a3 = _mm512_fmadd_ps(_mm512_loadu_ps(v + 48), d, a3);
+                    }
+                    _mm512_storeu_ps(a + u, a0);
+                    _mm512_storeu_ps(a + u + 16, a1);
+                    _mm512_storeu_ps(a + u + 32, a2);
+                    _mm512_storeu_ps(a + u + 48, a3);
+                }
+                for (; u + 16 <= U; u += 16) {
+                    __m512 a0 = _mm512_loadu_ps(a + u);
+                    for (Index r = r0; r < r1; ++r) {
+                        const Index g = members[static_cast<std::size_t>(r)].second;
+                        a0 = _mm512_fmadd_ps(_mm512_loadu_ps(cell + (g - g0) * ld + u), _mm512_set1_ps(centred(g, j)), a0);
+                    }
+                    _mm512_storeu_ps(a + u, a0);
+                }
             }
 #endif
-            for (; u < U; ++u) a[u] = std::fma(v[u], d, a[u]);
+            for (; u < U; ++u) {
+                Scalar sum = a[u];
+                for (Index r = r0; r < r1; ++r) {
+                    const Index g = members[static_cast<std::size_t>(r)].second;
+                    sum = std::fma(cell[(g - g0) * ld + u], centred(g, j), sum);
+                }
+                a[u] = sum;
+            }
         }
     }
 }
