@@ -303,15 +303,35 @@ inline ComparisonPlan plan_comparison(const Comparison& job, const GroupLabels& 
             p.bits[static_cast<std::size_t>(i * p.words + l0 / 64)] = bits_i;
             const double* x = h.col(i).data();
             const double* x2 = h2.col(i).data();
-            for (std::uint64_t b = bits_i; b != 0; b &= b - 1) {
-                const Index j = __builtin_ctzll(b);
-                double* s1 = sum_h.col(j).data();
-                double* s2 = sum_h2.col(j).data();
-                for (Index u = 0; u < U; ++u) {
-                    s1[u] += x[u];
-                    s2[u] += x2[u];
+            Index u0 = 0;
+#if defined(__AVX512F__)
+            for (; u0 + 64 <= U; u0 += 64) { // the cell's 64 values of r and r^2 held in registers
+                __m512d r[8], r2[8];
+                for (int v = 0; v < 8; ++v) {
+                    r[v] = _mm512_loadu_pd(x + u0 + 8 * v);
+                    r2[v] = _mm512_loadu_pd(x2 + u0 + 8 * v);
+                }
+                for (std::uint64_t b = bits_i; b != 0; b &= b - 1) {
+                    const Index j = __builtin_ctzll(b);
+                    double* s1 = sum_h.col(j).data() + u0;
+                    double* s2 = sum_h2.col(j).data() + u0;
+                    for (int v = 0; v < 8; ++v) {
+                        _mm512_storeu_pd(s1 + 8 * v, _mm512_add_pd(_mm512_loadu_pd(s1 + 8 * v), r[v]));
+                        _mm512_storeu_pd(s2 + 8 * v, _mm512_add_pd(_mm512_loadu_pd(s2 + 8 * v), r2[v]));
+                    }
                 }
             }
+#endif
+            if (u0 < U)
+                for (std::uint64_t b = bits_i; b != 0; b &= b - 1) {
+                    const Index j = __builtin_ctzll(b);
+                    double* s1 = sum_h.col(j).data();
+                    double* s2 = sum_h2.col(j).data();
+                    for (Index u = u0; u < U; ++u) {
+                        s1[u] += x[u];
+                        s2[u] += x2[u];
+                    }
+                }
         }
         for (Index j = 0; j < L; ++j)
             unit_weights(sum_h.col(j), sum_h2.col(j), total_h, total_h2, static_cast<double>(p.cells_in),
