@@ -247,9 +247,8 @@ public:
         if (layout == SaliencyLayout::units_by_genes) return saliency_tile(model, first, n, 0, G); // all genes
         Eigen::Map<Mat> out_g(m_out.data(), G, U * n);
         if (!m_cur) { // R = 0: S = W_R^T clamp(diag(D_R)) per cell
-            const Mat& d_top = m_d[0];
             for (Index j = 0; j < n; ++j) {
-                const Vector<Scalar> d = m_guided ? Vector<Scalar>(d_top.col(first + j).cwiseMax(Scalar(0))) : Vector<Scalar>(d_top.col(first + j));
+                const Vector<Scalar> d = top_factor(first + j);
                 out_g.middleCols(j * U, U).noalias() = m_wt * d.asDiagonal();
             }
         } else {
@@ -266,9 +265,8 @@ public:
         const Index U = model.units();
         Eigen::Map<Mat> out(m_out.data(), U * n, w);
         if (!m_cur) {
-            const Mat& d_top = m_d[0];
             for (Index j = 0; j < n; ++j) {
-                const Vector<Scalar> d = m_guided ? Vector<Scalar>(d_top.col(first + j).cwiseMax(Scalar(0))) : Vector<Scalar>(d_top.col(first + j));
+                const Vector<Scalar> d = top_factor(first + j);
                 out.middleRows(j * U, U).noalias() = d.asDiagonal() * m_wt.middleRows(g0, w).transpose();
             }
         } else {
@@ -288,10 +286,9 @@ public:
         const Index U = model.units(), G = model.n_genes(), P = weights.cols();
         out.resize(G, P * n);
         if (!m_cur) { // R = 0: sum_u w_k(u) clamp(D_R(u)) W_R(u, g)
-            const Mat& d_top = m_d[0];
             v.resize(U, P * n);
             for (Index j = 0; j < n; ++j) {
-                const Vector<Scalar> d = m_guided ? Vector<Scalar>(d_top.col(first + j).cwiseMax(Scalar(0))) : Vector<Scalar>(d_top.col(first + j));
+                const Vector<Scalar> d = top_factor(first + j);
                 v.middleCols(j * P, P).noalias() = d.asDiagonal() * weights;
             }
             out.noalias() = m_wt * v;
@@ -316,12 +313,7 @@ public:
     void add_factor_sum(const Autoencoder<Scalar>& model, Index first, Index n, MatrixD& sum) const {
         const Index U = model.units();
         if (!m_cur) {
-            const Mat& d_top = m_d[0];
-            for (Index j = 0; j < n; ++j)
-                for (Index u = 0; u < U; ++u) {
-                    const Scalar d = d_top(u, first + j);
-                    sum(0, u) += static_cast<double>(m_guided ? std::max(d, Scalar(0)) : d);
-                }
+            for (Index j = 0; j < n; ++j) sum.row(0) += top_factor(first + j).transpose().template cast<double>();
             return;
         }
         const Index H = model.layer(0).weights().rows();
@@ -335,6 +327,13 @@ public:
     }
 
 private:
+    // R = 0: cell j of the block's D_R (U), clamped at 0 for guided saliency; its saliency is
+    // diag(D_R) W_R.
+    Vector<Scalar> top_factor(Index j) const {
+        const auto d = m_d[0].col(j);
+        return m_guided ? Vector<Scalar>(d.cwiseMax(Scalar(0))) : Vector<Scalar>(d);
+    }
+
     std::vector<Mat> m_z, m_y, m_d; // per encoder layer l: out_l x block; z, f(z), f'(z)
     Mat m_a, m_b;                   // widest hidden width x (U block): backward ping-pong buffers
     Mat m_out;                      // G U block scalars: the saliency block, in either layout
