@@ -200,8 +200,11 @@ TEST_CASE("weighted saliency: central finite differences of sum_u w_u r_u (doubl
             ws.reserve(net, C, 2);
             ws.backward(net, x, kind);
             MatrixD v, out;
-            const Index first = 2, n = 3; // cells 2..4 of the block
-            ws.weighted_saliency(net, first, n, weights, v, out);
+            const Index first = 2, n = 3; // cells 2..4 of the block, every weights column
+            std::vector<std::pair<Index, Index>> columns;
+            for (Index j = 0; j < n; ++j)
+                for (Index k = 0; k < P; ++k) columns.emplace_back(first + j, k);
+            ws.weighted_saliency(net, columns, weights, v, out);
             REQUIRE(out.rows() == G);
             REQUIRE(out.cols() == P * n);
             for (Index j = 0; j < n; ++j) {
@@ -209,6 +212,12 @@ TEST_CASE("weighted saliency: central finite differences of sum_u w_u r_u (doubl
                 const MatrixD s = cell_saliency<double>(net, x, cell, kind); // G x U
                 const MatrixD expected = s * weights;                        // G x P
                 CHECK(relative_error(MatrixD(out.middleCols(j * P, P)), expected) < 1e-12);
+                // Any pairs in any order: here one column per cell, the cells backwards.
+                MatrixD one;
+                ws.weighted_saliency(net, {{first + n - 1 - j, j % P}}, weights, v, one);
+                REQUIRE(one.cols() == 1);
+                const MatrixD other = cell_saliency<double>(net, x, first + n - 1 - j, kind) * weights.col(j % P);
+                CHECK(relative_error(one, other) < 1e-12);
                 if (kind == SaliencyKind::vanilla) { // the gradient of w_k^T r
                     MatrixD num(G, P);
                     const double h = 1e-6;

@@ -417,8 +417,12 @@ struct ProgrammeScratch {
     Matrix<Scalar> reduced;     // U x S: B(c, ., .) of one cell
     MatrixF attributions;       // (U S) x block: B of the block's cells, cell j in column j (entry u + U s)
     MatrixF product;            // S x labellings
-    Matrix<Scalar> gene_terms;  // G x (comparisons n): sum_u w_u J_c(u, g) of a chunk's cells, observed w
-    Matrix<Scalar> weighted;    // first hidden width x (comparisons n): its M_0 w
+    std::vector<std::pair<Index, Index>> terms; // (cell in the block, comparison): the gene terms a chunk's cells need
+    Matrix<Scalar> gene_terms;  // G x terms: sum_u w_u J_c(u, g) of those cells, observed w
+    Matrix<Scalar> weighted;    // first hidden width x terms: its M_0 w
+    std::vector<Index> grouped; // the chunk's cells that have a group
+    Matrix<Scalar> gene_total;  // U x G: sum over the block's cells with a group of J_c(u, g) (x_cg - xbar_g)
+    Matrix<Scalar> rest_terms;  // G x (comparisons against the rest): gene_total^T w
     Matrix<Scalar> centred_chunk; // G x n: x_c - xbar of a chunk's cells
     Matrix<Scalar> sums_chunk;    // (U S) x n: the attribution sums of a chunk's cells, tile by tile
     std::vector<std::pair<Index, Index>> members; // (cell in the block, index in the comparison)
@@ -650,6 +654,57 @@ void tile_attribution_sums(const ConstMatrixRef<Scalar>& tile, Index U, const Ma
                 }
                 a[u] = sum;
             }
+        }
+    }
+}
+
+// total(u, g) = (or, start false: +=) the sum over the chunk's cells j in `cells`, in order, of
+// J_j(u, g) (x_jg - xbar_g), for the tile's genes g0 .. (tile: (U n) x genes, units contiguous
+// per gene; centred: G x n; total: U x G), one fused multiply-add per term; a gene's sums are held
+// in registers while its cells are added.
+template <typename Scalar>
+void tile_gene_totals(const ConstMatrixRef<Scalar>& tile, Index U, const Matrix<Scalar>& centred, const std::vector<Index>& cells,
+                      Index g0, bool start, Matrix<Scalar>& total) {
+    const Index ld = tile.outerStride();
+    for (Index i = 0; i < tile.cols(); ++i) {
+        const Index g = g0 + i;
+        const Scalar* column = tile.data() + i * ld;
+        Scalar* t = total.col(g).data();
+        Index u = 0;
+#if defined(__AVX512F__)
+        if constexpr (std::is_same_v<Scalar, float>) {
+            for (; u + 64 <= U; u += 64) {
+                __m512 a0 = _mm512_setzero_ps(), a1 = a0, a2 = a0, a3 = a0;
+                if (!start) {
+                    a0 = _mm512_loadu_ps(t + u);
+                    a1 = _mm512_loadu_ps(t + u + 16);
+                    a2 = _mm512_loadu_ps(t + u + 32);
+                    a3 = _mm512_loadu_ps(t + u + 48);
+                }
+                for (Index j : cells) {
+                    const float* v = column + j * U + u;
+                    const __m512 d = _mm512_set1_ps(centred(g, j));
+                    a0 = _mm512_fmadd_ps(_mm512_loadu_ps(v), d, a0);
+                    a1 = _mm512_fmadd_ps(_mm512_loadu_ps(v + 16), d, a1);
+                    a2 = _mm512_fmadd_ps(_mm512_loadu_ps(v + 32), d, a2);
+                    a3 = _mm512_fmadd_ps(_mm512_loadu_ps(v + 48), d, a3);
+                }
+                _mm512_storeu_ps(t + u, a0);
+                _mm512_storeu_ps(t + u + 16, a1);
+                _mm512_storeu_ps(t + u + 32, a2);
+                _mm512_storeu_ps(t + u + 48, a3);
+            }
+            for (; u + 16 <= U; u += 16) {
+                __m512 a0 = start ? _mm512_setzero_ps() : _mm512_loadu_ps(t + u);
+                for (Index j : cells) a0 = _mm512_fmadd_ps(_mm512_loadu_ps(column + j * U + u), _mm512_set1_ps(centred(g, j)), a0);
+                _mm512_storeu_ps(t + u, a0);
+            }
+        }
+#endif
+        for (; u < U; ++u) {
+            Scalar a = start ? Scalar(0) : t[u];
+            for (Index j : cells) a = std::fma(column[j * U + u], centred(g, j), a);
+            t[u] = a;
         }
     }
 }
@@ -970,13 +1025,20 @@ ProgrammeAnalysis group_programmes(const Autoencoder<Scalar>& model, const CellB
     MatrixF observed(U, static_cast<Index>(n_plans)); // the observed labelling's unit weights of every comparison
     for (std::size_t k = 0; k < n_plans; ++k) observed.col(static_cast<Index>(k)) = plans[k].weights_f.col(0);
     const Matrix<Scalar> observed_s = observed.template cast<Scalar>();
-    const Index P = static_cast<Index>(n_plans);
+    // The comparisons against the rest hold every cell with a group: their per-gene terms over the
+    // out cells are those over all such cells (sum_u w_u gene_total(u, g), one U x G sum per
+    // block for all of them) less those over the in cells. The pairs' terms come cell by cell.
+    std::vector<Index> rest_plans, pair_plans;
+    for (std::size_t k = 0; k < n_plans; ++k) (plans[k].pair ? pair_plans : rest_plans).push_back(static_cast<Index>(k));
+    Matrix<Scalar> rest_weights(U, static_cast<Index>(rest_plans.size()));
+    for (std::size_t i = 0; i < rest_plans.size(); ++i) rest_weights.col(static_cast<Index>(i)) = observed_s.col(rest_plans[i]);
     a.cell_scores = MatrixF::Constant(C, S, std::numeric_limits<float>::quiet_NaN());
     std::vector<detail::ProgrammeScratch<Scalar>> scratch(static_cast<std::size_t>(threads()));
     for (auto& w : scratch) {
         w.reduced.resize(U, S);
         w.attributions.resize(U * S, block_cells);
         w.sums.zero(n_plans, n_groups, S, G, U, plans);
+        if (!rest_plans.empty()) w.gene_total.resize(U, G);
     }
     detail::ProgrammeSums total;
     total.zero(n_plans, n_groups, S, G, U, plans);
@@ -1006,15 +1068,30 @@ ProgrammeAnalysis group_programmes(const Autoencoder<Scalar>& model, const CellB
             }
             w.centred_chunk = x.colwise() - centre;
             w.sums_chunk.setZero(U * S, n);
+            w.grouped.clear();
+            for (Index j = 0; j < n; ++j)
+                if (labels.of_cell[static_cast<std::size_t>(first + chunk_first + j)] >= 0) w.grouped.push_back(j);
         }
         // B's sums over this tile's genes of each set (ascending rows, as the sets' sorted rows)
         detail::tile_attribution_sums<Scalar>(saliency, U, w.centred_chunk, tile_members[static_cast<std::size_t>(block.gene_first / tile)],
                                               block.gene_first, w.sums_chunk);
+        if (!rest_plans.empty())
+            detail::tile_gene_totals<Scalar>(saliency, U, w.centred_chunk, w.grouped, block.gene_first, chunk_first == block.first,
+                                             w.gene_total);
         if (block.gene_first + block.genes < G) return; // more tiles of this chunk to come
-        // The per-gene terms of the competitive test under the observed labelling, for every
-        // comparison and cell of the chunk at once: the saliency of sum_u w_u r_u (a product over
-        // the first hidden layer, not a U-term sum per gene and comparison).
-        ws.weighted_saliency(model, offset, n, observed_s, w.weighted, w.gene_terms);
+        // The per-gene terms of the competitive test under the observed labelling that go cell by
+        // cell: of each cell in its group's comparison against the rest, and in the pairs that hold
+        // it. Each is the saliency of sum_u w_u r_u (a product over the first hidden layer, not a
+        // U-term sum per gene).
+        w.terms.clear();
+        for (Index j : w.grouped) {
+            const Index c = first + chunk_first + j;
+            const Index own = own_plan[static_cast<std::size_t>(labels.of_cell[static_cast<std::size_t>(c)])];
+            if (own >= 0) w.terms.emplace_back(offset + j, own);
+            for (Index k : pair_plans)
+                if (plans[static_cast<std::size_t>(k)].position[static_cast<std::size_t>(c)] >= 0) w.terms.emplace_back(offset + j, k);
+        }
+        ws.weighted_saliency(model, w.terms, observed_s, w.weighted, w.gene_terms);
         for (Index j = 0; j < n; ++j) {
             const Index local = chunk_first + j, c = first + local; // c: among all cells
             for (Index s = 0; s < S; ++s) w.reduced.col(s) = w.sums_chunk.col(j).segment(U * s, U) * inverse_size[static_cast<std::size_t>(s)];
@@ -1033,22 +1110,31 @@ ProgrammeAnalysis group_programmes(const Autoencoder<Scalar>& model, const CellB
             if (own_plan[gi] >= 0)
                 a.cell_scores.row(local) =
                     (Eigen::Map<const MatrixF>(b.data(), U, S).transpose() * observed.col(own_plan[gi])).transpose();
-            for (std::size_t k = 0; k < n_plans; ++k) {
-                const detail::ComparisonPlan& p = plans[k];
-                const Index i = p.position[static_cast<std::size_t>(c)];
-                if (i < 0) continue;
-                if (!sums.plan_touched[k]) {
+            for (std::size_t k = 0; k < n_plans; ++k)
+                if (!sums.plan_touched[k] && plans[k].position[static_cast<std::size_t>(c)] >= 0) {
                     sums.labelled[k].setZero();
                     sums.gene_in[k].setZero();
                     sums.gene_out[k].setZero();
                     sums.plan_touched[k] = true;
                 }
-                // (x_cg - xbar_g) sum_u w_u J_c(u, g)
-                (p.in(i, 0) ? sums.gene_in[k] : sums.gene_out[k]) +=
-                    (w.gene_terms.col(j * P + static_cast<Index>(k)).array() * w.centred_chunk.col(j).array()).template cast<double>().matrix();
-            }
+        }
+        for (std::size_t t = 0; t < w.terms.size(); ++t) { // (x_cg - xbar_g) sum_u w_u J_c(u, g), cells in order
+            const auto [cell, k] = w.terms[t];
+            const Index j = cell - offset;
+            const detail::ComparisonPlan& p = plans[static_cast<std::size_t>(k)];
+            const bool in = p.in(p.position[static_cast<std::size_t>(first + chunk_first + j)], 0);
+            (in ? sums.gene_in : sums.gene_out)[static_cast<std::size_t>(k)] +=
+                (w.gene_terms.col(static_cast<Index>(t)).array() * w.centred_chunk.col(j).array()).template cast<double>().matrix();
         }
         if (chunk_first + n < block.first + block.count) return;
+        // The comparisons against the rest: out = all the block's cells with a group, less the in ones.
+        if (!rest_plans.empty() && sums.plan_touched[static_cast<std::size_t>(rest_plans[0])]) {
+            w.rest_terms.noalias() = w.gene_total.transpose() * rest_weights;
+            for (std::size_t i = 0; i < rest_plans.size(); ++i) {
+                const auto k = static_cast<std::size_t>(rest_plans[i]);
+                sums.gene_out[k] = w.rest_terms.col(static_cast<Index>(i)).template cast<double>() - sums.gene_in[k];
+            }
+        }
         // Per comparison and labelling l: the sum over the block's cells in under l of
         // sum_u w_u(l) B(c, u, S) = (sum over those cells of B(c, ., S)) . w(l): the in cells' B
         // added first (a share of the block's cells), then one product with w(l).

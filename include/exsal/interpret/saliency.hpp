@@ -276,27 +276,30 @@ public:
         return Eigen::Map<const Mat>(m_out.data(), U * n, w);
     }
 
-    // After backward(): the saliency of P weighted sums of the units, sum_u weights(u, k) r_u, for
-    // cells first .. first + n - 1 of the block: out (G x (P n)), column j P + k = cell j, sum k,
-    // row g = sum_u weights(u, k) dr_u/dx_g. Formed as W_0^T (M_0 weights), a product with K =
-    // the first hidden width instead of a U-term sum per gene over the cell's G x U saliency.
-    // v: scratch (resized here).
-    void weighted_saliency(const Autoencoder<Scalar>& model, Index first, Index n, const ConstMatrixRef<Scalar>& weights,
-                           Mat& v, Mat& out) const {
-        const Index U = model.units(), G = model.n_genes(), P = weights.cols();
-        out.resize(G, P * n);
+    // After backward(): the saliency of weighted sums of the units, sum_u weights(u, k) r_u, one
+    // per column (j, k) of `columns` (cell j of the block, weights column k): out (G x columns),
+    // row g = sum_u weights(u, k) dr_u/dx_g of that cell. Formed as W_0^T (M_0 weights), a product
+    // with K = the first hidden width instead of a U-term sum per gene over the cell's G x U
+    // saliency. v: scratch (resized here).
+    void weighted_saliency(const Autoencoder<Scalar>& model, const std::vector<std::pair<Index, Index>>& columns,
+                           const ConstMatrixRef<Scalar>& weights, Mat& v, Mat& out) const {
+        const Index U = model.units(), G = model.n_genes(), n = static_cast<Index>(columns.size());
+        out.resize(G, n);
         if (!m_cur) { // R = 0: sum_u w_k(u) clamp(D_R(u)) W_R(u, g)
-            v.resize(U, P * n);
-            for (Index j = 0; j < n; ++j) {
-                const Vector<Scalar> d = top_factor(first + j);
-                v.middleCols(j * P, P).noalias() = d.asDiagonal() * weights;
+            v.resize(U, n);
+            for (Index i = 0; i < n; ++i) {
+                const auto [j, k] = columns[static_cast<std::size_t>(i)];
+                v.col(i) = top_factor(j).cwiseProduct(weights.col(k));
             }
             out.noalias() = m_wt * v;
             return;
         }
         const auto& w = model.layer(0).weights(); // H_1 x G
-        v.resize(w.rows(), P * n);
-        for (Index j = 0; j < n; ++j) v.middleCols(j * P, P).noalias() = m_cur->block(0, (first + j) * U, w.rows(), U) * weights;
+        v.resize(w.rows(), n);
+        for (Index i = 0; i < n; ++i) {
+            const auto [j, k] = columns[static_cast<std::size_t>(i)];
+            v.col(i).noalias() = m_cur->block(0, j * U, w.rows(), U) * weights.col(k);
+        }
         out.noalias() = w.transpose() * v;
     }
 
