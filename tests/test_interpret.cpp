@@ -1297,6 +1297,56 @@ TEST_CASE("lane_lower_medians selects what nth_element selects in every lane: ti
 }
 #endif
 
+#if defined(__AVX512BW__) && defined(__AVX512CD__)
+TEST_CASE("pair_lower_medians selects what nth_element selects in all 32 lanes: ties of the keys, zeros, wide ranges") {
+    Rng rng(1203);
+    std::vector<std::int32_t> a, b;
+    std::vector<std::int16_t> keys;
+    std::vector<float> lane_values;
+    alignas(64) float out[32];
+    for (int trial = 0; trial < 3000; ++trial) {
+        const Index k = trial == 0 ? 5000 : 32 + static_cast<Index>(rng.below(trial < 1500 ? 40 : 400));
+        const int kind = trial % 9;
+        a.assign(static_cast<std::size_t>(16 * k), 0);
+        b.assign(static_cast<std::size_t>(16 * k), 0);
+        keys.assign(static_cast<std::size_t>(32 * k), 0);
+        for (Index i = 0; i < k; ++i)
+            for (unsigned l = 0; l < 32; ++l) {
+                float v = 0.0f;
+                const double x = rng.uniform();
+                switch (kind) {
+                case 0: v = static_cast<float>(std::exp(8.0 * (x - 0.5))); break;              // log-normal-ish
+                case 1: v = static_cast<float>(rng.below(3)); break;                           // few distinct values
+                case 2: v = 0.25f; break;                                                      // all equal
+                case 3: v = x < 0.8 ? 0.0f : static_cast<float>(x); break;                     // mostly zeros
+                case 4: v = static_cast<float>(std::pow(10.0, 60.0 * x - 30.0)); break;        // 1e-30 .. 1e30
+                case 5: v = x < 0.5 ? std::numeric_limits<float>::max() : static_cast<float>(x); break; // extreme ties
+                case 6: v = static_cast<float>(1.0 + x / 256.0); break;                        // narrow range
+                case 7: v = static_cast<float>(x < 0.6 ? 1.0 + x / 65536.0 : std::exp(40.0 * x)); break; // wide, a narrow cluster
+                default: v = l % 2 ? 0.0f : static_cast<float>(x * 1e-38);                     // all zero; subnormals
+                }
+                std::memcpy(&(l < 16 ? a : b)[static_cast<std::size_t>(16 * i + l % 16)], &v, sizeof v);
+            }
+        detail::pair_lower_medians(a.data(), b.data(), k, keys.data(), out);
+        for (unsigned l = 0; l < 32; ++l) {
+            lane_values.clear();
+            for (Index i = 0; i < k; ++i) {
+                float v;
+                std::memcpy(&v, &(l < 16 ? a : b)[static_cast<std::size_t>(16 * i + l % 16)], sizeof v);
+                lane_values.push_back(v);
+            }
+            const auto m = lane_values.begin() + (k - 1) / 2;
+            std::nth_element(lane_values.begin(), m, lane_values.end());
+            CAPTURE(trial);
+            CAPTURE(k);
+            CAPTURE(kind);
+            CAPTURE(l);
+            REQUIRE(out[l] == *m);
+        }
+    }
+}
+#endif
+
 TEST_CASE("gene_set_impact: the signed gene saliency from the summed saliency factors (double model)") {
     // The mean signed saliency comes from the cells' summed first-layer factors; against the mean
     // of each cell's saliency in double: guided and vanilla (guided clamps inside the factor), a
@@ -1326,7 +1376,11 @@ TEST_CASE("gene_set_impact: the signed gene saliency from the summed saliency fa
 
 TEST_CASE("gene_set_impact equals the per-unit nth_element computation bit for bit (float model)") {
     const Index G = 300, C = 41;
-    const auto net = small_net<float>(G, {24, 20, 24}, 1, {}, 91); // 20 units: one full and one partial vector of 16
+    Index U = 20;
+    SUBCASE("20 units: one full and one partial vector of 16") { U = 20; }
+    SUBCASE("80 units: two times 32 (with AVX-512 BW, pair_lower_medians) and 16") { U = 80; }
+    CAPTURE(U);
+    const auto net = small_net<float>(G, {24, U, 24}, 1, {}, 91);
     const MatrixF x = uniform_matrix(G, C, 92, -1.0, 2.0).cast<float>();
     Rng rng(93);
     std::vector<std::vector<Index>> sets;

@@ -17,7 +17,9 @@
 // set (64 x 50 per cell) cost several times the cell's saliency products. The pass now takes the
 // saliency as (units x cells) x genes, 8 cells at a time (so a gene of a set is one run of 64
 // units, read while in cache), and with AVX-512 finds the medians of 16 units at once by counting
-// (lane_lower_medians); otherwise by a branch-free quickselect per unit (select_rank). The
+// (lane_lower_medians), of 32 at once where the search can run on 16-bit keys first (with AVX-512
+// BW, sets of 32 genes or more: pair_lower_medians); otherwise by a branch-free quickselect per
+// unit (select_rank). The
 // element of a given rank is one value, whichever algorithm finds it, so the impacts are bit for
 // bit those of nth_element.
 
@@ -225,12 +227,14 @@ T select_rank(const T* v, Index k, Index m, T* scratch) {
 template <typename Scalar>
 struct AggregateScratch {
     std::vector<Scalar> lanes, values, selection;
-    std::vector<std::int32_t> bits; // AVX-512: one cell's group of 16 units, k x 16 |saliency| as integers
+    std::vector<std::int32_t> bits; // AVX-512: one cell's 16 or 32 units, k x 16 |saliency| as integers per 16
+    std::vector<std::int16_t> keys; // AVX-512 BW: one cell's 32 units, k x 32 keys (the values' upper 16 bits)
     void reserve(Index largest, Index units) {
         lanes.resize(static_cast<std::size_t>(largest * units));
         values.resize(static_cast<std::size_t>(largest));
         selection.resize(static_cast<std::size_t>(3 * (largest + selection_slack)));
-        bits.resize(static_cast<std::size_t>(16 * largest));
+        bits.resize(static_cast<std::size_t>(32 * largest));
+        keys.resize(static_cast<std::size_t>(32 * largest));
     }
 };
 
@@ -271,20 +275,26 @@ struct MedianFirstPass {
 
     // sample: the 15 rows (2 i + 1) k / 30, i = 0..14 (when k >= 32).
     void thresholds(__m512i* sample) {
-        // Batcher's odd-even merge sort network for 16 values, less its compare-exchanges with a
-        // 16th, largest one: 59 that sort 15 (an odd-even transposition sort took 105). The
-        // thresholds only steer the search; the median is exact whatever they are.
-        static constexpr int network[59][2] = {{0, 1}, {2, 3}, {4, 5}, {6, 7}, {8, 9}, {10, 11}, {12, 13}, {0, 2}, {1, 3}, {4, 6}, {5, 7}, {8, 10}, {9, 11}, {12, 14}, {1, 2}, {5, 6}, {9, 10}, {13, 14}, {0, 4}, {1, 5}, {2, 6}, {3, 7}, {8, 12}, {9, 13}, {10, 14}, {2, 4}, {3, 5}, {10, 12}, {11, 13}, {1, 2}, {3, 4}, {5, 6}, {9, 10}, {11, 12}, {13, 14}, {0, 8}, {1, 9}, {2, 10}, {3, 11}, {4, 12}, {5, 13}, {6, 14}, {4, 8}, {5, 9}, {6, 10}, {7, 11}, {2, 4}, {3, 5}, {6, 8}, {7, 9}, {10, 12}, {11, 13}, {1, 2}, {3, 4}, {5, 6}, {7, 8}, {9, 10}, {11, 12}, {13, 14}};
         constexpr __mmask16 all = 0xFFFF; // (the zero-masking forms: GCC 12 warns of the plain ones' undefined source)
-#pragma GCC unroll 64
-        for (const auto& c : network) {
-            const __m512i a = _mm512_maskz_min_epi32(all, sample[c[0]], sample[c[1]]);
-            sample[c[1]] = _mm512_maskz_max_epi32(all, sample[c[0]], sample[c[1]]);
-            sample[c[0]] = a;
-        }
+        sort_fifteen(sample, [](__m512i a, __m512i b) { return _mm512_maskz_min_epi32(all, a, b); },
+                     [](__m512i a, __m512i b) { return _mm512_maskz_max_epi32(all, a, b); });
         t1 = sample[5];
         t2 = sample[9];
         sampled = true;
+    }
+    // Sorts 15 vectors lane by lane with the given lane-wise min and max: Batcher's odd-even merge
+    // sort network for 16 values, less its compare-exchanges with a 16th, largest one: 59 that sort
+    // 15 (an odd-even transposition sort took 105). The thresholds only steer the search; the
+    // median is exact whatever they are.
+    template <typename Min, typename Max>
+    static void sort_fifteen(__m512i* sample, Min min, Max max) {
+        static constexpr int network[59][2] = {{0, 1}, {2, 3}, {4, 5}, {6, 7}, {8, 9}, {10, 11}, {12, 13}, {0, 2}, {1, 3}, {4, 6}, {5, 7}, {8, 10}, {9, 11}, {12, 14}, {1, 2}, {5, 6}, {9, 10}, {13, 14}, {0, 4}, {1, 5}, {2, 6}, {3, 7}, {8, 12}, {9, 13}, {10, 14}, {2, 4}, {3, 5}, {10, 12}, {11, 13}, {1, 2}, {3, 4}, {5, 6}, {9, 10}, {11, 12}, {13, 14}, {0, 8}, {1, 9}, {2, 10}, {3, 11}, {4, 12}, {5, 13}, {6, 14}, {4, 8}, {5, 9}, {6, 10}, {7, 11}, {2, 4}, {3, 5}, {6, 8}, {7, 9}, {10, 12}, {11, 13}, {1, 2}, {3, 4}, {5, 6}, {7, 8}, {9, 10}, {11, 12}, {13, 14}};
+#pragma GCC unroll 64
+        for (const auto& c : network) {
+            const __m512i a = min(sample[c[0]], sample[c[1]]);
+            sample[c[1]] = max(sample[c[0]], sample[c[1]]);
+            sample[c[0]] = a;
+        }
     }
     static Index sample_row(int i, Index k) { return (2 * i + 1) * k / 30; }
     void add(__m512i v) {
@@ -312,6 +322,11 @@ inline void lane_lower_medians(const std::int32_t* bits, Index k, __mmask16 lane
     finish_lane_medians(bits, k, lanes, first, out);
 }
 
+// finish_lane_medians from a bracket lo < answer <= hi per lane, c_lo = #{v <= lo} <= m < c_hi =
+// #{v <= hi}.
+inline void finish_bracket(const std::int32_t* bits, Index k, __mmask16 lanes, __m512i lo, __m512i c_lo, __m512i hi,
+                           __m512i c_hi, float* out);
+
 inline void finish_lane_medians(const std::int32_t* bits, Index k, __mmask16 lanes, const MedianFirstPass& first, float* out) {
     const __m512i one = _mm512_set1_epi32(1);
     __m512i lo = first.lo, hi = first.hi;
@@ -331,6 +346,13 @@ inline void finish_lane_medians(const std::int32_t* bits, Index k, __mmask16 lan
         narrow(first.t1, first.c1);
         narrow(first.t2, first.c2);
     }
+    finish_bracket(bits, k, lanes, lo, c_lo, hi, c_hi, out);
+}
+
+inline void finish_bracket(const std::int32_t* bits, Index k, __mmask16 lanes, __m512i lo, __m512i c_lo, __m512i hi,
+                           __m512i c_hi, float* out) {
+    const __m512i one = _mm512_set1_epi32(1);
+    const __m512i m = _mm512_set1_epi32(static_cast<int>((k - 1) / 2)), need = _mm512_add_epi32(m, one);
     const auto open_lanes = [&] {
         return static_cast<__mmask16>(lanes & _mm512_cmpgt_epi32_mask(_mm512_sub_epi32(hi, lo), one) &
                                       _mm512_cmpneq_epi32_mask(c_lo, m) & _mm512_cmpneq_epi32_mask(c_hi, need));
@@ -372,6 +394,156 @@ inline void finish_lane_medians(const std::int32_t* bits, Index k, __mmask16 lan
 }
 #endif
 
+#if defined(__AVX512F__) && defined(__AVX512BW__) && defined(__AVX512CD__)
+// 32 units at once (k >= 32): the search first runs on 16-bit keys, 32 lanes per instruction
+// where the values take 16. A lane's key of v is min(32767, (max(v, base) - base) >> shift),
+// base the smallest of 15 sampled values and shift the least that maps the largest sampled value
+// below 32768: non-decreasing in v (so the keys' order is the values') and, between the
+// sampled extremes, as fine as 15 bits allow, however wide or narrow the lane's values are. The
+// search narrows each lane to a bracket of keys lo < key of the answer <= hi with c_lo =
+// #{key <= lo} <= m < c_hi = #{key <= hi} that either ends at the answer (c_lo = m or c_hi =
+// m + 1) or is one key wide. In values, that is a bracket with the same counts (see
+// KeyFirstPass::value_bound), from which finish_bracket takes each half of 16 lanes: usually
+// straight to its last pass; more passes only where three or more values share the answer's key
+// and the answer is not at either end of them (a key 2^shift values wide). Needs k <= 32767
+// (16-bit counts).
+struct KeyFirstPass {
+    __m512i base[2], shift[2];                                      // per half (units 0-15, 16-31)
+    __m512i t1 = _mm512_setzero_si512(), t2 = t1, c1 = t1, c2 = t1; // thresholds, counts (keys)
+
+    // sample: per half the 15 rows (2 i + 1) k / 30, i = 0..14 (sorted here).
+    void thresholds(__m512i (*sample)[15]) {
+        constexpr __mmask16 all = 0xFFFF;
+        for (int h = 0; h < 2; ++h) {
+            MedianFirstPass::sort_fifteen(sample[h], [](__m512i a, __m512i b) { return _mm512_maskz_min_epi32(all, a, b); },
+                                          [](__m512i a, __m512i b) { return _mm512_maskz_max_epi32(all, a, b); });
+            base[h] = sample[h][0];
+            const __m512i bits = _mm512_sub_epi32(_mm512_set1_epi32(32), _mm512_lzcnt_epi32(_mm512_sub_epi32(sample[h][14], base[h])));
+            shift[h] = _mm512_max_epi32(_mm512_setzero_si512(), _mm512_sub_epi32(bits, _mm512_set1_epi32(15)));
+        }
+        t1 = keys(sample[0][5], sample[1][5]);
+        t2 = keys(sample[0][9], sample[1][9]);
+    }
+    // The keys of a row of each half: 32 lanes in the order of packs, per 128 bits 4 lanes of the
+    // first half then 4 of the second (unpacklo / unpackhi take them back apart).
+    __m512i keys(__m512i a, __m512i b) const {
+        const __m512i ka = _mm512_srlv_epi32(_mm512_sub_epi32(_mm512_max_epi32(a, base[0]), base[0]), shift[0]);
+        const __m512i kb = _mm512_srlv_epi32(_mm512_sub_epi32(_mm512_max_epi32(b, base[1]), base[1]), shift[1]);
+        return _mm512_packs_epi32(ka, kb); // saturates at 32767
+    }
+    void add(__m512i key) {
+        const __m512i one = _mm512_set1_epi16(1);
+        c1 = _mm512_mask_add_epi16(c1, _mm512_cmple_epi16_mask(key, t1), c1, one);
+        c2 = _mm512_mask_add_epi16(c2, _mm512_cmple_epi16_mask(key, t2), c2, one);
+    }
+    // The largest value whose key is at most K (K: one half's keys as 32-bit lanes, -1 .. 32767):
+    // base + ((K + 1) << shift) - 1, -1 for K = -1 and every value (INT32_MAX) for K = 32767.
+    __m512i value_bound(__m512i K, int h) const {
+        constexpr __mmask16 all = 0xFFFF; // (zero-masking forms, as in MedianFirstPass)
+        const __m512i top = _mm512_set1_epi32(std::numeric_limits<std::int32_t>::max());
+        __m512i v = _mm512_add_epi32(base[h], _mm512_sub_epi32(_mm512_maskz_sllv_epi32(all, _mm512_add_epi32(K, _mm512_set1_epi32(1)), shift[h]),
+                                                               _mm512_set1_epi32(1))); // < 2^32 as unsigned
+        v = _mm512_maskz_min_epu32(all, v, top);
+        v = _mm512_mask_mov_epi32(v, _mm512_cmpeq_epi32_mask(K, _mm512_set1_epi32(-1)), _mm512_set1_epi32(-1));
+        return _mm512_mask_mov_epi32(v, _mm512_cmpeq_epi32_mask(K, _mm512_set1_epi32(32767)), top);
+    }
+};
+
+// Number of the k rows of `keys` (32 lanes each) at most t, per lane.
+inline __m512i count_keys_at_most(const std::int16_t* keys, Index k, __m512i t) {
+    const __m512i one = _mm512_set1_epi16(1);
+    __m512i c0 = _mm512_setzero_si512(), c1 = c0, c2 = c0, c3 = c0;
+    Index i = 0;
+    for (; i + 3 < k; i += 4) {
+        c0 = _mm512_mask_add_epi16(c0, _mm512_cmple_epi16_mask(_mm512_loadu_si512(keys + 32 * i), t), c0, one);
+        c1 = _mm512_mask_add_epi16(c1, _mm512_cmple_epi16_mask(_mm512_loadu_si512(keys + 32 * i + 32), t), c1, one);
+        c2 = _mm512_mask_add_epi16(c2, _mm512_cmple_epi16_mask(_mm512_loadu_si512(keys + 32 * i + 64), t), c2, one);
+        c3 = _mm512_mask_add_epi16(c3, _mm512_cmple_epi16_mask(_mm512_loadu_si512(keys + 32 * i + 96), t), c3, one);
+    }
+    for (; i < k; ++i) c0 = _mm512_mask_add_epi16(c0, _mm512_cmple_epi16_mask(_mm512_loadu_si512(keys + 32 * i), t), c0, one);
+    return _mm512_add_epi16(_mm512_add_epi16(c0, c1), _mm512_add_epi16(c2, c3));
+}
+
+// Lower medians of 32 units: a and b hold the k rows of units 0-15 and 16-31 (as lane_lower_medians'
+// bits), keys their keys, first the KeyFirstPass that made them; out: 32 values, unit order.
+inline void finish_pair_medians(const std::int32_t* a, const std::int32_t* b, const std::int16_t* keys, Index k,
+                                const KeyFirstPass& first, float* out) {
+    const __m512i one = _mm512_set1_epi16(1);
+    const __m512i m = _mm512_set1_epi16(static_cast<std::int16_t>((k - 1) / 2)), need = _mm512_add_epi16(m, one);
+    __m512i lo = _mm512_set1_epi16(-1), hi = _mm512_set1_epi16(32767); // #{key <= -1} = 0, #{key <= 32767} = k
+    __m512i c_lo = _mm512_setzero_si512(), c_hi = _mm512_set1_epi16(static_cast<std::int16_t>(k));
+    const auto narrow = [&](__m512i t, __m512i c) {
+        const __mmask32 enough = _mm512_cmpge_epi16_mask(c, need) & _mm512_cmplt_epi16_mask(t, hi);
+        const __mmask32 short_ = _mm512_cmplt_epi16_mask(c, need) & _mm512_cmpgt_epi16_mask(t, lo);
+        hi = _mm512_mask_mov_epi16(hi, enough, t);
+        c_hi = _mm512_mask_mov_epi16(c_hi, enough, c);
+        lo = _mm512_mask_mov_epi16(lo, short_, t);
+        c_lo = _mm512_mask_mov_epi16(c_lo, short_, c);
+    };
+    narrow(first.t1, first.c1);
+    narrow(first.t2, first.c2);
+    // 16 lanes of 16 bits as 32 (h: which half of the register), and back.
+    const auto widen = [](__m512i v, int h) { return _mm512_cvtepi16_epi32(_mm512_extracti64x4_epi64(v, h)); };
+    const __m512i one32 = _mm512_set1_epi32(1);
+    for (int pass = 0;; ++pass) {
+        const __mmask32 open = _mm512_cmpgt_epi16_mask(_mm512_sub_epi16(hi, lo), one) & _mm512_cmpneq_epi16_mask(c_lo, m) &
+                               _mm512_cmpneq_epi16_mask(c_hi, need);
+        if (!open) break;
+        __m512i t;
+        if (pass >= 12) { // halve the bracket from here on
+            t = _mm512_add_epi16(lo, _mm512_add_epi16(one, _mm512_srli_epi16(_mm512_sub_epi16(_mm512_sub_epi16(hi, lo), one), 1)));
+        } else { // as finish_bracket's interpolation, in 32-bit halves
+            __m256i half[2];
+            for (int h = 0; h < 2; ++h) {
+                const __m512i lo_h = widen(lo, h), c_lo_h = widen(c_lo, h);
+                const __m512i gap = _mm512_sub_epi32(_mm512_sub_epi32(widen(hi, h), lo_h), one32);
+                const __m512 frac =
+                    _mm512_div_ps(_mm512_sub_ps(_mm512_cvtepi32_ps(_mm512_sub_epi32(widen(m, h), c_lo_h)), _mm512_set1_ps(-0.5f)),
+                                  _mm512_cvtepi32_ps(_mm512_sub_epi32(widen(c_hi, h), c_lo_h)));
+                __m512i step = _mm512_cvttps_epi32(_mm512_mul_ps(_mm512_cvtepi32_ps(gap), frac));
+                step = _mm512_max_epi32(_mm512_setzero_si512(), _mm512_min_epi32(step, _mm512_sub_epi32(gap, one32)));
+                half[h] = _mm512_cvtepi32_epi16(_mm512_add_epi32(lo_h, _mm512_add_epi32(one32, step)));
+            }
+            t = _mm512_inserti64x4(_mm512_castsi256_si512(half[0]), half[1], 1);
+        }
+        const __m512i c = count_keys_at_most(keys, k, t);
+        const __mmask32 enough = _mm512_mask_cmpge_epi16_mask(open, c, need), short_ = open & ~enough;
+        hi = _mm512_mask_mov_epi16(hi, enough, t);
+        c_hi = _mm512_mask_mov_epi16(c_hi, enough, c);
+        lo = _mm512_mask_mov_epi16(lo, short_, t);
+        c_lo = _mm512_mask_mov_epi16(c_lo, short_, c);
+    }
+    // Per half (packs order: unpacklo the first, unpackhi the second): the keys sign-extended, the
+    // counts zero-extended, to the values' bracket.
+    const __m512i zero = _mm512_setzero_si512();
+    const auto key = [&](__m512i v, int h) {
+        return _mm512_maskz_srai_epi32(0xFFFF, h == 0 ? _mm512_unpacklo_epi16(zero, v) : _mm512_unpackhi_epi16(zero, v), 16);
+    };
+    const auto count = [&](__m512i v, int h) { return h == 0 ? _mm512_unpacklo_epi16(v, zero) : _mm512_unpackhi_epi16(v, zero); };
+    for (int h = 0; h < 2; ++h)
+        finish_bracket(h == 0 ? a : b, k, 0xFFFF, first.value_bound(key(lo, h), h), count(c_lo, h), first.value_bound(key(hi, h), h),
+                       count(c_hi, h), out + 16 * h);
+}
+
+// Lower medians of 32 units from their rows a and b (32 <= k <= 32767; keys: scratch of 32 k).
+inline void pair_lower_medians(const std::int32_t* a, const std::int32_t* b, Index k, std::int16_t* keys, float* out) {
+    KeyFirstPass first;
+    __m512i sample[2][15];
+    for (int i = 0; i < 15; ++i) {
+        const Index r = MedianFirstPass::sample_row(i, k);
+        sample[0][i] = _mm512_loadu_si512(a + 16 * r);
+        sample[1][i] = _mm512_loadu_si512(b + 16 * r);
+    }
+    first.thresholds(sample);
+    for (Index i = 0; i < k; ++i) {
+        const __m512i key = first.keys(_mm512_loadu_si512(a + 16 * i), _mm512_loadu_si512(b + 16 * i));
+        _mm512_storeu_si512(keys + 32 * i, key);
+        first.add(key);
+    }
+    finish_pair_medians(a, b, keys, k, first, out);
+}
+#endif
+
 #if defined(__AVX512F__)
 // The first `width` (1..16) lanes.
 inline __mmask16 first_lanes(Index width) {
@@ -399,10 +571,50 @@ void set_aggregates(const ConstMatrixRef<Scalar>& chunk, Index U, const std::vec
             for (Index s = 0; s < S; ++s) {
                 const std::vector<Index>& rows = set_rows[static_cast<std::size_t>(s)];
                 const Index k = static_cast<Index>(rows.size());
+#if defined(__AVX512BW__) && defined(__AVX512CD__)
+                const Index pairs = k >= 32 && k <= 32767 ? U / 32 : 0; // 32 units at a time (pair_lower_medians)
+#else
+                const Index pairs = 0;
+#endif
                 for (Index j = 0; j < n; ++j) {
                     MatrixD& out = agg[static_cast<std::size_t>(j)];
                     const float* cell = chunk.data() + j * U;
-                    for (Index q = 0; q < groups; ++q) {
+#if defined(__AVX512BW__) && defined(__AVX512CD__)
+                    for (Index p = 0; p < pairs; ++p) {
+                        // As below, with 32 units: rows of 16 in bits (units 32 p ..) and
+                        // bits + 16 k (units 32 p + 16 ..), their keys in keys.
+                        std::int16_t* keys = scratch.keys.data();
+                        std::int32_t* a = bits;
+                        std::int32_t* b = bits + 16 * k;
+                        const auto value = [&](Index i, Index u) {
+                            return _mm512_and_si512(_mm512_loadu_si512(cell + rows[static_cast<std::size_t>(i)] * ld + u), magnitude);
+                        };
+                        KeyFirstPass first;
+                        __m512i sample[2][15];
+                        for (int i = 0; i < 15; ++i) {
+                            const Index r = MedianFirstPass::sample_row(i, k);
+                            sample[0][i] = value(r, 32 * p);
+                            sample[1][i] = value(r, 32 * p + 16);
+                        }
+                        first.thresholds(sample);
+                        for (Index i = 0; i < k; ++i) {
+                            if (p == 0 && i + 8 < k) {
+                                const char* ahead = reinterpret_cast<const char*>(cell + rows[static_cast<std::size_t>(i + 8)] * ld);
+                                for (Index c = 0; c < U * Index(sizeof(float)); c += 64) _mm_prefetch(ahead + c, _MM_HINT_T0);
+                            }
+                            const __m512i va = value(i, 32 * p), vb = value(i, 32 * p + 16);
+                            _mm512_storeu_si512(a + 16 * i, va);
+                            _mm512_storeu_si512(b + 16 * i, vb);
+                            const __m512i key = first.keys(va, vb);
+                            _mm512_storeu_si512(keys + 32 * i, key);
+                            first.add(key);
+                        }
+                        alignas(64) float pair[32];
+                        finish_pair_medians(a, b, keys, k, first, pair);
+                        for (Index u = 0; u < 32; ++u) out(s, 32 * p + u) = static_cast<double>(pair[u]);
+                    }
+#endif
+                    for (Index q = 2 * pairs; q < groups; ++q) {
                         // |values| of cell j, units 16 q .. 16 q + 15 as integers: k rows of 16
                         // lanes in bits, the medians' first pass taken while they are copied.
                         // The chunk's cells are one run per gene: after the first cell (and
@@ -420,7 +632,7 @@ void set_aggregates(const ConstMatrixRef<Scalar>& chunk, Index U, const std::vec
                             first.thresholds(sample);
                         }
                         for (Index i = 0; i < k; ++i) {
-                            if (q == 0 && i + 8 < k) {
+                            if (q == 0 && i + 8 < k) { // (with pairs, their first pass took it)
                                 const char* ahead = reinterpret_cast<const char*>(cell + rows[static_cast<std::size_t>(i + 8)] * ld);
                                 for (Index b = 0; b < U * Index(sizeof(float)); b += 64) _mm_prefetch(ahead + b, _MM_HINT_T0);
                             }
