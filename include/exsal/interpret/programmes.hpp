@@ -1112,9 +1112,9 @@ ProgrammeAnalysis group_programmes(const Autoencoder<Scalar>& model, const CellB
                     (Eigen::Map<const MatrixF>(b.data(), U, S).transpose() * observed.col(own_plan[gi])).transpose();
             for (std::size_t k = 0; k < n_plans; ++k)
                 if (!sums.plan_touched[k] && plans[k].position[static_cast<std::size_t>(c)] >= 0) {
-                    sums.labelled[k].setZero();
+                    // (labelled is written at the block's end, a comparison against the rest's gene_out there too)
                     sums.gene_in[k].setZero();
-                    sums.gene_out[k].setZero();
+                    if (plans[k].pair) sums.gene_out[k].setZero();
                     sums.plan_touched[k] = true;
                 }
         }
@@ -1167,7 +1167,7 @@ ProgrammeAnalysis group_programmes(const Autoencoder<Scalar>& model, const CellB
             const Index per_tile = std::max<Index>(1, 128 / U);
             for (Index s0 = 0; s0 < S; s0 += per_tile)
                 detail::in_cells_dots(w.attributions, w.in_cells, w.in_start, p.weights_f, U, s0, std::min(S, s0 + per_tile), w.product);
-            sums.labelled[k] += w.product.template cast<double>();
+            sums.labelled[k] = w.product.template cast<double>();
         }
     };
     auto merge = [&](int t, Index, Index n) {
