@@ -347,8 +347,8 @@ struct ProgrammeSums {
                                    // w_u(l) B(c, u, S) for the cells in under labelling l
     std::vector<VectorD> gene_in, gene_out; // per comparison: G sums over its in (out) cells under the
                                             // observed labelling of sum_u w_u J_c(u, g) (x_cg - xbar_g)
-    std::vector<MatrixD> set;      // per group: S x U sums of B(c, u, S)
-    std::vector<VectorD> input;    // per group: S sums of the mean input over each set's genes
+    std::vector<MatrixD> set;      // per group: U x S sums of B(c, u, S)
+    std::vector<VectorD> input;    // per group: G sums of the input
     std::vector<bool> plan_touched, group_touched; // per thread: has a cell in the current block
 
     void zero(std::size_t plans, std::size_t groups, Index S, Index G, Index U, const std::vector<ComparisonPlan>& p) {
@@ -356,8 +356,8 @@ struct ProgrammeSums {
         for (std::size_t k = 0; k < plans; ++k) labelled[k].setZero(S, p[k].labellings);
         gene_in.assign(plans, VectorD::Zero(G));
         gene_out.assign(plans, VectorD::Zero(G));
-        set.assign(groups, MatrixD::Zero(S, U));
-        input.assign(groups, VectorD::Zero(S));
+        set.assign(groups, MatrixD::Zero(U, S));
+        input.assign(groups, VectorD::Zero(G));
         plan_touched.assign(plans, false);
         group_touched.assign(groups, false);
     }
@@ -857,10 +857,8 @@ inline GroupProgrammes finish_comparison(const ComparisonPlan& p, std::size_t k,
                                          Index top_units) {
     const double di = static_cast<double>(p.cells_in), dout = static_cast<double>(p.cells_out);
     const std::size_t a = p.group_a;
-    const MatrixD& in_b = total.set[a];
-    const VectorD& in_x = total.input[a];
-    MatrixD total_b;
-    VectorD total_x;
+    MatrixD in_b = total.set[a], total_b; // U x S here, S x U below
+    VectorD in_x = total.input[a], total_x; // G here, the sets' means below
     if (p.pair) {
         total_b = in_b + total.set[p.group_b];
         total_x = in_x + total.input[p.group_b];
@@ -872,6 +870,11 @@ inline GroupProgrammes finish_comparison(const ComparisonPlan& p, std::size_t k,
             total_x += total.input[g];
         }
     }
+    in_b.transposeInPlace();
+    total_b.transposeInPlace();
+    const Eigen::SparseMatrix<double, Eigen::RowMajor> mean_op = set_mean_operator<double>(set_rows, in_x.size());
+    in_x = mean_op * in_x;
+    total_x = mean_op * total_x;
     GroupProgrammes r;
     r.cells_in = p.cells_in;
     r.cells_out = p.cells_out;
@@ -1019,7 +1022,6 @@ ProgrammeAnalysis group_programmes(const Autoencoder<Scalar>& model, const CellB
     const VectorD mean = detail::input_mean(input, processes); // over all cells
     if (!mean.allFinite()) throw ArgumentError(where, "the input contains a non-finite value");
     const Vector<Scalar> centre = mean.cast<Scalar>();
-    const Eigen::SparseMatrix<double, Eigen::RowMajor> mean_op_d = detail::set_mean_operator<double>(set_rows, G);
     const std::size_t n_groups = labels.names.size(), n_plans = plans.size();
     const Index block_cells = std::max<Index>(1, std::min(o.block_cells, C));
     MatrixF observed(U, static_cast<Index>(n_plans)); // the observed labelling's unit weights of every comparison
@@ -1105,8 +1107,8 @@ ProgrammeAnalysis group_programmes(const Autoencoder<Scalar>& model, const CellB
                 sums.input[gi].setZero();
                 sums.group_touched[gi] = true;
             }
-            sums.set[gi] += w.reduced.transpose().template cast<double>();
-            sums.input[gi] += mean_op_d * x.col(j).template cast<double>();
+            sums.set[gi] += w.reduced.template cast<double>();
+            sums.input[gi] += x.col(j).template cast<double>();
             if (own_plan[gi] >= 0)
                 a.cell_scores.row(local) =
                     (Eigen::Map<const MatrixF>(b.data(), U, S).transpose() * observed.col(own_plan[gi])).transpose();
