@@ -1229,6 +1229,41 @@ TEST_CASE("select_rank selects what nth_element selects: sizes 1-700, ties, runs
 }
 
 #if defined(__AVX512F__)
+namespace {
+
+// A value of shape `kind` for the median tests (x uniform in [0, 1); lane: for shapes that differ
+// across lanes): 0 log-normal-ish, 1 few distinct values, 2 all equal, 3 mostly zeros, 4 1e-30 ..
+// 1e30, 5 extreme ties, 6 a narrow range, 7 a wide range with a narrow cluster, 8 zero in every
+// other lane and subnormals in the others.
+float median_test_value(int kind, double x, Rng& rng, unsigned lane) {
+    switch (kind) {
+    case 0: return static_cast<float>(std::exp(8.0 * (x - 0.5)));
+    case 1: return static_cast<float>(rng.below(3));
+    case 2: return 0.25f;
+    case 3: return x < 0.8 ? 0.0f : static_cast<float>(x);
+    case 4: return static_cast<float>(std::pow(10.0, 60.0 * x - 30.0));
+    case 5: return x < 0.5 ? std::numeric_limits<float>::max() : static_cast<float>(x);
+    case 6: return static_cast<float>(1.0 + x / 256.0);
+    case 7: return static_cast<float>(x < 0.6 ? 1.0 + x / 65536.0 : std::exp(40.0 * x));
+    default: return lane % 2 ? 0.0f : static_cast<float>(x * 1e-38);
+    }
+}
+
+// What nth_element selects as the lower median of lane `lane` of k rows of 16 floats (as integers).
+float lane_median(const std::vector<std::int32_t>& rows, Index k, unsigned lane) {
+    std::vector<float> values;
+    for (Index i = 0; i < k; ++i) {
+        float v;
+        std::memcpy(&v, &rows[static_cast<std::size_t>(16 * i + lane)], sizeof v);
+        values.push_back(v);
+    }
+    const auto m = values.begin() + (k - 1) / 2;
+    std::nth_element(values.begin(), m, values.end());
+    return *m;
+}
+
+} // namespace
+
 TEST_CASE("the medians' first-pass thresholds are the 6th and 10th smallest of the 15 sampled values in every lane") {
     Rng rng(1202);
     for (int trial = 0; trial < 2000; ++trial) {
@@ -1256,42 +1291,25 @@ TEST_CASE("the medians' first-pass thresholds are the 6th and 10th smallest of t
 TEST_CASE("lane_lower_medians selects what nth_element selects in every lane: ties, zeros, wide ranges, partial lanes") {
     Rng rng(1201);
     std::vector<std::int32_t> bits;
-    std::vector<float> lane_values;
     alignas(64) float out[16];
     for (int trial = 0; trial < 3000; ++trial) {
         const Index k = 1 + static_cast<Index>(rng.below(trial < 1500 ? 40 : 400));
-        const int kind = trial % 6;
+        const int kind = trial % 9;
         const unsigned width = 1 + static_cast<unsigned>(rng.below(16));
         const __mmask16 lanes = static_cast<__mmask16>(width == 16 ? 0xFFFFu : (1u << width) - 1u);
         bits.assign(static_cast<std::size_t>(16 * k), 0);
         for (Index i = 0; i < k; ++i)
             for (unsigned l = 0; l < width; ++l) {
-                float v = 0.0f;
                 const double x = rng.uniform();
-                switch (kind) {
-                case 0: v = static_cast<float>(std::exp(8.0 * (x - 0.5))); break;              // log-normal-ish
-                case 1: v = static_cast<float>(rng.below(3)); break;                           // few distinct values
-                case 2: v = 0.25f; break;                                                      // all equal
-                case 3: v = x < 0.8 ? 0.0f : static_cast<float>(x); break;                     // mostly zeros
-                case 4: v = static_cast<float>(std::pow(10.0, 60.0 * x - 30.0)); break;        // 1e-30 .. 1e30
-                default: v = x < 0.5 ? std::numeric_limits<float>::max() : static_cast<float>(x); // extreme ties
-                }
+                const float v = median_test_value(kind, x, rng, l);
                 std::memcpy(&bits[static_cast<std::size_t>(16 * i + l)], &v, sizeof v);
             }
         detail::lane_lower_medians(bits.data(), k, lanes, out);
         for (unsigned l = 0; l < width; ++l) {
-            lane_values.clear();
-            for (Index i = 0; i < k; ++i) {
-                float v;
-                std::memcpy(&v, &bits[static_cast<std::size_t>(16 * i + l)], sizeof v);
-                lane_values.push_back(v);
-            }
-            const auto m = lane_values.begin() + (k - 1) / 2;
-            std::nth_element(lane_values.begin(), m, lane_values.end());
             CAPTURE(trial);
             CAPTURE(k);
             CAPTURE(kind);
-            REQUIRE(out[l] == *m);
+            REQUIRE(out[l] == lane_median(bits, k, l));
         }
     }
 }
@@ -1302,7 +1320,6 @@ TEST_CASE("pair_lower_medians selects what nth_element selects in all 32 lanes: 
     Rng rng(1203);
     std::vector<std::int32_t> a, b;
     std::vector<std::int16_t> keys;
-    std::vector<float> lane_values;
     alignas(64) float out[32];
     for (int trial = 0; trial < 3000; ++trial) {
         const Index k = trial == 0 ? 5000 : 32 + static_cast<Index>(rng.below(trial < 1500 ? 40 : 400));
@@ -1312,36 +1329,17 @@ TEST_CASE("pair_lower_medians selects what nth_element selects in all 32 lanes: 
         keys.assign(static_cast<std::size_t>(32 * k), 0);
         for (Index i = 0; i < k; ++i)
             for (unsigned l = 0; l < 32; ++l) {
-                float v = 0.0f;
                 const double x = rng.uniform();
-                switch (kind) {
-                case 0: v = static_cast<float>(std::exp(8.0 * (x - 0.5))); break;              // log-normal-ish
-                case 1: v = static_cast<float>(rng.below(3)); break;                           // few distinct values
-                case 2: v = 0.25f; break;                                                      // all equal
-                case 3: v = x < 0.8 ? 0.0f : static_cast<float>(x); break;                     // mostly zeros
-                case 4: v = static_cast<float>(std::pow(10.0, 60.0 * x - 30.0)); break;        // 1e-30 .. 1e30
-                case 5: v = x < 0.5 ? std::numeric_limits<float>::max() : static_cast<float>(x); break; // extreme ties
-                case 6: v = static_cast<float>(1.0 + x / 256.0); break;                        // narrow range
-                case 7: v = static_cast<float>(x < 0.6 ? 1.0 + x / 65536.0 : std::exp(40.0 * x)); break; // wide, a narrow cluster
-                default: v = l % 2 ? 0.0f : static_cast<float>(x * 1e-38);                     // all zero; subnormals
-                }
+                const float v = median_test_value(kind, x, rng, l);
                 std::memcpy(&(l < 16 ? a : b)[static_cast<std::size_t>(16 * i + l % 16)], &v, sizeof v);
             }
         detail::pair_lower_medians(a.data(), b.data(), k, keys.data(), out);
         for (unsigned l = 0; l < 32; ++l) {
-            lane_values.clear();
-            for (Index i = 0; i < k; ++i) {
-                float v;
-                std::memcpy(&v, &(l < 16 ? a : b)[static_cast<std::size_t>(16 * i + l % 16)], sizeof v);
-                lane_values.push_back(v);
-            }
-            const auto m = lane_values.begin() + (k - 1) / 2;
-            std::nth_element(lane_values.begin(), m, lane_values.end());
             CAPTURE(trial);
             CAPTURE(k);
             CAPTURE(kind);
             CAPTURE(l);
-            REQUIRE(out[l] == *m);
+            REQUIRE(out[l] == lane_median(l < 16 ? a : b, k, l % 16));
         }
     }
 }

@@ -239,19 +239,29 @@ struct AggregateScratch {
 };
 
 #if defined(__AVX512F__)
+// Per lane, the number of the k rows (one register each) that count(c, row) counts: c plus 1 in
+// the lanes where the row is at most the threshold; add(x, y) adds counts. Four chains of additions.
+template <typename Element, typename Count, typename Add>
+__m512i count_rows(const Element* rows, Index k, Count count, Add add) {
+    constexpr Index W = 64 / static_cast<Index>(sizeof(Element)); // lanes per row
+    __m512i c0 = _mm512_setzero_si512(), c1 = c0, c2 = c0, c3 = c0;
+    Index i = 0;
+    for (; i + 3 < k; i += 4) {
+        c0 = count(c0, _mm512_loadu_si512(rows + W * i));
+        c1 = count(c1, _mm512_loadu_si512(rows + W * i + W));
+        c2 = count(c2, _mm512_loadu_si512(rows + W * i + 2 * W));
+        c3 = count(c3, _mm512_loadu_si512(rows + W * i + 3 * W));
+    }
+    for (; i < k; ++i) c0 = count(c0, _mm512_loadu_si512(rows + W * i));
+    return add(add(c0, c1), add(c2, c3));
+}
+
 // Number of the k rows of `bits` (16 lanes each) at most t, per lane.
 inline __m512i count_at_most(const std::int32_t* bits, Index k, __m512i t) {
     const __m512i one = _mm512_set1_epi32(1);
-    __m512i c0 = _mm512_setzero_si512(), c1 = c0, c2 = c0, c3 = c0; // four chains of additions
-    Index i = 0;
-    for (; i + 3 < k; i += 4) {
-        c0 = _mm512_mask_add_epi32(c0, _mm512_cmple_epi32_mask(_mm512_loadu_si512(bits + 16 * i), t), c0, one);
-        c1 = _mm512_mask_add_epi32(c1, _mm512_cmple_epi32_mask(_mm512_loadu_si512(bits + 16 * i + 16), t), c1, one);
-        c2 = _mm512_mask_add_epi32(c2, _mm512_cmple_epi32_mask(_mm512_loadu_si512(bits + 16 * i + 32), t), c2, one);
-        c3 = _mm512_mask_add_epi32(c3, _mm512_cmple_epi32_mask(_mm512_loadu_si512(bits + 16 * i + 48), t), c3, one);
-    }
-    for (; i < k; ++i) c0 = _mm512_mask_add_epi32(c0, _mm512_cmple_epi32_mask(_mm512_loadu_si512(bits + 16 * i), t), c0, one);
-    return _mm512_add_epi32(_mm512_add_epi32(c0, c1), _mm512_add_epi32(c2, c3));
+    return count_rows(
+        bits, k, [&](__m512i c, __m512i row) { return _mm512_mask_add_epi32(c, _mm512_cmple_epi32_mask(row, t), c, one); },
+        [](__m512i x, __m512i y) { return _mm512_add_epi32(x, y); });
 }
 
 // Lower medians of |saliency| over one set's genes for 16 units at once (lanes; `lanes` marks the
@@ -452,16 +462,9 @@ struct KeyFirstPass {
 // Number of the k rows of `keys` (32 lanes each) at most t, per lane.
 inline __m512i count_keys_at_most(const std::int16_t* keys, Index k, __m512i t) {
     const __m512i one = _mm512_set1_epi16(1);
-    __m512i c0 = _mm512_setzero_si512(), c1 = c0, c2 = c0, c3 = c0;
-    Index i = 0;
-    for (; i + 3 < k; i += 4) {
-        c0 = _mm512_mask_add_epi16(c0, _mm512_cmple_epi16_mask(_mm512_loadu_si512(keys + 32 * i), t), c0, one);
-        c1 = _mm512_mask_add_epi16(c1, _mm512_cmple_epi16_mask(_mm512_loadu_si512(keys + 32 * i + 32), t), c1, one);
-        c2 = _mm512_mask_add_epi16(c2, _mm512_cmple_epi16_mask(_mm512_loadu_si512(keys + 32 * i + 64), t), c2, one);
-        c3 = _mm512_mask_add_epi16(c3, _mm512_cmple_epi16_mask(_mm512_loadu_si512(keys + 32 * i + 96), t), c3, one);
-    }
-    for (; i < k; ++i) c0 = _mm512_mask_add_epi16(c0, _mm512_cmple_epi16_mask(_mm512_loadu_si512(keys + 32 * i), t), c0, one);
-    return _mm512_add_epi16(_mm512_add_epi16(c0, c1), _mm512_add_epi16(c2, c3));
+    return count_rows(
+        keys, k, [&](__m512i c, __m512i row) { return _mm512_mask_add_epi16(c, _mm512_cmple_epi16_mask(row, t), c, one); },
+        [](__m512i x, __m512i y) { return _mm512_add_epi16(x, y); });
 }
 
 // Lower medians of 32 units: a and b hold the k rows of units 0-15 and 16-31 (as lane_lower_medians'

@@ -601,6 +601,26 @@ inline void in_cells_dots(const MatrixF& b, const std::vector<Index>& in_cells, 
     }
 }
 
+#if defined(__AVX512F__)
+// 64 float sums in four registers, while terms v[0 .. 64) d are added by fused multiply-adds.
+struct Sums64 {
+    __m512 a[4];
+    void zero() {
+        for (__m512& x : a) x = _mm512_setzero_ps();
+    }
+    void load(const float* p) {
+        for (int i = 0; i < 4; ++i) a[i] = _mm512_loadu_ps(p + 16 * i);
+    }
+    void fma(const float* v, float d) {
+        const __m512 b = _mm512_set1_ps(d);
+        for (int i = 0; i < 4; ++i) a[i] = _mm512_fmadd_ps(_mm512_loadu_ps(v + 16 * i), b, a[i]);
+    }
+    void store(float* p) const {
+        for (int i = 0; i < 4; ++i) _mm512_storeu_ps(p + 16 * i, a[i]);
+    }
+};
+#endif
+
 // Adds one gene tile's terms of B's sums for a chunk's cells: sums (U S x n), column j, entries
 // u + U s += J_j(u, g) (x_jg - xbar_g) for each (s, g) of `members` (g among all genes, in the
 // tile g0 ..), one fused multiply-add each, in the members' order. tile: (U n) x genes of the
@@ -620,21 +640,13 @@ void tile_attribution_sums(const ConstMatrixRef<Scalar>& tile, Index U, const Ma
 #if defined(__AVX512F__)
             if constexpr (std::is_same_v<Scalar, float>) {
                 for (; u + 64 <= U; u += 64) {
-                    __m512 a0 = _mm512_loadu_ps(a + u), a1 = _mm512_loadu_ps(a + u + 16), a2 = _mm512_loadu_ps(a + u + 32),
-                           a3 = _mm512_loadu_ps(a + u + 48);
+                    Sums64 sum;
+                    sum.load(a + u);
                     for (Index r = r0; r < r1; ++r) {
                         const Index g = members[static_cast<std::size_t>(r)].second;
-                        const float* v = cell + (g - g0) * ld + u;
-                        const __m512 d = _mm512_set1_ps(centred(g, j));
-                        a0 = _mm512_fmadd_ps(_mm512_loadu_ps(v), d, a0);
-                        a1 = _mm512_fmadd_ps(_mm512_loadu_ps(v + 16), d, a1);
-                        a2 = _mm512_fmadd_ps(_mm512_loadu_ps(v + 32), d, a2);
-                        a3 = _mm512_fmadd_ps(_mm512_loadu_ps(v + 48), d, a3);
+                        sum.fma(cell + (g - g0) * ld + u, centred(g, j));
                     }
-                    _mm512_storeu_ps(a + u, a0);
-                    _mm512_storeu_ps(a + u + 16, a1);
-                    _mm512_storeu_ps(a + u + 32, a2);
-                    _mm512_storeu_ps(a + u + 48, a3);
+                    sum.store(a + u);
                 }
                 for (; u + 16 <= U; u += 16) {
                     __m512 a0 = _mm512_loadu_ps(a + u);
@@ -674,25 +686,13 @@ void tile_gene_totals(const ConstMatrixRef<Scalar>& tile, Index U, const Matrix<
 #if defined(__AVX512F__)
         if constexpr (std::is_same_v<Scalar, float>) {
             for (; u + 64 <= U; u += 64) {
-                __m512 a0 = _mm512_setzero_ps(), a1 = a0, a2 = a0, a3 = a0;
-                if (!start) {
-                    a0 = _mm512_loadu_ps(t + u);
-                    a1 = _mm512_loadu_ps(t + u + 16);
-                    a2 = _mm512_loadu_ps(t + u + 32);
-                    a3 = _mm512_loadu_ps(t + u + 48);
-                }
-                for (Index j : cells) {
-                    const float* v = column + j * U + u;
-                    const __m512 d = _mm512_set1_ps(centred(g, j));
-                    a0 = _mm512_fmadd_ps(_mm512_loadu_ps(v), d, a0);
-                    a1 = _mm512_fmadd_ps(_mm512_loadu_ps(v + 16), d, a1);
-                    a2 = _mm512_fmadd_ps(_mm512_loadu_ps(v + 32), d, a2);
-                    a3 = _mm512_fmadd_ps(_mm512_loadu_ps(v + 48), d, a3);
-                }
-                _mm512_storeu_ps(t + u, a0);
-                _mm512_storeu_ps(t + u + 16, a1);
-                _mm512_storeu_ps(t + u + 32, a2);
-                _mm512_storeu_ps(t + u + 48, a3);
+                Sums64 sum;
+                if (start)
+                    sum.zero();
+                else
+                    sum.load(t + u);
+                for (Index j : cells) sum.fma(column + j * U + u, centred(g, j));
+                sum.store(t + u);
             }
             for (; u + 16 <= U; u += 16) {
                 __m512 a0 = start ? _mm512_setzero_ps() : _mm512_loadu_ps(t + u);
