@@ -486,7 +486,9 @@ inline void finish_pair_medians(const std::int32_t* a, const std::int32_t* b, co
     narrow(first.t1, first.c1);
     narrow(first.t2, first.c2);
     // 16 lanes of 16 bits as 32 (h: which half of the register), and back.
-    const auto widen = [](__m512i v, int h) { return _mm512_cvtepi16_epi32(_mm512_extracti64x4_epi64(v, h)); };
+    const auto widen = [](__m512i v, int h) { // (the extract's index must be a constant in unoptimised builds)
+        return _mm512_cvtepi16_epi32(h == 0 ? _mm512_castsi512_si256(v) : _mm512_extracti64x4_epi64(v, 1));
+    };
     const __m512i one32 = _mm512_set1_epi32(1);
     for (int pass = 0;; ++pass) {
         const __mmask32 open = _mm512_cmpgt_epi16_mask(_mm512_sub_epi16(hi, lo), one) & _mm512_cmpneq_epi16_mask(c_lo, m) &
