@@ -228,7 +228,7 @@ template <typename Scalar>
 struct AggregateScratch {
     std::vector<Scalar> lanes, values, selection;
     std::vector<std::int32_t> bits; // AVX-512: one cell's 16 or 32 units, k x 16 |saliency| as integers per 16
-    std::vector<std::int16_t> keys; // AVX-512 BW: one cell's 32 units, k x 32 keys (the values' upper 16 bits)
+    std::vector<std::int16_t> keys; // AVX-512 BW: one cell's 32 units, k x 32 keys (KeyFirstPass::keys)
     void reserve(Index largest, Index units) {
         lanes.resize(static_cast<std::size_t>(largest * units));
         values.resize(static_cast<std::size_t>(largest));
@@ -285,9 +285,7 @@ struct MedianFirstPass {
 
     // sample: the 15 rows (2 i + 1) k / 30, i = 0..14 (when k >= 32).
     void thresholds(__m512i* sample) {
-        constexpr __mmask16 all = 0xFFFF; // (the zero-masking forms: GCC 12 warns of the plain ones' undefined source)
-        sort_fifteen(sample, [](__m512i a, __m512i b) { return _mm512_maskz_min_epi32(all, a, b); },
-                     [](__m512i a, __m512i b) { return _mm512_maskz_max_epi32(all, a, b); });
+        sort_fifteen(sample);
         t1 = sample[5];
         t2 = sample[9];
         sampled = true;
@@ -296,13 +294,13 @@ struct MedianFirstPass {
     // sort network for 16 values, less its compare-exchanges with a 16th, largest one: 59 that sort
     // 15 (an odd-even transposition sort took 105). The thresholds only steer the search; the
     // median is exact whatever they are.
-    template <typename Min, typename Max>
-    static void sort_fifteen(__m512i* sample, Min min, Max max) {
+    static void sort_fifteen(__m512i* sample) {
+        constexpr __mmask16 all = 0xFFFF; // (the zero-masking forms: GCC 12 warns of the plain ones' undefined source)
         static constexpr int network[59][2] = {{0, 1}, {2, 3}, {4, 5}, {6, 7}, {8, 9}, {10, 11}, {12, 13}, {0, 2}, {1, 3}, {4, 6}, {5, 7}, {8, 10}, {9, 11}, {12, 14}, {1, 2}, {5, 6}, {9, 10}, {13, 14}, {0, 4}, {1, 5}, {2, 6}, {3, 7}, {8, 12}, {9, 13}, {10, 14}, {2, 4}, {3, 5}, {10, 12}, {11, 13}, {1, 2}, {3, 4}, {5, 6}, {9, 10}, {11, 12}, {13, 14}, {0, 8}, {1, 9}, {2, 10}, {3, 11}, {4, 12}, {5, 13}, {6, 14}, {4, 8}, {5, 9}, {6, 10}, {7, 11}, {2, 4}, {3, 5}, {6, 8}, {7, 9}, {10, 12}, {11, 13}, {1, 2}, {3, 4}, {5, 6}, {7, 8}, {9, 10}, {11, 12}, {13, 14}};
 #pragma GCC unroll 64
         for (const auto& c : network) {
-            const __m512i a = min(sample[c[0]], sample[c[1]]);
-            sample[c[1]] = max(sample[c[0]], sample[c[1]]);
+            const __m512i a = _mm512_maskz_min_epi32(all, sample[c[0]], sample[c[1]]);
+            sample[c[1]] = _mm512_maskz_max_epi32(all, sample[c[0]], sample[c[1]]);
             sample[c[0]] = a;
         }
     }
@@ -423,10 +421,8 @@ struct KeyFirstPass {
 
     // sample: per half the 15 rows (2 i + 1) k / 30, i = 0..14 (sorted here).
     void thresholds(__m512i (*sample)[15]) {
-        constexpr __mmask16 all = 0xFFFF;
         for (int h = 0; h < 2; ++h) {
-            MedianFirstPass::sort_fifteen(sample[h], [](__m512i a, __m512i b) { return _mm512_maskz_min_epi32(all, a, b); },
-                                          [](__m512i a, __m512i b) { return _mm512_maskz_max_epi32(all, a, b); });
+            MedianFirstPass::sort_fifteen(sample[h]);
             base[h] = sample[h][0];
             const __m512i bits = _mm512_sub_epi32(_mm512_set1_epi32(32), _mm512_lzcnt_epi32(_mm512_sub_epi32(sample[h][14], base[h])));
             shift[h] = _mm512_max_epi32(_mm512_setzero_si512(), _mm512_sub_epi32(bits, _mm512_set1_epi32(15)));
@@ -530,22 +526,34 @@ inline void finish_pair_medians(const std::int32_t* a, const std::int32_t* b, co
                        count(c_hi, h), out + 16 * h);
 }
 
-// Lower medians of 32 units from their rows a and b (32 <= k <= 32767; keys: scratch of 32 k).
-inline void pair_lower_medians(const std::int32_t* a, const std::int32_t* b, Index k, std::int16_t* keys, float* out) {
+// Lower medians of 32 units (32 <= k <= 32767) whose row i of 16 values of half h (units 0-15,
+// 16-31) is value(i, h): the rows are copied to a and b (16 k each) and their keys to keys (32 k)
+// in the first pass, before which row(i) is called (set_aggregates prefetches there).
+template <typename Value, typename Row>
+void pair_medians(Value value, Row row, Index k, std::int32_t* a, std::int32_t* b, std::int16_t* keys, float* out) {
     KeyFirstPass first;
     __m512i sample[2][15];
     for (int i = 0; i < 15; ++i) {
         const Index r = MedianFirstPass::sample_row(i, k);
-        sample[0][i] = _mm512_loadu_si512(a + 16 * r);
-        sample[1][i] = _mm512_loadu_si512(b + 16 * r);
+        sample[0][i] = value(r, 0);
+        sample[1][i] = value(r, 1);
     }
     first.thresholds(sample);
     for (Index i = 0; i < k; ++i) {
-        const __m512i key = first.keys(_mm512_loadu_si512(a + 16 * i), _mm512_loadu_si512(b + 16 * i));
+        row(i);
+        const __m512i va = value(i, 0), vb = value(i, 1);
+        _mm512_storeu_si512(a + 16 * i, va);
+        _mm512_storeu_si512(b + 16 * i, vb);
+        const __m512i key = first.keys(va, vb);
         _mm512_storeu_si512(keys + 32 * i, key);
         first.add(key);
     }
     finish_pair_medians(a, b, keys, k, first, out);
+}
+
+// Lower medians of 32 units from their rows a and b (32 <= k <= 32767; keys: scratch of 32 k).
+inline void pair_lower_medians(std::int32_t* a, std::int32_t* b, Index k, std::int16_t* keys, float* out) {
+    pair_medians([&](Index i, int h) { return _mm512_loadu_si512((h == 0 ? a : b) + 16 * i); }, [](Index) {}, k, a, b, keys, out);
 }
 #endif
 
@@ -588,34 +596,18 @@ void set_aggregates(const ConstMatrixRef<Scalar>& chunk, Index U, const std::vec
                     for (Index p = 0; p < pairs; ++p) {
                         // As below, with 32 units: rows of 16 in bits (units 32 p ..) and
                         // bits + 16 k (units 32 p + 16 ..), their keys in keys.
-                        std::int16_t* keys = scratch.keys.data();
-                        std::int32_t* a = bits;
-                        std::int32_t* b = bits + 16 * k;
-                        const auto value = [&](Index i, Index u) {
-                            return _mm512_and_si512(_mm512_loadu_si512(cell + rows[static_cast<std::size_t>(i)] * ld + u), magnitude);
+                        const auto value = [&](Index i, int h) {
+                            const float* from = cell + rows[static_cast<std::size_t>(i)] * ld + 32 * p + 16 * h;
+                            return _mm512_and_si512(_mm512_loadu_si512(from), magnitude);
                         };
-                        KeyFirstPass first;
-                        __m512i sample[2][15];
-                        for (int i = 0; i < 15; ++i) {
-                            const Index r = MedianFirstPass::sample_row(i, k);
-                            sample[0][i] = value(r, 32 * p);
-                            sample[1][i] = value(r, 32 * p + 16);
-                        }
-                        first.thresholds(sample);
-                        for (Index i = 0; i < k; ++i) {
+                        const auto row = [&](Index i) {
                             if (p == 0 && i + 8 < k) {
                                 const char* ahead = reinterpret_cast<const char*>(cell + rows[static_cast<std::size_t>(i + 8)] * ld);
                                 for (Index c = 0; c < U * Index(sizeof(float)); c += 64) _mm_prefetch(ahead + c, _MM_HINT_T0);
                             }
-                            const __m512i va = value(i, 32 * p), vb = value(i, 32 * p + 16);
-                            _mm512_storeu_si512(a + 16 * i, va);
-                            _mm512_storeu_si512(b + 16 * i, vb);
-                            const __m512i key = first.keys(va, vb);
-                            _mm512_storeu_si512(keys + 32 * i, key);
-                            first.add(key);
-                        }
+                        };
                         alignas(64) float pair[32];
-                        finish_pair_medians(a, b, keys, k, first, pair);
+                        pair_medians(value, row, k, bits, bits + 16 * k, scratch.keys.data(), pair);
                         for (Index u = 0; u < 32; ++u) out(s, 32 * p + u) = static_cast<double>(pair[u]);
                     }
 #endif
