@@ -674,6 +674,47 @@ TEST_CASE("batches gathered from dense or sparse data equal the prepared matrice
                     REQUIRE(t2.col(j) == d.train.values.col(c));
                 }
             }
+            // A sparse batch (every batch sparse at density 1) holds exactly the cells' non-zero
+            // genes, in order, with the prepared input minus the input of a zero count, for 1 and
+            // 2 threads alike (batches of 128 cells x the model's genes take the parallel path).
+            {
+                VectorF offset = VectorF::Zero(d.train.n_genes());
+                sp.preprocessor.transform_column(offset.data(), offset.data());
+                GatheredCells<SparseExpression> batches(sparse, sp.rows, sp.split.train, sp.preprocessor);
+                batches.set_sparse_density(1.0);
+                const Index batch = 128;
+                REQUIRE(batch * d.train.n_genes() >= (Index(1) << 15));
+                MatrixF xs(d.train.n_genes(), batch), ts(d.train.n_genes(), batch);
+                const int threads_before = threads();
+                for (int nt : {1, 2}) {
+                    CAPTURE(nt);
+                    set_threads(nt);
+                    SparseBatch<float> s;
+                    for (std::size_t first = 0; first < order.size(); first += batch) {
+                        const Index n = std::min<Index>(batch, static_cast<Index>(order.size() - first));
+                        REQUIRE(batches.gather_batch(order.data() + first, n, xs, s, ts));
+                        REQUIRE(s.cols() == n);
+                        REQUIRE(s.offset == offset);
+                        bool same = true;
+                        for (Index j = 0; j < n; ++j) {
+                            const Index c = order[first + static_cast<std::size_t>(j)];
+                            same = same && ts.col(j) == d.train.values.col(c);
+                            std::int64_t k = s.start[static_cast<std::size_t>(j)];
+                            for (Index g = 0; g < d.train.n_genes(); ++g) {
+                                if (d.train.values(g, c) == 0.0f) continue;
+                                same = same && k < s.start[static_cast<std::size_t>(j) + 1] &&
+                                       s.row[static_cast<std::size_t>(k)] == g &&
+                                       s.value[static_cast<std::size_t>(k)] == d.train_input(g, c) - offset(g);
+                                ++k;
+                            }
+                            same = same && k == s.start[static_cast<std::size_t>(j) + 1];
+                        }
+                        REQUIRE(same);
+                        REQUIRE(s.stored() == s.start.back());
+                    }
+                }
+                set_threads(threads_before);
+            }
             if (t != InputTransform::log1p || !centre) continue;
             // Training on gathered batches is training on the matrices.
             AutoencoderConfig ac;
