@@ -60,7 +60,9 @@ bool pipeline_built() {
 
 // Every file of `a` equals the one of the same name in `b`, and the name sets agree.
 void check_same_files(const std::map<std::string, std::string>& a, const std::map<std::string, std::string>& b) {
-    for (const auto& [name, content] : a) {
+    for (const auto& name_content : a) {
+        const auto& name = name_content.first;
+        const auto& content = name_content.second;
         CAPTURE(name);
         CHECK(b.count(name) == 1);
         if (b.count(name)) CHECK_MESSAGE(content == b.at(name), name << " differs");
@@ -593,7 +595,9 @@ TEST_CASE("valid variants (CRLF, byte order mark, quoted fields, gzip) give the 
         {"gzip", {gzip_member(plain), gmt}},
     };
     std::map<std::string, std::map<std::string, std::string>> results;
-    for (const auto& [name, files] : inputs) {
+    for (const auto& name_files : inputs) {
+        const auto& name = name_files.first;
+        const auto& files = name_files.second;
         CAPTURE(name);
         const std::string table = tmp.file(name + (name == "gzip" ? ".csv.gz" : ".csv"));
         write_bytes(table, files.first);
@@ -677,7 +681,9 @@ TEST_CASE("all-zero cells and genes run through; no output holds a NaN or an inf
         INFO("stderr: " << x.err);
         REQUIRE(x.exited);
         REQUIRE(x.code == 0);
-        for (const auto& [name, content] : folder_files(out)) {
+        for (const auto& name_content : folder_files(out)) {
+            const auto& name = name_content.first;
+            const auto& content = name_content.second;
             if (name.size() > 3 && name.substr(name.size() - 3) == ".gz") continue;
             if (name == "model.exsal") {
                 CHECK(exsal::load_model<float>(out + "/" + name).model.parameters().allFinite());
@@ -726,7 +732,9 @@ TEST_CASE("a run killed at any moment leaves no partial file under a final name"
         const std::string merged = tmp.file("merged");
         fs::remove_all(merged);
         fs::copy(before, merged, fs::copy_options::recursive);
-        for (const auto& [out, force] : {std::pair<std::string, bool>{fresh, false}, {merged, true}}) {
+        for (const auto& out_force : {std::pair<std::string, bool>{fresh, false}, {merged, true}}) {
+            const auto& out = out_force.first;
+            const auto& force = out_force.second;
             CAPTURE(out);
             const Child c = spawn(args("2", out, force), out);
             std::this_thread::sleep_for(std::chrono::duration<double>(fraction * full_run));
@@ -740,7 +748,9 @@ TEST_CASE("a run killed at any moment leaves no partial file under a final name"
             }
             const auto files = folder_files(out);
             bool all_new = true, all_old = true;
-            for (const auto& [name, content] : files) {
+            for (const auto& name_content : files) {
+                const auto& name = name_content.first;
+                const auto& content = name_content.second;
                 CAPTURE(name);
                 const bool is_old = force && old_files.count(name) && old_files.at(name) == content;
                 const bool is_new = new_files.count(name) &&
@@ -846,7 +856,9 @@ TEST_CASE("same seed and thread count: identical output files (run.json apart fr
         runs.push_back(folder_files(out));
     }
     REQUIRE(runs[0].size() == runs[1].size());
-    for (const auto& [name, content] : runs[0]) {
+    for (const auto& name_content : runs[0]) {
+        const auto& name = name_content.first;
+        const auto& content = name_content.second;
         CAPTURE(name);
         REQUIRE(runs[1].count(name) == 1);
         if (name == "run.json")

@@ -305,7 +305,9 @@ TEST_CASE("invalid options are refused before any work, naming the option") {
         {"--model-in /nonexistent/model.exsal", "--model-in"},
     };
     int i = 0;
-    for (const auto& [args, option] : cases) {
+    for (const auto& args_option : cases) {
+        const auto& args = args_option.first;
+        const auto& option = args_option.second;
         // Small built-in data, so that a wrongly accepted value costs seconds, not minutes.
         const std::string tag = "invalid_" + std::to_string(i++);
         const fs::path out = fresh(tag);
@@ -539,7 +541,9 @@ TEST_CASE("explanations: units.csv, group_programmes.csv, an ensemble's consensu
         for (const auto& u : inactive) CHECK(row[7].find(u + ";") == std::string::npos);
     }
     CHECK(comparisons == std::set<std::string>{"CMP", "GMP", "HSC", "MEP", "MLP", "MPP", "HSC_vs_MEP"});
-    for (auto& [key, v] : ranks) { // 1..k in file order
+    for (auto& key_v : ranks) { // 1..k in file order
+        const auto& key = key_v.first;
+        auto& v = key_v.second;
         for (std::size_t i = 0; i < v.size(); ++i) CHECK_MESSAGE(v[i] == static_cast<double>(i + 1), key);
     }
     const Csv consensus = read_csv(out / "group_programmes_consensus.csv");

@@ -481,10 +481,14 @@ TEST_CASE("foreign and random bytes: every reader refuses them with a FileError 
         {"load_model", [](const std::string& p) { exsal::load_model<float>(p); }},
         {"Preprocessor::deserialize", [](const std::string& p) { exsal::Preprocessor::deserialize(read_bytes(p), p); }},
     };
-    for (const auto& [name, bytes] : inputs) {
+    for (const auto& name_bytes : inputs) {
+        const auto& name = name_bytes.first;
+        const auto& bytes = name_bytes.second;
         const std::string path = tmp.file(name);
         write_bytes(path, bytes);
-        for (const auto& [reader, f] : readers) {
+        for (const auto& reader_f : readers) {
+            const auto& reader = reader_f.first;
+            const auto& f = reader_f.second;
             if (name == "model" && reader == "load_model") continue;
             CAPTURE(name);
             CAPTURE(reader);

@@ -500,8 +500,9 @@ double abs_correlation(const Eigen::VectorXd& a, const Eigen::VectorXd& b) {
 
 TEST_CASE("pca agrees with an SVD oracle and recovers planted axes (both Gram branches, dense and iterative)") {
     // Gram matrices 20 and 40 (dense solver), 264 and 260 (> 256: subspace iteration).
-    for (const auto& [features, samples] : {std::pair<Index, Index>{20, 300}, std::pair<Index, Index>{300, 40},
-                                            std::pair<Index, Index>{264, 300}, std::pair<Index, Index>{400, 260}}) {
+    for (const auto& shape : {std::pair<Index, Index>{20, 300}, std::pair<Index, Index>{300, 40},
+                              std::pair<Index, Index>{264, 300}, std::pair<Index, Index>{400, 260}}) {
+        const Index features = shape.first, samples = shape.second;
         CAPTURE(features);
         CAPTURE(samples);
         const Planted p = planted_data(features, samples, 5 + static_cast<std::uint64_t>(features));

@@ -331,8 +331,10 @@ inline void exact_null_one_stratum(const MatrixD& scores, const Strata& st, SetS
     const std::vector<double> log_fact = log_factorials(G);
     MatrixD sorted = scores; // G x U, each column ascending
     for (Index u = 0; u < U; ++u) std::sort(sorted.col(u).data(), sorted.col(u).data() + G);
-    for (const auto& [comp, sets] : st.sets_by_composition) {
-        const Index k = comp[0];
+    for (const auto& composition : st.sets_by_composition) {
+        // (named, not a structured binding: C++17 does not let the OpenMP region below capture one)
+        const Index k = composition.first[0];
+        const std::vector<Index>& sets = composition.second;
         const std::vector<double> w = lower_median_weights(G, k, log_fact); // G, P(median = s_(j))
         std::vector<double> tail(static_cast<std::size_t>(G) + 1, 0.0);    // tail[j] = sum_{i >= j} w[i]
         for (Index j = G; j-- > 0;)
@@ -430,7 +432,10 @@ inline std::vector<Index> draw_random_sets(const Strata& st, const std::vector<I
 // p = (1 + #{null >= T}) / (P + 1), z = (T - mean) / sd (0 when sd = 0).
 inline void monte_carlo_null(const MatrixD& scores, const Strata& st, const SignificanceOptions& o, SetSignificance& r) {
     const Index U = scores.cols(), P = o.permutations;
-    for (const auto& [comp, sets] : st.sets_by_composition) {
+    for (const auto& composition : st.sets_by_composition) {
+        // (named, not a structured binding: C++17 does not let the OpenMP region below capture one)
+        const std::vector<Index>& comp = composition.first;
+        const std::vector<Index>& sets = composition.second;
         const Index k = std::accumulate(comp.begin(), comp.end(), Index(0));
         const std::vector<Index> drawn = draw_random_sets(st, comp, P, o.seed);
 #pragma omp parallel

@@ -158,8 +158,9 @@ SvgDocument make_scatter(const Eigen::MatrixBase<DerivedX>& x_in, const Eigen::M
 
     // Layout.
     const double pad = 12.0, font = options.font_size, title_font = 1.3 * font, tick_len = 5.0;
-    const auto [x_lo, x_hi] = detail::padded_range(x);
-    const auto [y_lo, y_hi] = detail::padded_range(y);
+    // (plain names, not structured bindings: C++17 lambdas, as sx and sy below, cannot capture those)
+    const std::pair<double, double> x_range = detail::padded_range(x), y_range = detail::padded_range(y);
+    const double x_lo = x_range.first, x_hi = x_range.second, y_lo = y_range.first, y_hi = y_range.second;
     const std::vector<double> x_ticks = detail::nice_ticks(x_lo, x_hi), y_ticks = detail::nice_ticks(y_lo, y_hi);
     double y_tick_w = 0.0;
     for (const double t : y_ticks) y_tick_w = std::max(y_tick_w, estimate_text_width(detail::format_significant(t, 6), font));
