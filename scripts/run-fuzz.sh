@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# Builds the libFuzzer targets with clang (ASan + UBSan) in build-fuzz/ and runs each in turn.
+# Builds the libFuzzer targets with clang (ASan + UBSan) in build-fuzz/ and runs each in turn;
+# the same build checks that every public header compiles with clang as strict C++17.
 #   scripts/run-fuzz.sh [SECONDS] [TARGET...]   SECONDS per target (default 20); targets:
 #       fuzz_expression_reader fuzz_gmt_reader fuzz_model_loader fuzz_mtx_reader fuzz_h5ad_reader
 #       (default: all five)
@@ -15,7 +16,7 @@ seconds=20
 targets=()
 for arg in "$@"; do
   case "$arg" in
-    -h|--help) sed -n '2,9p' "$0"; exit 0 ;;
+    -h|--help) sed -n '2,10p' "$0"; exit 0 ;;
     ''|*[!0-9]*) targets+=("$arg") ;;
     *) seconds=$arg ;;
   esac
