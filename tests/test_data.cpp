@@ -652,6 +652,31 @@ TEST_CASE("batches gathered from dense or sparse data equal the prepared matrice
             CHECK(sp.split.train == d.split.train);
             CHECK(sp.preprocessor.serialize() == d.preprocessor.serialize());
             CHECK(dense.preprocessor.serialize() == d.preprocessor.serialize());
+            {
+                // The fitted state (minima, maxima, centre) for any thread count, bit for bit.
+                const int threads_before = threads();
+                set_threads(1);
+                const PreparedCells one = prepare_cells(sparse, sim.gene_sets, opt);
+                set_threads(threads_before);
+                CHECK(one.preprocessor.serialize() == sp.preprocessor.serialize());
+            }
+            // Against the training cells themselves: minmax's minima and maxima per gene, and the
+            // centre as the mean of the transformed training cells (added in cell order, in double).
+            if (t == InputTransform::minmax) {
+                CHECK(sp.preprocessor.minimum() == d.train.values.rowwise().minCoeff());
+                CHECK(sp.preprocessor.maximum() == d.train.values.rowwise().maxCoeff());
+            }
+            if (centre) {
+                Preprocessor uncentred = sp.preprocessor;
+                uncentred.set_centre(VectorF());
+                VectorD sum = VectorD::Zero(d.train.n_genes());
+                VectorF x(d.train.n_genes());
+                for (Index c = 0; c < d.train.n_cells(); ++c) {
+                    uncentred.transform_column(d.train.values.col(c).data(), x.data());
+                    sum += x.cast<double>();
+                }
+                CHECK(sp.preprocessor.centre() == (sum / static_cast<double>(d.train.n_cells())).cast<float>());
+            }
             CHECK(centre == (d.preprocessor.centre().size() > 0));
 
             // Any batch (here the training cells in reverse, in pieces) equals the prepared columns.

@@ -358,6 +358,13 @@ void check_targets_fit_loss(const PipelineConfig& c, const Expression& data, con
     const CellGather<Expression> cells(data, prepared.rows);
     for (const std::vector<Index>* columns : {&train, &validation})
         Preprocessor::for_each_block(cells, *columns, [&](Eigen::Ref<MatrixF> block, Index first) {
+            // The cells checked on all threads; a block with a value above the limit (or a NaN)
+            // is searched again for the message, as before, on one thread.
+            int over = 0;
+#pragma omp parallel for schedule(static) reduction(+ : over) if (block.size() >= (Index(1) << 15))
+            for (Index j = 0; j < block.cols(); ++j)
+                over += !(static_cast<double>(block.col(j).maxCoeff<Eigen::PropagateNaN>()) <= limit);
+            if (over == 0) return;
             Index gene = 0, cell = 0;
             const float largest = block.maxCoeff(&gene, &cell);
             if (static_cast<double>(largest) <= limit) return;
