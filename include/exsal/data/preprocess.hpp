@@ -286,7 +286,7 @@ public:
                     for (Index g0 = 0; g0 < G; g0 += 64) {
                         const Index ng = std::min<Index>(64, G - g0);
                         const auto rows = block.middleRows(g0, ng);
-                        if ((rows.array() - rows.array()).sum() != 0.0f) { // NaN: not all finite
+                        if (!detail::all_finite(rows)) {
                             block_bad = 1;
                             continue;
                         }

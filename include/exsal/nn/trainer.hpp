@@ -116,14 +116,6 @@ public:
 };
 
 namespace detail {
-// Whether every entry is finite: (v - v) is 0 for finite entries and NaN otherwise, and a sum
-// with a NaN is NaN. The same test as Eigen's allFinite(), in one vectorised pass (allFinite's
-// all() reads one coefficient at a time).
-template <typename V>
-bool all_finite(const V& v) {
-    return !std::isnan((v - v).sum());
-}
-
 // The optimiser chosen by TrainOptions, run as one instance per fixed chunk of the parameter
 // vector. Adam and SGD are elementwise and every instance takes exactly one step per update (the
 // same step counter and bias corrections everywhere), so this equals one optimiser over the whole
